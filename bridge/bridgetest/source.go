@@ -1,0 +1,168 @@
+// Package bridgetest holds the in-memory reference implementations of the
+// bridge's ports, for tests of the bridge and of the packages around it.
+package bridgetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/imapbridge/imapbridge/bridge"
+)
+
+// Source is an in-memory maildrop per user: messages with ids, deletions
+// committed at Close. It can be told to fail the next operations.
+type Source struct {
+	name string
+
+	mu        sync.Mutex
+	drops     map[string][]*Message
+	failOpen  error
+	failFetch error
+	failClose error
+	opened    int
+	seq       int
+}
+
+// Message is one message held by the in-memory source.
+type Message struct {
+	ID   bridge.SourceID
+	Body []byte
+	Date time.Time
+}
+
+var _ bridge.Source = (*Source)(nil)
+
+// NewSource creates an empty in-memory source.
+func NewSource(name string) *Source {
+	return &Source{name: name, drops: make(map[string][]*Message)}
+}
+
+// Name implements bridge.Source.
+func (s *Source) Name() string { return s.name }
+
+// Deliver adds a message to user's maildrop and returns its id.
+func (s *Source) Deliver(user string, body []byte, date time.Time) bridge.SourceID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	sum := sha256.Sum256(body)
+	id := bridge.SourceID(fmt.Sprintf("%d-%s", s.seq, hex.EncodeToString(sum[:4])))
+	s.drops[user] = append(s.drops[user], &Message{ID: id, Body: bytes.Clone(body), Date: date})
+	return id
+}
+
+// Remove deletes a message from the maildrop as another client would.
+func (s *Source) Remove(user string, id bridge.SourceID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.drops[user]
+	for i, m := range l {
+		if m.ID == id {
+			s.drops[user] = append(l[:i:i], l[i+1:]...)
+			return
+		}
+	}
+}
+
+// Messages returns the ids user's maildrop holds now.
+func (s *Source) Messages(user string) []bridge.SourceID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []bridge.SourceID
+	for _, m := range s.drops[user] {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+// FailOpen makes every Open fail with err until called with nil.
+func (s *Source) FailOpen(err error) { s.mu.Lock(); s.failOpen = err; s.mu.Unlock() }
+
+// FailFetch makes every Fetch fail with err until called with nil.
+func (s *Source) FailFetch(err error) { s.mu.Lock(); s.failFetch = err; s.mu.Unlock() }
+
+// FailClose makes every Close fail (committing nothing) until called with nil.
+func (s *Source) FailClose(err error) { s.mu.Lock(); s.failClose = err; s.mu.Unlock() }
+
+// Opened counts the sessions opened so far.
+func (s *Source) Opened() int { s.mu.Lock(); defer s.mu.Unlock(); return s.opened }
+
+// Open implements bridge.Source.
+func (s *Source) Open(ctx context.Context, acct bridge.Account) (bridge.SourceSession, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failOpen != nil {
+		return nil, s.failOpen
+	}
+	s.opened++
+	return &session{s: s, user: acct.User, del: make(map[bridge.SourceID]bool)}, nil
+}
+
+type session struct {
+	s    *Source
+	user string
+	del  map[bridge.SourceID]bool
+}
+
+func (ss *session) List(ctx context.Context) ([]bridge.SourceMessage, error) {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	var out []bridge.SourceMessage
+	for _, m := range ss.s.drops[ss.user] {
+		out = append(out, bridge.SourceMessage{ID: m.ID, Size: int64(len(m.Body)), Date: m.Date})
+	}
+	return out, nil
+}
+
+func (ss *session) Fetch(ctx context.Context, id bridge.SourceID) (io.ReadCloser, error) {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	if ss.s.failFetch != nil {
+		return nil, ss.s.failFetch
+	}
+	for _, m := range ss.s.drops[ss.user] {
+		if m.ID == id {
+			return io.NopCloser(bytes.NewReader(m.Body)), nil
+		}
+	}
+	return nil, fmt.Errorf("bridgetest: fetch %s: %w", id, bridge.ErrSourceGone)
+}
+
+func (ss *session) Delete(ctx context.Context, ids []bridge.SourceID) error {
+	for _, id := range ids {
+		ss.del[id] = true
+	}
+	return nil
+}
+
+func (ss *session) Close(ctx context.Context) error {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	if ss.s.failClose != nil {
+		return ss.s.failClose
+	}
+	var kept []*Message
+	for _, m := range ss.s.drops[ss.user] {
+		if !ss.del[m.ID] {
+			kept = append(kept, m)
+		}
+	}
+	ss.s.drops[ss.user] = kept
+	return nil
+}
+
+func (ss *session) Abort() {}
+
+// SortedIDs is a helper for comparing listings.
+func SortedIDs(ids []bridge.SourceID) []bridge.SourceID {
+	out := append([]bridge.SourceID(nil), ids...)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

@@ -1,0 +1,553 @@
+package bridge
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the embedded, pure-Go SQLite driver
+)
+
+// Indexer computes, once at ingest, what the front end serves without
+// re-reading a body (for IMAP: ENVELOPE and BODYSTRUCTURE). The bridge stores
+// the result opaque, next to the blob.
+type Indexer func(r io.Reader) ([]byte, error)
+
+// Options configure a Bridge.
+type Options struct {
+	// DataDir holds everything: the state database and the message blobs.
+	DataDir string
+	// Logger receives the store's and the sync engine's logs.
+	Logger *slog.Logger
+	// Index is called once per stored blob. Nil stores no index.
+	Index Indexer
+	// Metrics receives counts; nil means none are kept.
+	Metrics *Metrics
+}
+
+// Bridge is the durable state of every user: mailboxes, messages, flags,
+// the source-id map that keeps UIDs stable, and the change fan-out.
+type Bridge struct {
+	dir     string
+	log     *slog.Logger
+	index   Indexer
+	metrics *Metrics
+
+	db *sql.DB // one connection for writes (serialised by writeMu)
+	rd *sql.DB // a pool for reads (WAL lets them run beside the writer)
+
+	writeMu sync.Mutex
+	gen     uint64 // commit generation, for rollback detection
+	genSave time.Time
+
+	mu        sync.Mutex
+	closed    bool
+	users     map[string]*User
+	mailboxes map[MailboxID]*Mailbox
+	observers []Observer
+	storeID   string
+	writeErr  error // last write failure, for readiness
+}
+
+const (
+	dbFile        = "state.db"
+	highwaterFile = "highwater.json"
+	blobDir       = "blobs"
+	tmpDir        = "tmp"
+)
+
+// Open opens (or creates) the state store in opts.DataDir. The directory is
+// created 0700. A store that looks rolled back (restored from an older copy
+// while clients may hold higher UIDs) is reported and every mailbox gets a
+// new UIDVALIDITY, so clients resynchronise instead of trusting stale UIDs.
+func Open(ctx context.Context, opts Options) (*Bridge, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("store: no data directory configured")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range []string{opts.DataDir, filepath.Join(opts.DataDir, blobDir), filepath.Join(opts.DataDir, tmpDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", d, err)
+		}
+	}
+	b := &Bridge{
+		dir:       opts.DataDir,
+		log:       logger,
+		index:     opts.Index,
+		metrics:   opts.Metrics.fill(),
+		users:     make(map[string]*User),
+		mailboxes: make(map[MailboxID]*Mailbox),
+	}
+	path := filepath.Join(opts.DataDir, dbFile)
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	var err error
+	if b.db, err = sql.Open("sqlite", dsn); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	b.db.SetMaxOpenConns(1)
+	if err := b.migrate(ctx); err != nil {
+		b.db.Close()
+		return nil, err
+	}
+	_ = os.Chmod(path, 0o600)
+	if b.rd, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)"); err != nil {
+		b.db.Close()
+		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
+	}
+	b.rd.SetMaxOpenConns(4)
+	if err := b.checkRollback(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.sweep(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Close closes the store. Pollers and sessions must be stopped first.
+func (b *Bridge) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+	var errs []error
+	if b.storeID != "" {
+		if err := b.saveHighwater(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if b.rd != nil {
+		errs = append(errs, b.rd.Close())
+	}
+	errs = append(errs, b.db.Close())
+	return errors.Join(errs...)
+}
+
+// AddObserver registers o for every mailbox change of every user.
+func (b *Bridge) AddObserver(o Observer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.observers = append(b.observers, o)
+}
+
+func (b *Bridge) observerList() []Observer {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.observers
+}
+
+// Ready reports whether the store can take writes: nil, or the reason not.
+func (b *Bridge) Ready() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrStoreClosed
+	}
+	return b.writeErr
+}
+
+func (b *Bridge) noteWrite(err error) {
+	b.mu.Lock()
+	b.writeErr = err
+	b.mu.Unlock()
+	if err != nil {
+		b.metrics.StoreWriteErrors.Inc()
+	}
+}
+
+// schema holds the migrations, in order; the store's user_version says how
+// many have been applied. Never edit one that has shipped: add another.
+var schema = []string{
+	// 1: the initial layout.
+	`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+	CREATE TABLE users (
+		id INTEGER PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		created INTEGER NOT NULL
+	);
+	CREATE TABLE mailboxes (
+		id INTEGER PRIMARY KEY,
+		user_id INTEGER NOT NULL REFERENCES users(id),
+		name TEXT NOT NULL,
+		special_use TEXT NOT NULL DEFAULT '',
+		subscribed INTEGER NOT NULL DEFAULT 1,
+		uid_validity INTEGER NOT NULL,
+		uid_next INTEGER NOT NULL DEFAULT 1,
+		highest_modseq INTEGER NOT NULL DEFAULT 1,
+		UNIQUE(user_id, name)
+	);
+	CREATE TABLE blobs (
+		id INTEGER PRIMARY KEY,
+		hash TEXT NOT NULL UNIQUE,
+		size INTEGER NOT NULL,
+		refs INTEGER NOT NULL,
+		idx BLOB
+	);
+	CREATE TABLE origins (
+		id INTEGER PRIMARY KEY,
+		user_id INTEGER NOT NULL REFERENCES users(id),
+		source TEXT NOT NULL,
+		source_id TEXT NOT NULL,
+		size INTEGER NOT NULL,
+		stored_at INTEGER NOT NULL,
+		state INTEGER NOT NULL DEFAULT 0,
+		UNIQUE(user_id, source, source_id)
+	);
+	CREATE TABLE messages (
+		mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+		uid INTEGER NOT NULL,
+		blob_id INTEGER NOT NULL REFERENCES blobs(id),
+		flags TEXT NOT NULL DEFAULT '',
+		internal_date INTEGER NOT NULL,
+		modseq INTEGER NOT NULL,
+		origin_id INTEGER REFERENCES origins(id),
+		PRIMARY KEY(mailbox_id, uid)
+	) WITHOUT ROWID;
+	CREATE INDEX messages_origin ON messages(origin_id) WHERE origin_id IS NOT NULL;
+	CREATE TABLE uidvalidity_resets (
+		at INTEGER NOT NULL,
+		mailbox_id INTEGER NOT NULL,
+		old INTEGER NOT NULL,
+		new INTEGER NOT NULL,
+		reason TEXT NOT NULL
+	);`,
+}
+
+func (b *Bridge) migrate(ctx context.Context) error {
+	var version int
+	if err := b.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("store: read schema version: %w", err)
+	}
+	if version > len(schema) {
+		return fmt.Errorf("store: %s has schema version %d, newer than this binary knows (%d): refusing to touch it", filepath.Join(b.dir, dbFile), version, len(schema))
+	}
+	for v := version; v < len(schema); v++ {
+		tx, err := b.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("store: migrate to %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, schema[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: migrate to %d: %w", v+1, err)
+		}
+		if v == 0 {
+			id := make([]byte, 16)
+			rand.Read(id)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES ('store_id', ?), ('generation', '0'), ('last_uidvalidity', '0')`, hex.EncodeToString(id)); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("store: migrate to %d: %w", v+1, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: migrate to %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("store: migrate to %d: %w", v+1, err)
+		}
+		b.log.Info("store schema migrated", "version", v+1)
+	}
+	return nil
+}
+
+type highwater struct {
+	StoreID    string `json:"store_id"`
+	Generation uint64 `json:"generation"`
+}
+
+// checkRollback compares the store's commit generation with the highest one
+// this data directory has seen (kept in a small side file). A store behind
+// its side file was restored from an older copy: its UIDs may already have
+// been handed out for other messages, so every mailbox gets a new
+// UIDVALIDITY and the event is logged and counted.
+func (b *Bridge) checkRollback(ctx context.Context) error {
+	var gen string
+	if err := b.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='store_id'`).Scan(&b.storeID); err != nil {
+		return fmt.Errorf("store: read store id: %w", err)
+	}
+	if err := b.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='generation'`).Scan(&gen); err != nil {
+		return fmt.Errorf("store: read generation: %w", err)
+	}
+	b.gen, _ = strconv.ParseUint(gen, 10, 64)
+	data, err := os.ReadFile(filepath.Join(b.dir, highwaterFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: read %s: %w", highwaterFile, err)
+	}
+	if err == nil {
+		var hw highwater
+		if err := json.Unmarshal(data, &hw); err != nil {
+			b.log.Warn("store: high-water file unreadable; rollback detection starts afresh", "err", err)
+		} else if hw.StoreID == b.storeID && hw.Generation > b.gen {
+			reason := fmt.Sprintf("state store is at commit %d but this data directory has seen commit %d: it was restored from an older copy", b.gen, hw.Generation)
+			b.log.Error("store: rollback detected; assigning new UIDVALIDITY to every mailbox so clients resynchronise", "reason", reason)
+			b.metrics.RollbacksDetected.Inc()
+			if err := b.resetAllUIDValidity(ctx, reason); err != nil {
+				return err
+			}
+			// Continue counting from above the high-water mark.
+			b.gen = hw.Generation
+		}
+	}
+	return b.saveHighwater()
+}
+
+func (b *Bridge) resetAllUIDValidity(ctx context.Context, reason string) error {
+	return b.write(ctx, func(tx *wtx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, uid_validity FROM mailboxes`)
+		if err != nil {
+			return err
+		}
+		type mb struct{ id, old int64 }
+		var all []mb
+		for rows.Next() {
+			var m mb
+			if err := rows.Scan(&m.id, &m.old); err != nil {
+				rows.Close()
+				return err
+			}
+			all = append(all, m)
+		}
+		rows.Close()
+		for _, m := range all {
+			v, err := nextUIDValidity(ctx, tx.Tx)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET uid_validity=? WHERE id=?`, v, m.id); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO uidvalidity_resets(at, mailbox_id, old, new, reason) VALUES (?,?,?,?,?)`, time.Now().Unix(), m.id, m.old, v, reason); err != nil {
+				return err
+			}
+			b.log.Warn("store: new UIDVALIDITY", "mailbox_id", m.id, "old", m.old, "new", v, "reason", reason)
+			b.metrics.UIDValidityResets.Inc()
+		}
+		return nil
+	})
+}
+
+// saveHighwater writes the side file durably. Called with writeMu held or
+// before the store is shared.
+func (b *Bridge) saveHighwater() error {
+	data, _ := json.Marshal(highwater{StoreID: b.storeID, Generation: b.gen})
+	if err := writeFileDurable(filepath.Join(b.dir, highwaterFile), data); err != nil {
+		return fmt.Errorf("store: save %s: %w", highwaterFile, err)
+	}
+	b.genSave = time.Now()
+	return nil
+}
+
+// nextUIDValidity hands out UIDVALIDITY values: seconds since the epoch,
+// but always above every value handed out before by this store, so a
+// mailbox deleted and re-created by the same name never gets its old one.
+func nextUIDValidity(ctx context.Context, tx *sql.Tx) (UIDValidity, error) {
+	var last string
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='last_uidvalidity'`).Scan(&last); err != nil {
+		return 0, fmt.Errorf("read last uidvalidity: %w", err)
+	}
+	l, _ := strconv.ParseUint(last, 10, 32)
+	v := uint64(time.Now().Unix()) & 0xffffffff
+	if v <= l {
+		v = l + 1
+	}
+	if v == 0 || v > 0xffffffff {
+		v = 1
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value=? WHERE key='last_uidvalidity'`, strconv.FormatUint(v, 10)); err != nil {
+		return 0, fmt.Errorf("save last uidvalidity: %w", err)
+	}
+	return UIDValidity(v), nil
+}
+
+// write runs fn in one write transaction and bumps the commit generation.
+// wtx is a write transaction. Blob files named in removeFiles are deleted
+// after it commits, still under the write lock, so a blob's file and its row
+// never disagree for anyone holding that lock.
+type wtx struct {
+	*sql.Tx
+	b           *Bridge
+	removeFiles []string
+}
+
+func (b *Bridge) write(ctx context.Context, fn func(tx *wtx) error) error {
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return ErrStoreClosed
+	}
+	err := b.writeLocked(ctx, fn)
+	b.noteWrite(classifyWriteErr(err))
+	return err
+}
+
+func (b *Bridge) writeLocked(ctx context.Context, fn func(tx *wtx) error) error {
+	stx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	tx := &wtx{Tx: stx, b: b}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value=? WHERE key='generation'`, strconv.FormatUint(b.gen+1, 10)); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("store: bump generation: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	b.gen++
+	for _, f := range tx.removeFiles {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			b.log.Warn("store: could not remove blob file; it will be swept at the next start", "err", err)
+		}
+	}
+	if time.Since(b.genSave) > 5*time.Second {
+		if err := b.saveHighwater(); err != nil {
+			b.log.Warn("store: could not save high-water mark", "err", err)
+		}
+	}
+	return nil
+}
+
+// classifyWriteErr keeps only failures that say the store cannot take
+// writes (disk full, read-only, I/O), not a caller's bad input.
+func classifyWriteErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, sentinel := range []error{ErrNoSuchMailbox, ErrMailboxExists, ErrInvalidName, ErrInboxProtected, ErrHasChildren, ErrNoSuchMessage, ErrTooBig, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, sentinel) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %v", ErrStoreNotWritable, err)
+}
+
+// sweep removes what a crash can leave behind: temp files of unfinished
+// blob writes and blob files no committed row refers to. It runs at Open,
+// before anything else can write.
+func (b *Bridge) sweep(ctx context.Context) error {
+	tmp := filepath.Join(b.dir, tmpDir)
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return fmt.Errorf("store: sweep %s: %w", tmp, err)
+	}
+	for _, e := range entries {
+		os.Remove(filepath.Join(tmp, e.Name()))
+	}
+	known := make(map[string]bool)
+	rows, err := b.db.QueryContext(ctx, `SELECT hash FROM blobs`)
+	if err != nil {
+		return fmt.Errorf("store: sweep: %w", err)
+	}
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: sweep: %w", err)
+		}
+		known[h] = true
+	}
+	rows.Close()
+	root := filepath.Join(b.dir, blobDir)
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("store: sweep %s: %w", root, err)
+	}
+	removed := 0
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(root, d.Name()))
+		if err != nil {
+			return fmt.Errorf("store: sweep: %w", err)
+		}
+		for _, f := range files {
+			if !known[f.Name()] {
+				if err := os.Remove(filepath.Join(root, d.Name(), f.Name())); err == nil {
+					removed++
+				}
+			}
+		}
+	}
+	if removed > 0 {
+		b.log.Info("store: removed blobs left by an interrupted write", "count", removed)
+	}
+	return nil
+}
+
+func (b *Bridge) blobPath(hash string) string {
+	return filepath.Join(b.dir, blobDir, hash[:2], hash)
+}
+
+func randomName() string {
+	var x [8]byte
+	rand.Read(x[:])
+	return strconv.FormatUint(binary.LittleEndian.Uint64(x[:]), 36)
+}
+
+// writeFileDurable replaces path with data: temp file, fsync, rename, fsync
+// of the directory.
+func writeFileDurable(path string, data []byte) error {
+	tmp := path + ".tmp-" + randomName()
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

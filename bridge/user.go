@@ -1,0 +1,449 @@
+package bridge
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// User is one bridge user: a set of mailboxes fed by sources and changed by
+// IMAP sessions. A *User is shared by every session of that user.
+type User struct {
+	b    *Bridge
+	id   int64
+	name string
+
+	// mu serialises changes to the mailbox list (create, delete, rename).
+	mu sync.Mutex
+
+	hooksMu sync.Mutex
+	hooks   userHooks
+}
+
+// userHooks let the sync engine hear about sessions.
+type userHooks struct {
+	pollNow func()
+	idle    func(delta int)
+}
+
+// User returns the user called name, creating it and its default mailboxes
+// (INBOX, Sent, Drafts, Trash, Archive, Junk) on first use.
+func (b *Bridge) User(ctx context.Context, name string) (*User, error) {
+	if name == "" {
+		return nil, errors.New("store: empty user name")
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, ErrStoreClosed
+	}
+	if u, ok := b.users[name]; ok {
+		b.mu.Unlock()
+		return u, nil
+	}
+	b.mu.Unlock()
+
+	u := &User{b: b, name: name}
+	err := b.write(ctx, func(tx *wtx) error {
+		err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE name=?`, name).Scan(&u.id)
+		if errors.Is(err, sql.ErrNoRows) {
+			res, err := tx.ExecContext(ctx, `INSERT INTO users(name, created) VALUES (?, ?)`, name, time.Now().Unix())
+			if err != nil {
+				return err
+			}
+			u.id, _ = res.LastInsertId()
+		} else if err != nil {
+			return err
+		}
+		for _, d := range defaultMailboxes {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND name=?`, u.id, d.name).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			if d.use != "" {
+				// A user who renamed the folder keeps it; don't add a second.
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND special_use=?`, u.id, d.use).Scan(&n); err != nil {
+					return err
+				}
+				if n > 0 {
+					continue
+				}
+			}
+			if _, err := insertMailbox(ctx, tx, u.id, d.name, d.use); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: user %q: %w", name, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if existing, ok := b.users[name]; ok {
+		return existing, nil
+	}
+	b.users[name] = u
+	return u, nil
+}
+
+func insertMailbox(ctx context.Context, tx *wtx, userID int64, name, use string) (MailboxID, error) {
+	v, err := nextUIDValidity(ctx, tx.Tx)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO mailboxes(user_id, name, special_use, subscribed, uid_validity) VALUES (?, ?, ?, 1, ?)`, userID, name, use, v)
+	if err != nil {
+		return 0, err
+	}
+	id, _ := res.LastInsertId()
+	return MailboxID(id), nil
+}
+
+// Name is the user's login name.
+func (u *User) Name() string { return u.name }
+
+// MailboxInfo describes a mailbox at one moment.
+type MailboxInfo struct {
+	ID            MailboxID
+	Name          string
+	SpecialUse    string
+	Subscribed    bool
+	UIDValidity   UIDValidity
+	UIDNext       UID
+	HighestModSeq ModSeq
+	Messages      uint32
+	Unseen        uint32
+	Deleted       uint32
+	Size          int64
+}
+
+// ListMailboxes returns every mailbox of the user, sorted by name (INBOX
+// first).
+func (u *User) ListMailboxes(ctx context.Context) ([]MailboxInfo, error) {
+	rows, err := u.b.rd.QueryContext(ctx, `SELECT id FROM mailboxes WHERE user_id=?`, u.id)
+	if err != nil {
+		return nil, fmt.Errorf("store: list mailboxes: %w", err)
+	}
+	var ids []MailboxID
+	for rows.Next() {
+		var id MailboxID
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: list mailboxes: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list mailboxes: %w", err)
+	}
+	out := make([]MailboxInfo, 0, len(ids))
+	for _, id := range ids {
+		mb, err := u.b.mailboxByID(ctx, u, id)
+		if errors.Is(err, ErrNoSuchMailbox) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, mb.Info())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if (out[i].Name == InboxName) != (out[j].Name == InboxName) {
+			return out[i].Name == InboxName
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// Mailbox returns the live mailbox called name (INBOX in any case).
+func (u *User) Mailbox(ctx context.Context, name string) (*Mailbox, error) {
+	cn, err := CanonicalName(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchMailbox, name)
+	}
+	var id MailboxID
+	err = u.b.rd.QueryRowContext(ctx, `SELECT id FROM mailboxes WHERE user_id=? AND name=?`, u.id, cn).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchMailbox, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: mailbox %q: %w", name, err)
+	}
+	return u.b.mailboxByID(ctx, u, id)
+}
+
+// CreateMailbox creates a mailbox, and any missing parent levels of its
+// name. specialUse may be empty or one of the Special* attributes.
+func (u *User) CreateMailbox(ctx context.Context, name, specialUse string) error {
+	cn, err := CanonicalName(name)
+	if err != nil {
+		return err
+	}
+	use, err := CanonicalSpecialUse(specialUse)
+	if err != nil {
+		return err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.b.write(ctx, func(tx *wtx) error {
+		levels := strings.Split(cn, Delimiter)
+		for i := range levels {
+			n := strings.Join(levels[:i+1], Delimiter)
+			var count int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND name=?`, u.id, n).Scan(&count); err != nil {
+				return err
+			}
+			if count > 0 {
+				if i == len(levels)-1 {
+					return fmt.Errorf("%w: %q", ErrMailboxExists, cn)
+				}
+				continue
+			}
+			mbUse := ""
+			if i == len(levels)-1 {
+				mbUse = use
+			}
+			if _, err := insertMailbox(ctx, tx, u.id, n, mbUse); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteMailbox deletes a mailbox and its messages. INBOX cannot be
+// deleted; neither can a mailbox with children.
+func (u *User) DeleteMailbox(ctx context.Context, name string) error {
+	mb, err := u.Mailbox(ctx, name)
+	if err != nil {
+		return err
+	}
+	if mb.Name() == InboxName {
+		return ErrInboxProtected
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.gone {
+		return fmt.Errorf("%w: %q", ErrNoSuchMailbox, name)
+	}
+	var expunged []UID
+	err = u.b.write(ctx, func(tx *wtx) error {
+		var children int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND substr(name, 1, ?)=?`, u.id, len(mb.name)+1, mb.name+Delimiter).Scan(&children); err != nil {
+			return err
+		}
+		if children > 0 {
+			return fmt.Errorf("%w: %q", ErrHasChildren, mb.name)
+		}
+		uids := make([]UID, len(mb.msgs))
+		for i, e := range mb.msgs {
+			uids[i] = e.uid
+		}
+		if err := removeMessages(ctx, tx, mb.id, uids); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mailboxes WHERE id=?`, mb.id); err != nil {
+			return err
+		}
+		expunged = uids
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	mb.gone = true
+	mb.msgs = nil
+	if len(expunged) > 0 {
+		for _, o := range u.b.observerList() {
+			o.Expunged(mb, expunged)
+		}
+	}
+	u.b.mu.Lock()
+	delete(u.b.mailboxes, mb.id)
+	u.b.mu.Unlock()
+	return nil
+}
+
+// RenameMailbox renames a mailbox and its children. Renaming INBOX moves
+// its messages into a new mailbox of the new name and leaves INBOX empty
+// (RFC 9051 section 6.3.6).
+func (u *User) RenameMailbox(ctx context.Context, from, to string) error {
+	src, err := u.Mailbox(ctx, from)
+	if err != nil {
+		return err
+	}
+	cto, err := CanonicalName(to)
+	if err != nil {
+		return err
+	}
+	if src.Name() == InboxName {
+		if err := u.CreateMailbox(ctx, cto, ""); err != nil {
+			return err
+		}
+		dst, err := u.Mailbox(ctx, cto)
+		if err != nil {
+			return err
+		}
+		_, _, _, err = src.MoveTo(ctx, src.UIDs(), dst, nil)
+		return err
+	}
+	if cto == InboxName {
+		return fmt.Errorf("%w: %q", ErrMailboxExists, cto)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := src.Name()
+	if cto == old {
+		return fmt.Errorf("%w: %q", ErrMailboxExists, cto)
+	}
+	if strings.HasPrefix(cto, old+Delimiter) {
+		return fmt.Errorf("%w: cannot rename %q into itself", ErrInvalidName, old)
+	}
+	renamed := map[MailboxID]string{}
+	err = u.b.write(ctx, func(tx *wtx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND (name=? OR substr(name, 1, ?)=?)`, u.id, cto, len(cto)+1, cto+Delimiter).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: %q", ErrMailboxExists, cto)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, name FROM mailboxes WHERE user_id=? AND (name=? OR substr(name, 1, ?)=?)`, u.id, old, len(old)+1, old+Delimiter)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id MailboxID
+			var name string
+			if err := rows.Scan(&id, &name); err != nil {
+				rows.Close()
+				return err
+			}
+			renamed[id] = cto + name[len(old):]
+		}
+		rows.Close()
+		for id, name := range renamed {
+			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET name=? WHERE id=?`, name, id); err != nil {
+				return err
+			}
+		}
+		// Create missing parents of the new name.
+		levels := strings.Split(cto, Delimiter)
+		for i := 1; i < len(levels); i++ {
+			p := strings.Join(levels[:i], Delimiter)
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND name=?`, u.id, p).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				if _, err := insertMailbox(ctx, tx, u.id, p, ""); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	u.b.mu.Lock()
+	live := make(map[MailboxID]*Mailbox)
+	for id := range renamed {
+		if mb, ok := u.b.mailboxes[id]; ok {
+			live[id] = mb
+		}
+	}
+	u.b.mu.Unlock()
+	for id, mb := range live {
+		mb.mu.Lock()
+		mb.name = renamed[id]
+		mb.mu.Unlock()
+	}
+	return nil
+}
+
+// SetSubscribed sets a mailbox's subscription.
+func (u *User) SetSubscribed(ctx context.Context, name string, subscribed bool) error {
+	mb, err := u.Mailbox(ctx, name)
+	if err != nil {
+		return err
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	err = u.b.write(ctx, func(tx *wtx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE mailboxes SET subscribed=? WHERE id=?`, subscribed, mb.id)
+		return err
+	})
+	if err == nil {
+		mb.subscribed = subscribed
+	}
+	return err
+}
+
+// Append stores a message in the named mailbox, with flags and an internal
+// date (zero: now), and returns its UID.
+func (u *User) Append(ctx context.Context, mailbox string, r io.Reader, flags []string, date time.Time) (UIDValidity, UID, error) {
+	mb, err := u.Mailbox(ctx, mailbox)
+	if err != nil {
+		return 0, 0, err
+	}
+	blob, err := u.b.putBlob(ctx, r)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer blob.discard()
+	if date.IsZero() {
+		date = time.Now()
+	}
+	uid, err := mb.add(ctx, blob, NormalizeFlags(flags), date, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	return mb.Info().UIDValidity, uid, nil
+}
+
+// PollNow asks the sync engine to poll the user's sources at once (a client
+// just logged in or started IDLE). It never blocks.
+func (u *User) PollNow() {
+	u.hooksMu.Lock()
+	f := u.hooks.pollNow
+	u.hooksMu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// IdleStarted and IdleStopped tell the sync engine a session of the user is
+// idling, so it polls at the shorter idle interval meanwhile.
+func (u *User) IdleStarted() { u.idle(1) }
+
+// IdleStopped undoes IdleStarted.
+func (u *User) IdleStopped() { u.idle(-1) }
+
+func (u *User) idle(delta int) {
+	u.hooksMu.Lock()
+	f := u.hooks.idle
+	u.hooksMu.Unlock()
+	if f != nil {
+		f(delta)
+	}
+}
+
+func (u *User) setHooks(h userHooks) {
+	u.hooksMu.Lock()
+	u.hooks = h
+	u.hooksMu.Unlock()
+}
