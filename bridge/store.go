@@ -551,3 +551,18 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// StoreStats are totals over the whole store.
+type StoreStats struct {
+	Messages int64 // message rows over every user and mailbox
+	Bytes    int64 // bytes of distinct blobs
+}
+
+// Stats counts what the store holds (for the metrics endpoint).
+func (b *Bridge) Stats(ctx context.Context) (StoreStats, error) {
+	var st StoreStats
+	if err := b.rd.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM messages), (SELECT coalesce(sum(size), 0) FROM blobs)`).Scan(&st.Messages, &st.Bytes); err != nil {
+		return st, fmt.Errorf("store: stats: %w", err)
+	}
+	return st, nil
+}
