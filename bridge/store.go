@@ -233,6 +233,14 @@ var schema = []string{
 		new INTEGER NOT NULL,
 		reason TEXT NOT NULL
 	);`,
+	// 2: sealed per-user secrets (source credentials for passthrough auth).
+	`CREATE TABLE secrets (
+		user_id INTEGER NOT NULL REFERENCES users(id),
+		name TEXT NOT NULL,
+		value BLOB NOT NULL,
+		updated INTEGER NOT NULL,
+		PRIMARY KEY(user_id, name)
+	);`,
 }
 
 func (b *Bridge) migrate(ctx context.Context) error {

@@ -386,3 +386,23 @@ func crashChild() {
 		fmt.Printf("committed %d\n", i)
 	}
 }
+
+func TestSecretsPersist(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := openStore(t, dir)
+	u, _ := b.User(ctx, "alice")
+	if err := u.SetSecret(ctx, "legacy", []byte("sealed-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.SetSecret(ctx, "legacy", []byte("sealed-2")); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b = openStore(t, dir)
+	defer b.Close()
+	got, err := b.Secrets(ctx, "legacy")
+	if err != nil || string(got["alice"]) != "sealed-2" || len(got) != 1 {
+		t.Fatalf("secrets = %q, %v", got, err)
+	}
+}
