@@ -47,6 +47,10 @@ type SourceMessage struct {
 // with Abort deletes nothing.
 type SourceSession interface {
 	// List returns every message currently at the source, in source order.
+	// A source that can read only part of what it holds (a corrupt mbox)
+	// returns the messages it could read together with the error: the
+	// bridge stores those, deletes nothing in that poll, and reports the
+	// error.
 	List(ctx context.Context) ([]SourceMessage, error)
 	// Fetch streams one message, exactly as the source holds it, with CRLF
 	// line endings. The caller closes the reader before the next call.

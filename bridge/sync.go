@@ -138,9 +138,9 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 			sess.Abort()
 		}
 	}()
-	listing, err := sess.List(ctx)
-	if err != nil {
-		return res, fmt.Errorf("poll %s: list: %w", src, err)
+	listing, listErr := sess.List(ctx)
+	if listErr != nil && len(listing) == 0 {
+		return res, fmt.Errorf("poll %s: list: %w", src, listErr)
 	}
 	res.Listed = len(listing)
 	known, err := b.knownMessages(ctx, u, src)
@@ -148,6 +148,11 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		return res, fmt.Errorf("poll %s: %w", src, err)
 	}
 	plan := Plan(listing, known, feed.Policy, time.Now())
+	if listErr != nil {
+		// A partial listing: store what could be read, delete nothing.
+		plan.Delete = nil
+		feed.Policy.Mode = DeleteKeep
+	}
 	if len(plan.Fetch) > 0 {
 		inbox, err := u.Mailbox(ctx, InboxName)
 		if err != nil {
@@ -202,6 +207,11 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		if err != nil {
 			return res, fmt.Errorf("poll %s: %w", src, err)
 		}
+	}
+	if listErr != nil {
+		sess.Abort()
+		committed = true
+		return res, fmt.Errorf("poll %s: list (stored the %d messages before the problem): %w", src, len(listing), listErr)
 	}
 	if len(plan.Delete) > 0 {
 		if err := sess.Delete(ctx, plan.Delete); err != nil {

@@ -293,3 +293,42 @@ func TestSyncerPushesAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// partialSource lists its messages together with an error, as a corrupt
+// mbox does.
+type partialSource struct {
+	*bridgetest.Source
+}
+
+func (p partialSource) Open(ctx context.Context, acct bridge.Account) (bridge.SourceSession, error) {
+	s, err := p.Source.Open(ctx, acct)
+	return partialSession{s}, err
+}
+
+type partialSession struct{ bridge.SourceSession }
+
+func (p partialSession) List(ctx context.Context) ([]bridge.SourceMessage, error) {
+	l, _ := p.SourceSession.List(ctx)
+	return l, errors.New("spool at byte 1234: corrupt mbox")
+}
+
+func TestPollPartialListingStoresGoodMessagesDeletesNothing(t *testing.T) {
+	ctx := context.Background()
+	b := openStore(t, t.TempDir())
+	defer b.Close()
+	src := bridgetest.NewSource("spool")
+	src.Deliver("alice", msg(1), time.Time{})
+	src.Deliver("alice", msg(2), time.Time{})
+	feed := bridge.Feed{Source: partialSource{src}, Account: bridge.Account{User: "alice"}, Policy: bridge.DeletePolicy{Mode: bridge.DeleteAfterSync}}
+	u, _ := b.User(ctx, "alice")
+	res, err := b.Poll(ctx, u, feed)
+	if err == nil || !strings.Contains(err.Error(), "stored the 2 messages before the problem") || !strings.Contains(err.Error(), "byte 1234") {
+		t.Fatalf("poll error = %v", err)
+	}
+	if res.Fetched != 2 || res.Deleted != 0 {
+		t.Fatalf("result = %+v, want 2 fetched, 0 deleted", res)
+	}
+	if n := len(src.Messages("alice")); n != 2 {
+		t.Fatalf("source holds %d, want 2: nothing may be deleted on a partial listing", n)
+	}
+}
