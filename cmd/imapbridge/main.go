@@ -1,0 +1,65 @@
+// Command imapbridge serves IMAP in front of legacy mail hosts (POP3
+// maildrops and mbox spools), keeping a durable copy with stable UIDs so
+// every IMAP client and device sees the same mailbox.
+//
+// Usage:
+//
+//	imapbridge serve -config FILE   run the bridge
+//	imapbridge check -config FILE   validate a config file
+//	imapbridge demo                 serve a bundled sample mailbox on 127.0.0.1:1143
+//	imapbridge hash-password        read a password on stdin, print a bcrypt hash
+//	imapbridge health [-url URL]    exit 0 if the bridge's /readyz says ready
+//	imapbridge version              print the version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(rest, stdout, stderr)
+	case "demo":
+		return runDemo(rest, stdout, stderr)
+	case "check":
+		return runCheck(rest, stdout, stderr)
+	case "hash-password":
+		return runHashPassword(rest, stdin, stdout, stderr)
+	case "health":
+		return runHealth(rest, stdout, stderr)
+	case "version":
+		return runVersion(rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "imapbridge: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: imapbridge <command> [flags]
+
+commands:
+  serve -config FILE   run the bridge
+  check -config FILE   validate a config file and exit
+  demo                 serve a bundled sample mailbox on 127.0.0.1:1143 (user demo, password demo)
+  hash-password        read a password on stdin and print a bcrypt hash for password_hash
+  health [-url URL]    exit 0 if the bridge's /readyz answers ready (container HEALTHCHECK)
+  version              print the version
+`)
+}

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/imapbridge/imapbridge/bridge"
+	"github.com/imapbridge/imapbridge/imapfront"
+	"github.com/imapbridge/imapbridge/mboxstore"
+	"github.com/imapbridge/imapbridge/pop3"
+)
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "config file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *configPath == "" {
+		fmt.Fprintln(stderr, "imapbridge serve: -config FILE is required")
+		return 2
+	}
+	cfg, warnings, err := LoadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "imapbridge: %v\n", err)
+		return 1
+	}
+	logger := newLogger(cfg.Log, stderr)
+	for _, w := range warnings {
+		logger.Warn("config warning", "warning", w)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := startApp(ctx, cfg, logger)
+	if err != nil {
+		logger.Error("start failed", "err", err)
+		return 1
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	if err := a.shutdown(30 * time.Second); err != nil {
+		logger.Error("shutdown", "err", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// app is one running bridge: store, poll loops, IMAP and admin listeners.
+type app struct {
+	log     *slog.Logger
+	bridge  *bridge.Bridge
+	syncer  *bridge.Syncer
+	front   *imapfront.Server
+	admin   *http.Server
+	metrics *metrics
+	auth    *authenticator
+
+	imapAddr  net.Addr // the plain listener's address, when there is one
+	adminAddr net.Addr
+
+	serveErr chan error
+	wg       sync.WaitGroup
+	ready    readiness
+}
+
+// startApp opens the store, starts the poll loops of configured users and
+// the listeners. Listening errors (port taken) are returned, not logged.
+func startApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, error) {
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	a := &app{log: logger, metrics: m, serveErr: make(chan error, 4)}
+
+	b, err := bridge.Open(ctx, bridge.Options{
+		DataDir: cfg.DataDir,
+		Logger:  logger,
+		Index:   imapfront.Index,
+		Metrics: m.bridgeHooks(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.bridge = b
+	m.watchStore(b)
+	a.syncer = bridge.NewSyncer(b, bridge.SyncerOptions{Logger: logger})
+
+	sources := make(map[string]bridge.Source)
+	for _, s := range cfg.Sources {
+		src, err := newSource(s, logger)
+		if err != nil {
+			a.closeStore()
+			return nil, err
+		}
+		sources[s.Name] = src
+		m.knownSource(s.Name)
+	}
+	a.auth = newAuthenticator(cfg, b, a.syncer, sources, logger, m)
+	for _, u := range cfg.Users {
+		if !a.auth.canPollWithoutLogin(u) {
+			continue // passthrough: polling starts at the user's first login
+		}
+		user, err := b.User(ctx, u.Name)
+		if err != nil {
+			a.closeStore()
+			return nil, err
+		}
+		a.syncer.Add(user, a.auth.feeds(u.Name, u, ""))
+	}
+	if err := a.auth.resumePassthrough(ctx); err != nil {
+		a.closeStore()
+		return nil, err
+	}
+
+	var tlsConfig *tls.Config
+	if cfg.IMAP.TLS.CertFile != "" {
+		certs, err := newCertReloader(cfg.IMAP.TLS.CertFile, cfg.IMAP.TLS.KeyFile, logger)
+		if err != nil {
+			a.closeStore()
+			return nil, err
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
+		go certs.reloadOnSIGHUP(ctx)
+	}
+	a.front = imapfront.New(imapfront.Options{
+		Bridge:            b,
+		Authenticate:      a.auth.authenticate,
+		Logger:            logger,
+		TLSConfig:         tlsConfig,
+		AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
+		AppendLimit:       uint32(cfg.IMAP.AppendLimit),
+		MaxConnections:    cfg.IMAP.MaxConnections,
+		Metrics:           m.frontHooks(),
+	})
+
+	if cfg.IMAP.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.IMAP.Listen)
+		if err != nil {
+			a.stopAll()
+			return nil, fmt.Errorf("imap listen %s: %w", cfg.IMAP.Listen, err)
+		}
+		a.imapAddr = ln.Addr()
+		a.serve("imap", func() error { return a.front.Serve(ln) })
+	}
+	if cfg.IMAP.TLSListen != "" {
+		ln, err := net.Listen("tcp", cfg.IMAP.TLSListen)
+		if err != nil {
+			a.stopAll()
+			return nil, fmt.Errorf("imap tls listen %s: %w", cfg.IMAP.TLSListen, err)
+		}
+		a.serve("imaps", func() error { return a.front.ServeTLS(ln) })
+	}
+	if cfg.Admin.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			a.stopAll()
+			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
+		}
+		a.adminAddr = ln.Addr()
+		a.admin = &http.Server{Handler: adminHandler(reg, a.readyCheck), ReadHeaderTimeout: 10 * time.Second}
+		a.serve("admin", func() error {
+			if err := a.admin.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		logger.Info("admin listening", "addr", ln.Addr().String())
+	}
+	a.ready.set(nil)
+	return a, nil
+}
+
+func newSource(s SourceConfig, logger *slog.Logger) (bridge.Source, error) {
+	switch s.Type {
+	case "mbox":
+		return mboxstore.NewSource(mboxstore.Config{Name: s.Name, PathTemplate: s.Path, Locks: s.Lock}, logger), nil
+	case "pop3":
+		return pop3.NewSource(pop3.SourceConfig{
+			Name:          s.Name,
+			Address:       s.Address,
+			TLS:           s.TLS,
+			TLSSkipVerify: s.TLSSkipVerify,
+			Timeout:       s.Timeout,
+		}, logger), nil
+	}
+	return nil, fmt.Errorf("source %q: unknown type %q", s.Name, s.Type)
+}
+
+// serve runs fn on a goroutine owned by the app; an error before shutdown
+// makes the app not ready and is logged.
+func (a *app) serve(name string, fn func() error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := fn(); err != nil {
+			a.log.Error("listener stopped", "listener", name, "err", err)
+			a.ready.set(fmt.Errorf("%s listener stopped: %w", name, err))
+			select {
+			case a.serveErr <- err:
+			default:
+			}
+		}
+	}()
+}
+
+type readiness struct {
+	mu      sync.Mutex
+	err     error
+	started bool
+}
+
+func (r *readiness) set(err error) {
+	r.mu.Lock()
+	r.err = err
+	r.started = true
+	r.mu.Unlock()
+}
+
+// readyCheck is /readyz: the store takes writes and the listeners are up.
+func (a *app) readyCheck() error {
+	a.ready.mu.Lock()
+	err, started := a.ready.err, a.ready.started
+	a.ready.mu.Unlock()
+	if !started {
+		return errors.New("starting")
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.bridge.Ready(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// shutdown stops in order: stop listening and drain IMAP sessions, stop the
+// poll loops, close the admin listener, close the store.
+func (a *app) shutdown(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	a.ready.set(errors.New("shutting down"))
+	var errs []error
+	if a.front != nil {
+		if err := a.front.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("imap: %w", err))
+		}
+	}
+	if err := a.syncer.Stop(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if a.admin != nil {
+		if err := a.admin.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("admin: %w", err))
+		}
+	}
+	a.wg.Wait()
+	if err := a.bridge.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (a *app) stopAll() {
+	if err := a.shutdown(10 * time.Second); err != nil {
+		a.log.Error("shutdown after failed start", "err", err)
+	}
+}
+
+func (a *app) closeStore() {
+	a.syncer.Stop(context.Background())
+	a.bridge.Close()
+}

@@ -1,0 +1,469 @@
+package imapfront
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/imapbridge/imapbridge/bridge"
+)
+
+// The ingest index is a small binary record: one version byte, then the
+// ENVELOPE, then the BODYSTRUCTURE tree. Strings are a uvarint length and the
+// bytes; integers are varints. A new layout gets a new version byte; records
+// of an unknown version are ignored (FETCH falls back to parsing the body).
+const indexVersion1 = 1
+
+// maxIndexDepth bounds the nesting of body parts kept in (and read back from)
+// an index, so a hostile message cannot make decoding recurse without end.
+const maxIndexDepth = 64
+
+var _ bridge.Indexer = Index
+
+// Index computes a message's ENVELOPE and extended BODYSTRUCTURE once, at
+// ingest, and returns them serialised for the store. It is the
+// bridge.Indexer to pass in bridge.Options.Index; FETCH decodes the result
+// instead of re-parsing the message.
+func Index(r io.Reader) ([]byte, error) {
+	br := bufio.NewReader(r)
+	header, err := textproto.ReadHeader(br)
+	if err != nil {
+		return nil, fmt.Errorf("imapfront: index: read header: %w", err)
+	}
+	env := imapserver.ExtractEnvelope(header)
+	var hb bytes.Buffer
+	if err := textproto.WriteHeader(&hb, header); err != nil {
+		return nil, fmt.Errorf("imapfront: index: header: %w", err)
+	}
+	bs := sanitizeBodyStructure(imapserver.ExtractBodyStructure(io.MultiReader(&hb, br)), 0)
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return nil, fmt.Errorf("imapfront: index: read body: %w", err)
+	}
+	var w indexWriter
+	w.buf = append(w.buf, indexVersion1)
+	w.envelope(env)
+	w.body(bs, 0)
+	return w.buf, nil
+}
+
+// messageIndex is a decoded ingest index.
+type messageIndex struct {
+	Envelope      *imap.Envelope
+	BodyStructure imap.BodyStructure
+}
+
+var errBadIndex = errors.New("imapfront: malformed index")
+
+// decodeIndex reads an index written by Index.
+func decodeIndex(b []byte) (*messageIndex, error) {
+	if len(b) == 0 {
+		return nil, errBadIndex
+	}
+	if b[0] != indexVersion1 {
+		return nil, fmt.Errorf("%w: unknown version %d", errBadIndex, b[0])
+	}
+	r := indexReader{buf: b[1:]}
+	env := r.envelope()
+	bs := r.body(0)
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &messageIndex{Envelope: env, BodyStructure: bs}, nil
+}
+
+// indexSentDate returns only the Date header (the envelope's first field)
+// from an index, for SENTBEFORE and friends.
+func indexSentDate(b []byte) (time.Time, bool) {
+	if len(b) == 0 || b[0] != indexVersion1 {
+		return time.Time{}, false
+	}
+	r := indexReader{buf: b[1:]}
+	t := r.date()
+	return t, r.err == nil
+}
+
+// sanitizeBodyStructure makes a tree the wire writer can always encode: a
+// multipart without parts (a broken boundary) gets one empty text/plain
+// part, nesting is cut at maxIndexDepth, and every part has extension data.
+func sanitizeBodyStructure(bs imap.BodyStructure, depth int) imap.BodyStructure {
+	switch bs := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		if depth >= maxIndexDepth {
+			return emptyTextPart()
+		}
+		if len(bs.Children) == 0 {
+			bs.Children = []imap.BodyStructure{emptyTextPart()}
+		}
+		for i, c := range bs.Children {
+			bs.Children[i] = sanitizeBodyStructure(c, depth+1)
+		}
+		if bs.Extended == nil {
+			bs.Extended = &imap.BodyStructureMultiPartExt{}
+		}
+		return bs
+	case *imap.BodyStructureSinglePart:
+		if bs.Extended == nil {
+			bs.Extended = &imap.BodyStructureSinglePartExt{}
+		}
+		if m := bs.MessageRFC822; m != nil {
+			if depth >= maxIndexDepth {
+				bs.MessageRFC822 = nil
+			} else {
+				if m.Envelope == nil {
+					m.Envelope = &imap.Envelope{}
+				}
+				m.BodyStructure = sanitizeBodyStructure(m.BodyStructure, depth+1)
+			}
+		}
+		return bs
+	default:
+		return emptyTextPart()
+	}
+}
+
+func emptyTextPart() *imap.BodyStructureSinglePart {
+	return &imap.BodyStructureSinglePart{
+		Type:     "text",
+		Subtype:  "plain",
+		Params:   map[string]string{"charset": "us-ascii"},
+		Encoding: "7bit",
+		Text:     &imap.BodyStructureText{},
+		Extended: &imap.BodyStructureSinglePartExt{},
+	}
+}
+
+const (
+	nodeSingle = 1
+	nodeMulti  = 2
+
+	singleHasText = 1 << 0
+	singleHasMsg  = 1 << 1
+)
+
+type indexWriter struct{ buf []byte }
+
+func (w *indexWriter) uvarint(v uint64) { w.buf = binary.AppendUvarint(w.buf, v) }
+func (w *indexWriter) varint(v int64)   { w.buf = binary.AppendVarint(w.buf, v) }
+func (w *indexWriter) byte(b byte)      { w.buf = append(w.buf, b) }
+
+func (w *indexWriter) string(s string) {
+	w.uvarint(uint64(len(s)))
+	w.buf = append(w.buf, s...)
+}
+
+func (w *indexWriter) strings(l []string) {
+	w.uvarint(uint64(len(l)))
+	for _, s := range l {
+		w.string(s)
+	}
+}
+
+func (w *indexWriter) params(m map[string]string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	w.uvarint(uint64(len(keys)))
+	for _, k := range keys {
+		w.string(k)
+		w.string(m[k])
+	}
+}
+
+func (w *indexWriter) date(t time.Time) {
+	if t.IsZero() {
+		w.byte(0)
+		return
+	}
+	w.byte(1)
+	_, off := t.Zone()
+	w.varint(t.Unix())
+	w.varint(int64(off))
+}
+
+func (w *indexWriter) envelope(env *imap.Envelope) {
+	if env == nil {
+		env = &imap.Envelope{}
+	}
+	w.date(env.Date)
+	w.string(env.Subject)
+	for _, l := range [][]imap.Address{env.From, env.Sender, env.ReplyTo, env.To, env.Cc, env.Bcc} {
+		w.uvarint(uint64(len(l)))
+		for _, a := range l {
+			w.string(a.Name)
+			w.string(a.Mailbox)
+			w.string(a.Host)
+		}
+	}
+	w.strings(env.InReplyTo)
+	w.string(env.MessageID)
+}
+
+func (w *indexWriter) disposition(d *imap.BodyStructureDisposition) {
+	if d == nil {
+		w.byte(0)
+		return
+	}
+	w.byte(1)
+	w.string(d.Value)
+	w.params(d.Params)
+}
+
+func (w *indexWriter) body(bs imap.BodyStructure, depth int) {
+	switch bs := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		w.byte(nodeMulti)
+		w.uvarint(uint64(len(bs.Children)))
+		for _, c := range bs.Children {
+			w.body(c, depth+1)
+		}
+		w.string(bs.Subtype)
+		ext := bs.Extended
+		if ext == nil {
+			ext = &imap.BodyStructureMultiPartExt{}
+		}
+		w.params(ext.Params)
+		w.disposition(ext.Disposition)
+		w.strings(ext.Language)
+		w.string(ext.Location)
+	case *imap.BodyStructureSinglePart:
+		w.byte(nodeSingle)
+		w.string(bs.Type)
+		w.string(bs.Subtype)
+		w.params(bs.Params)
+		w.string(bs.ID)
+		w.string(bs.Description)
+		w.string(bs.Encoding)
+		w.uvarint(uint64(bs.Size))
+		var flags byte
+		if bs.Text != nil {
+			flags |= singleHasText
+		}
+		if bs.MessageRFC822 != nil {
+			flags |= singleHasMsg
+		}
+		w.byte(flags)
+		if bs.Text != nil {
+			w.varint(bs.Text.NumLines)
+		}
+		if m := bs.MessageRFC822; m != nil {
+			w.envelope(m.Envelope)
+			w.body(m.BodyStructure, depth+1)
+			w.varint(m.NumLines)
+		}
+		ext := bs.Extended
+		if ext == nil {
+			ext = &imap.BodyStructureSinglePartExt{}
+		}
+		w.disposition(ext.Disposition)
+		w.strings(ext.Language)
+		w.string(ext.Location)
+	}
+}
+
+// indexReader decodes what indexWriter wrote. The first problem sticks in
+// err; every later read returns zero values, so callers check err once.
+type indexReader struct {
+	buf []byte
+	err error
+}
+
+func (r *indexReader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: bad %s", errBadIndex, what)
+	}
+	r.buf = nil
+}
+
+func (r *indexReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.buf)
+	if n <= 0 {
+		r.fail("number")
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+func (r *indexReader) varint() int64 {
+	v, n := binary.Varint(r.buf)
+	if n <= 0 {
+		r.fail("number")
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+func (r *indexReader) byte() byte {
+	if len(r.buf) == 0 {
+		r.fail("byte")
+		return 0
+	}
+	b := r.buf[0]
+	r.buf = r.buf[1:]
+	return b
+}
+
+// count reads a list length, refusing one that cannot fit in what is left
+// (each element takes at least one byte).
+func (r *indexReader) count() int {
+	n := r.uvarint()
+	if n > uint64(len(r.buf)) {
+		r.fail("count")
+		return 0
+	}
+	return int(n)
+}
+
+func (r *indexReader) string() string {
+	n := r.uvarint()
+	if n > uint64(len(r.buf)) {
+		r.fail("string")
+		return ""
+	}
+	s := string(r.buf[:n])
+	r.buf = r.buf[n:]
+	return s
+}
+
+func (r *indexReader) strings() []string {
+	n := r.count()
+	if n == 0 {
+		return nil
+	}
+	l := make([]string, n)
+	for i := range l {
+		l[i] = r.string()
+	}
+	return l
+}
+
+func (r *indexReader) params() map[string]string {
+	n := r.count()
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]string, n)
+	for i := 0; i < n; i++ {
+		k := r.string()
+		m[k] = r.string()
+	}
+	return m
+}
+
+func (r *indexReader) date() time.Time {
+	if r.byte() == 0 {
+		return time.Time{}
+	}
+	sec := r.varint()
+	off := r.varint()
+	if off < -24*3600 || off > 24*3600 {
+		r.fail("zone")
+		return time.Time{}
+	}
+	return time.Unix(sec, 0).In(time.FixedZone("", int(off)))
+}
+
+func (r *indexReader) addresses() []imap.Address {
+	n := r.count()
+	if n == 0 {
+		return nil
+	}
+	l := make([]imap.Address, n)
+	for i := range l {
+		l[i] = imap.Address{Name: r.string(), Mailbox: r.string(), Host: r.string()}
+	}
+	return l
+}
+
+func (r *indexReader) envelope() *imap.Envelope {
+	env := &imap.Envelope{Date: r.date(), Subject: r.string()}
+	env.From = r.addresses()
+	env.Sender = r.addresses()
+	env.ReplyTo = r.addresses()
+	env.To = r.addresses()
+	env.Cc = r.addresses()
+	env.Bcc = r.addresses()
+	env.InReplyTo = r.strings()
+	env.MessageID = r.string()
+	return env
+}
+
+func (r *indexReader) disposition() *imap.BodyStructureDisposition {
+	if r.byte() == 0 {
+		return nil
+	}
+	return &imap.BodyStructureDisposition{Value: r.string(), Params: r.params()}
+}
+
+func (r *indexReader) body(depth int) imap.BodyStructure {
+	if depth > maxIndexDepth {
+		r.fail("nesting")
+		return emptyTextPart()
+	}
+	switch r.byte() {
+	case nodeMulti:
+		n := r.count()
+		if n == 0 {
+			r.fail("multipart")
+			return emptyTextPart()
+		}
+		bs := &imap.BodyStructureMultiPart{Children: make([]imap.BodyStructure, 0, n)}
+		for i := 0; i < n && r.err == nil; i++ {
+			bs.Children = append(bs.Children, r.body(depth+1))
+		}
+		bs.Subtype = r.string()
+		bs.Extended = &imap.BodyStructureMultiPartExt{
+			Params:      r.params(),
+			Disposition: r.disposition(),
+			Language:    r.strings(),
+			Location:    r.string(),
+		}
+		return bs
+	case nodeSingle:
+		bs := &imap.BodyStructureSinglePart{
+			Type:        r.string(),
+			Subtype:     r.string(),
+			Params:      r.params(),
+			ID:          r.string(),
+			Description: r.string(),
+			Encoding:    r.string(),
+		}
+		size := r.uvarint()
+		if size > math.MaxUint32 {
+			r.fail("size")
+		}
+		bs.Size = uint32(size)
+		flags := r.byte()
+		if flags&singleHasText != 0 {
+			bs.Text = &imap.BodyStructureText{NumLines: r.varint()}
+		}
+		if flags&singleHasMsg != 0 {
+			m := &imap.BodyStructureMessageRFC822{Envelope: r.envelope()}
+			m.BodyStructure = r.body(depth + 1)
+			m.NumLines = r.varint()
+			bs.MessageRFC822 = m
+		}
+		bs.Extended = &imap.BodyStructureSinglePartExt{
+			Disposition: r.disposition(),
+			Language:    r.strings(),
+			Location:    r.string(),
+		}
+		return bs
+	default:
+		r.fail("part kind")
+		return emptyTextPart()
+	}
+}

@@ -1,0 +1,257 @@
+package imapfront
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
+)
+
+func readTestdata(t testing.TB) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "*.eml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata/*.eml: %v", err)
+	}
+	out := make(map[string][]byte)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(f)] = b
+	}
+	return out
+}
+
+// normalize makes structures from different paths comparable: empty maps
+// and slices become nil, dates become UTC with their offset kept apart.
+func normalizeEnvelope(env *imap.Envelope) (imap.Envelope, int) {
+	e := *env
+	_, off := e.Date.Zone()
+	if !e.Date.IsZero() {
+		e.Date = e.Date.UTC()
+	}
+	for _, l := range []*[]imap.Address{&e.From, &e.Sender, &e.ReplyTo, &e.To, &e.Cc, &e.Bcc} {
+		if len(*l) == 0 {
+			*l = nil
+		}
+	}
+	if len(e.InReplyTo) == 0 {
+		e.InReplyTo = nil
+	}
+	return e, off
+}
+
+func normalizeBody(bs imap.BodyStructure) imap.BodyStructure {
+	nm := func(m map[string]string) map[string]string {
+		if len(m) == 0 {
+			return nil
+		}
+		return m
+	}
+	nd := func(d *imap.BodyStructureDisposition) *imap.BodyStructureDisposition {
+		if d == nil {
+			return nil
+		}
+		c := *d
+		c.Params = nm(c.Params)
+		return &c
+	}
+	switch bs := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		c := *bs
+		c.Children = nil
+		for _, ch := range bs.Children {
+			c.Children = append(c.Children, normalizeBody(ch))
+		}
+		ext := *bs.Extended
+		ext.Params = nm(ext.Params)
+		ext.Disposition = nd(ext.Disposition)
+		c.Extended = &ext
+		return &c
+	case *imap.BodyStructureSinglePart:
+		c := *bs
+		c.Params = nm(c.Params)
+		ext := *bs.Extended
+		ext.Disposition = nd(ext.Disposition)
+		c.Extended = &ext
+		if m := bs.MessageRFC822; m != nil {
+			mc := *m
+			env, _ := normalizeEnvelope(m.Envelope)
+			mc.Envelope = &env
+			mc.BodyStructure = normalizeBody(m.BodyStructure)
+			c.MessageRFC822 = &mc
+		}
+		return &c
+	}
+	return bs
+}
+
+func TestIndexMatchesExtract(t *testing.T) {
+	for name, raw := range readTestdata(t) {
+		t.Run(name, func(t *testing.T) {
+			b, err := Index(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatalf("Index: %v", err)
+			}
+			if b[0] != indexVersion1 {
+				t.Fatalf("version byte %d", b[0])
+			}
+			idx, err := decodeIndex(b)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotEnv, gotOff := normalizeEnvelope(idx.Envelope)
+			wantEnv, wantOff := normalizeEnvelope(imapserver.ExtractEnvelope(h))
+			if !reflect.DeepEqual(gotEnv, wantEnv) || gotOff != wantOff {
+				t.Errorf("envelope:\n got %+v (%d)\nwant %+v (%d)", gotEnv, gotOff, wantEnv, wantOff)
+			}
+			want := normalizeBody(sanitizeBodyStructure(imapserver.ExtractBodyStructure(bytes.NewReader(raw)), 0))
+			if got := normalizeBody(idx.BodyStructure); !reflect.DeepEqual(got, want) {
+				t.Errorf("body structure:\n got %#v\nwant %#v", got, want)
+			}
+			if d, ok := indexSentDate(b); !ok || !d.Equal(idx.Envelope.Date) {
+				t.Errorf("sent date %v %v", d, ok)
+			}
+		})
+	}
+}
+
+func TestIndexBrokenMultipart(t *testing.T) {
+	raw := "Subject: broken\r\nContent-Type: multipart/mixed; boundary=nowhere\r\n\r\nno parts at all\r\n"
+	b, err := Index(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := decodeIndex(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp, ok := idx.BodyStructure.(*imap.BodyStructureMultiPart)
+	if !ok || len(mp.Children) != 1 || mp.Children[0].MediaType() != "text/plain" {
+		t.Fatalf("want a multipart with one empty text/plain part, got %#v", idx.BodyStructure)
+	}
+}
+
+func TestDecodeIndexRejectsGarbage(t *testing.T) {
+	good, err := Index(strings.NewReader("Subject: x\r\nDate: Tue, 05 Mar 2024 10:00:00 +0100\r\n\r\nbody\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(good); i++ {
+		if _, err := decodeIndex(good[:i]); err == nil {
+			t.Errorf("truncated to %d bytes: no error", i)
+		}
+	}
+	for _, b := range [][]byte{nil, {0}, {2, 0, 0}, {1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}} {
+		if _, err := decodeIndex(b); err == nil {
+			t.Errorf("%x: no error", b)
+		}
+	}
+	if _, ok := indexSentDate([]byte{9}); ok {
+		t.Error("unknown version read")
+	}
+	if _, ok := indexSentDate(nil); ok {
+		t.Error("nil index read")
+	}
+}
+
+func TestIndexDateKeepsZone(t *testing.T) {
+	b, err := Index(strings.NewReader("Date: Fri, 08 Mar 2024 23:30:00 -0800\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := indexSentDate(b)
+	if !ok {
+		t.Fatal("no date")
+	}
+	if _, off := d.Zone(); off != -8*3600 || d.Day() != 8 || !d.Equal(time.Date(2024, 3, 9, 7, 30, 0, 0, time.UTC)) {
+		t.Errorf("date %v", d)
+	}
+}
+
+func FuzzIndex(f *testing.F) {
+	for _, raw := range readTestdata(f) {
+		f.Add(raw)
+	}
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: multipart/x; boundary=b\r\n\r\n--b\r\n\r\n--b--\r\n--a--\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		b, err := Index(bytes.NewReader(raw))
+		if err != nil {
+			return
+		}
+		if _, err := decodeIndex(b); err != nil {
+			t.Fatalf("Index output does not decode: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeIndex(f *testing.F) {
+	for _, raw := range readTestdata(f) {
+		if b, err := Index(bytes.NewReader(raw)); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		decodeIndex(b) // must not panic, whatever b holds
+		indexSentDate(b)
+	})
+}
+
+func TestBinarySection(t *testing.T) {
+	raw := readTestdata(t)["multipart.eml"]
+	tests := []struct {
+		part []int
+		want string
+		err  bool
+	}{
+		{[]int{1, 1}, "Sch\xc3\xb6ne Gr\xc3\xbc\xc3\x9fe, the quarterly figures are attached.", false},
+		{[]int{2}, "%PDF-1.4\n%\xc7\xec\x8f\xa2\n1 0 obj\n<</Type/Catalog>>\nendobj\n", false},
+		{[]int{9}, "", false},
+	}
+	for _, tt := range tests {
+		got, err := binarySection(raw, tt.part)
+		if (err != nil) != tt.err || string(got) != tt.want {
+			t.Errorf("BINARY%v = %q, %v; want %q", tt.part, got, err, tt.want)
+		}
+	}
+	if _, err := binarySection([]byte("Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n"), []int{1}); err == nil {
+		t.Error("unknown CTE: no error")
+	}
+}
+
+func TestCharsetReader(t *testing.T) {
+	tests := []struct{ charset, in, want string }{
+		{"ISO-8859-1", "M\xfcnchen", "München"},
+		{"windows-1252", "\x93quoted\x94 \x80", "\u201cquoted\u201d €"},
+		{"iso-8859-15", "\xa4", "€"},
+		{"utf-8", "ü", "ü"},
+	}
+	for _, tt := range tests {
+		r, err := charsetReader(tt.charset, strings.NewReader(tt.in))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.charset, err)
+		}
+		var buf bytes.Buffer
+		buf.ReadFrom(r)
+		if buf.String() != tt.want {
+			t.Errorf("%s: %q, want %q", tt.charset, buf.String(), tt.want)
+		}
+	}
+	if _, err := charsetReader("koi8-r", strings.NewReader("")); err == nil {
+		t.Error("koi8-r: no error")
+	}
+}

@@ -1,0 +1,116 @@
+package imapfront
+
+import (
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/imapbridge/imapbridge/bridge"
+)
+
+// List implements imapserver.Session: LIST (with the LIST-EXTENDED selection
+// options SUBSCRIBED, RECURSIVEMATCH and SPECIAL-USE and the return options
+// SUBSCRIBED, CHILDREN, SPECIAL-USE and STATUS) and LSUB.
+func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) (err error) {
+	defer func(start time.Time) { err = s.done("LIST", start, err) }(time.Now())
+	if options == nil {
+		options = &imap.ListOptions{}
+	}
+	if options.ReturnStatus != nil {
+		if err := checkStatusOptions(options.ReturnStatus); err != nil {
+			return err
+		}
+	}
+	if len(patterns) == 0 {
+		// LIST "" "": the hierarchy delimiter and the root.
+		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim, Mailbox: ""})
+	}
+	infos, err := s.user.ListMailboxes(s.ctx)
+	if err != nil {
+		return s.imapErr("LIST", "", err, false)
+	}
+	ref = canonicalInboxPrefix(ref)
+	for i := range patterns {
+		patterns[i] = canonicalInboxPrefix(patterns[i])
+	}
+	matches := func(name string) bool {
+		for _, p := range patterns {
+			if imapserver.MatchList(name, delim, ref, p) {
+				return true
+			}
+		}
+		return false
+	}
+
+	hasChildren := make(map[string]bool)
+	subscribedBelow := make(map[string]bool) // has a subscribed descendant the patterns do not match
+	for _, info := range infos {
+		unmatchedSub := info.Subscribed && !matches(info.Name)
+		for p := parentName(info.Name); p != ""; p = parentName(p) {
+			hasChildren[p] = true
+			if unmatchedSub {
+				subscribedBelow[p] = true
+			}
+		}
+	}
+
+	for _, info := range infos {
+		if !matches(info.Name) {
+			continue
+		}
+		if options.SelectSpecialUse && info.SpecialUse == "" {
+			continue
+		}
+		var childInfo *imap.ListDataChildInfo
+		if options.SelectSubscribed {
+			if options.SelectRecursiveMatch && subscribedBelow[info.Name] {
+				childInfo = &imap.ListDataChildInfo{Subscribed: true}
+			} else if !info.Subscribed {
+				continue
+			}
+		}
+		data := &imap.ListData{Mailbox: info.Name, Delim: delim, ChildInfo: childInfo}
+		if hasChildren[info.Name] {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
+		} else {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
+		}
+		if info.Subscribed && (options.SelectSubscribed || options.ReturnSubscribed) {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		// Special-use attributes go out with every LIST, as RFC 6154
+		// recommends and clients expect.
+		data.Attrs = append(data.Attrs, specialUseAttrs(info.SpecialUse)...)
+		if options.ReturnStatus != nil {
+			data.Status = s.statusData(info, options.ReturnStatus)
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parentName returns the name one level up, or "".
+func parentName(name string) string {
+	i := strings.LastIndex(name, bridge.Delimiter)
+	if i < 0 {
+		return ""
+	}
+	return name[:i]
+}
+
+// canonicalInboxPrefix spells a leading "inbox" level (in any case, as in
+// a pattern "Inbox/%") as the stored "INBOX".
+func canonicalInboxPrefix(s string) string {
+	first, rest, found := strings.Cut(s, bridge.Delimiter)
+	if !strings.EqualFold(first, bridge.InboxName) {
+		return s
+	}
+	if found {
+		return bridge.InboxName + bridge.Delimiter + rest
+	}
+	return bridge.InboxName
+}

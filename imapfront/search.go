@@ -1,0 +1,347 @@
+package imapfront
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+
+	"github.com/imapbridge/imapbridge/bridge"
+)
+
+// Search implements imapserver.Session (SEARCH and UID SEARCH, with the
+// ESEARCH return options MIN, MAX, ALL, COUNT and SAVE). Sequence sets,
+// UIDs, flags, internal dates and sizes are answered from the in-memory
+// index, the Date header from the ingest index; only HEADER, SUBJECT,
+// FROM, TO, CC, BCC, BODY and TEXT open messages, once each.
+func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (data *imap.SearchData, err error) {
+	cmd := uidCmd(kind, "SEARCH")
+	defer func(start time.Time) { err = s.done(cmd, start, err) }(time.Now())
+	sel, err := s.selected()
+	if err != nil {
+		return nil, err
+	}
+	if usesModSeq(criteria) {
+		return nil, badErr("MODSEQ requires CONDSTORE, which this server does not offer")
+	}
+	refs, seqStar, maxUID := sel.snapshot()
+	se := &searcher{s: s, mb: sel.mb, seqStar: seqStar, maxUID: maxUID, saved: s.searchRes}
+	var msgs []bridge.Message
+	if len(refs) > 0 {
+		msgs, err = sel.mb.Messages(s.ctx, refUIDs(refs), needsSentDate(criteria))
+		if err != nil {
+			return nil, s.imapErr(cmd, sel.mb.Name(), err, false)
+		}
+	}
+
+	data = &imap.SearchData{}
+	var seqSet imap.SeqSet
+	var uidSet imap.UIDSet
+	j := 0
+	for i := range msgs {
+		m := &msgs[i]
+		for j < len(refs) && refs[j].uid < m.UID {
+			j++
+		}
+		if j == len(refs) || refs[j].uid != m.UID {
+			continue
+		}
+		cand := &candidate{ref: refs[j], m: m}
+		ok := se.match(criteria, cand)
+		if se.err != nil {
+			break
+		}
+		if !ok {
+			continue
+		}
+		uidSet.AddNum(imap.UID(m.UID))
+		num := refs[j].seq
+		if kind == imapserver.NumKindUID {
+			num = uint32(m.UID)
+		} else {
+			seqSet.AddNum(num)
+		}
+		if data.Min == 0 || num < data.Min {
+			data.Min = num
+		}
+		if num > data.Max {
+			data.Max = num
+		}
+		data.Count++
+	}
+	if se.err != nil {
+		return nil, s.imapErr(cmd, sel.mb.Name(), se.err, false)
+	}
+	if kind == imapserver.NumKindUID {
+		data.All = uidSet
+	} else {
+		data.All = seqSet
+	}
+	if options != nil && options.ReturnSave {
+		s.searchRes = uidSet
+	}
+	return data, nil
+}
+
+// snapshot returns every message the client knows of that still exists,
+// with what "*" means in its sequence and UID sets.
+func (sel *selection) snapshot() (refs []msgRef, seqStar, maxUID uint32) {
+	st := sel.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	refs = make([]msgRef, 0, len(st.uids))
+	for i, uid := range st.uids {
+		if c := sel.tracker.EncodeSeqNum(uint32(i + 1)); c != 0 {
+			refs = append(refs, msgRef{seq: c, uid: uid})
+		}
+	}
+	seqStar, _ = sel.seqStarLocked()
+	return refs, seqStar, uint32(st.maxUID)
+}
+
+func usesModSeq(c *imap.SearchCriteria) bool {
+	if c.ModSeq != nil {
+		return true
+	}
+	for i := range c.Not {
+		if usesModSeq(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if usesModSeq(&c.Or[i][0]) || usesModSeq(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
+}
+
+func needsSentDate(c *imap.SearchCriteria) bool {
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		return true
+	}
+	for i := range c.Not {
+		if needsSentDate(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if needsSentDate(&c.Or[i][0]) || needsSentDate(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// searcher evaluates criteria against the messages of one SEARCH.
+type searcher struct {
+	s       *session
+	mb      *bridge.Mailbox
+	seqStar uint32
+	maxUID  uint32
+	saved   imap.UIDSet
+	err     error // the first failure to read a message; stops the search
+}
+
+// candidate is one message under evaluation, with what was loaded for it.
+type candidate struct {
+	ref  msgRef
+	m    *bridge.Message
+	text *searchText
+
+	sentLoaded bool
+	sent       time.Time
+}
+
+func (se *searcher) match(c *imap.SearchCriteria, cand *candidate) bool {
+	// Cheap criteria first: numbers, flags, dates, sizes.
+	for _, set := range c.SeqNum {
+		if !seqSetContains(set, cand.ref.seq, se.seqStar) {
+			return false
+		}
+	}
+	for _, set := range c.UID {
+		if imap.IsSearchRes(set) {
+			set = se.saved
+		}
+		if !uidSetContains(set, uint32(cand.m.UID), se.maxUID) {
+			return false
+		}
+	}
+	for _, f := range c.Flag {
+		if !hasFlag(cand.m.Flags, string(f)) { // \Recent is never set here
+			return false
+		}
+	}
+	for _, f := range c.NotFlag {
+		if hasFlag(cand.m.Flags, string(f)) {
+			return false
+		}
+	}
+	if !c.Since.IsZero() || !c.Before.IsZero() {
+		if !dateInRange(cand.m.InternalDate.In(time.Local), c.Since, c.Before) {
+			return false
+		}
+	}
+	if c.Larger > 0 && cand.m.Size <= c.Larger {
+		return false
+	}
+	if c.Smaller > 0 && cand.m.Size >= c.Smaller {
+		return false
+	}
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		sent, ok := se.sentDate(cand)
+		if !ok || !dateInRange(sent, c.SentSince, c.SentBefore) {
+			return false
+		}
+	}
+	// Then the ones that read the message.
+	for _, h := range c.Header {
+		t := se.text(cand)
+		if t == nil || !headerMatches(t, h) {
+			return false
+		}
+	}
+	for _, v := range c.Body {
+		t := se.text(cand)
+		if t == nil || !strings.Contains(t.body, strings.ToLower(v)) {
+			return false
+		}
+	}
+	for _, v := range c.Text {
+		t := se.text(cand)
+		lv := strings.ToLower(v)
+		if t == nil || !(strings.Contains(t.fields, lv) || strings.Contains(t.body, lv)) {
+			return false
+		}
+	}
+	for i := range c.Not {
+		if se.match(&c.Not[i], cand) {
+			return false
+		}
+	}
+	for i := range c.Or {
+		if !se.match(&c.Or[i][0], cand) && !se.match(&c.Or[i][1], cand) {
+			return false
+		}
+	}
+	return true
+}
+
+// text loads a message's search text, once. A message expunged meanwhile
+// matches nothing; any other failure stops the search.
+func (se *searcher) text(cand *candidate) *searchText {
+	if cand.text != nil || se.err != nil {
+		return cand.text
+	}
+	f, err := se.mb.Open(se.s.ctx, cand.m.UID)
+	if err != nil {
+		if !errors.Is(err, bridge.ErrNoSuchMessage) {
+			se.err = err
+		}
+		return nil
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(f); err != nil {
+		se.err = err
+		return nil
+	}
+	cand.text = extractSearchText(buf.Bytes())
+	return cand.text
+}
+
+// sentDate is the Date header: from the ingest index if there is one, else
+// from the message.
+func (se *searcher) sentDate(cand *candidate) (time.Time, bool) {
+	if !cand.sentLoaded {
+		cand.sentLoaded = true
+		if t, ok := indexSentDate(cand.m.Index); ok {
+			cand.sent = t
+		} else if t := se.text(cand); t != nil {
+			mh := mail.Header{Header: gomessage.Header{Header: t.header}}
+			cand.sent, _ = mh.Date()
+		}
+	}
+	return cand.sent, !cand.sent.IsZero()
+}
+
+// headerMatches: the field exists and, unless the value is empty, one of
+// its decoded values contains it (case-insensitively).
+func headerMatches(t *searchText, h imap.SearchCriteriaHeaderField) bool {
+	values := t.header.Values(h.Key)
+	if len(values) == 0 {
+		return false
+	}
+	if h.Value == "" {
+		return true
+	}
+	want := strings.ToLower(h.Value)
+	for _, v := range values {
+		if strings.Contains(strings.ToLower(decodeWords(v)), want) {
+			return true
+		}
+	}
+	return false
+}
+
+// dateInRange compares dates only, "disregarding time and timezone": the
+// message's calendar date in its own zone against the criteria's dates.
+func dateInRange(t time.Time, since, before time.Time) bool {
+	d := civilDate(t)
+	if !since.IsZero() && d < civilDate(since) {
+		return false
+	}
+	if !before.IsZero() && d >= civilDate(before) {
+		return false
+	}
+	return true
+}
+
+func civilDate(t time.Time) int {
+	y, m, d := t.Date()
+	return y*10000 + int(m)*100 + d
+}
+
+func seqSetContains(set imap.SeqSet, num, star uint32) bool {
+	for _, r := range set {
+		a, b := r.Start, r.Stop
+		if a == 0 {
+			a = star
+		}
+		if b == 0 {
+			b = star
+		}
+		if a > b {
+			a, b = b, a
+		}
+		if a <= num && num <= b {
+			return true
+		}
+	}
+	return false
+}
+
+func uidSetContains(set imap.UIDSet, uid, star uint32) bool {
+	for _, r := range set {
+		a, b := uint32(r.Start), uint32(r.Stop)
+		if a == 0 {
+			a = star
+		}
+		if b == 0 {
+			b = star
+		}
+		if a > b {
+			a, b = b, a
+		}
+		if a <= uid && uid <= b {
+			return true
+		}
+	}
+	return false
+}

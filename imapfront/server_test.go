@@ -1,0 +1,240 @@
+package imapfront_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/imapbridge/imapbridge/imapfront"
+)
+
+const (
+	capsPreAuth  = "IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN"
+	capsPostAuth = "IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- UNSELECT ENABLE IDLE UTF8=ACCEPT NAMESPACE UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE STATUS=SIZE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LITERAL+ APPENDLIMIT=67108864"
+)
+
+func TestCapabilities(t *testing.T) {
+	e := newEnv(t)
+	c := e.raw()
+	if got := c.ok("CAPABILITY"); len(got) != 1 || got[0] != "* CAPABILITY "+capsPreAuth {
+		t.Errorf("before login: %q", got)
+	}
+	_, status := c.cmd("LOGIN alice " + password)
+	if want := "OK [CAPABILITY " + capsPostAuth + "] Logged in"; status != want {
+		t.Errorf("LOGIN:\n got %q\nwant %q", status, want)
+	}
+	if got := c.ok("CAPABILITY"); len(got) != 1 || got[0] != "* CAPABILITY "+capsPostAuth {
+		t.Errorf("after login: %q", got)
+	}
+	for _, c := range strings.Fields(capsPostAuth) {
+		switch c {
+		case "CONDSTORE", "SORT", "THREAD", "ID", "QRESYNC", "BINARY":
+			t.Errorf("advertises %s", c)
+		}
+	}
+}
+
+func TestLogin(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name, cmd, want string
+	}{
+		{"good", "LOGIN alice " + password, "OK [CAPABILITY " + capsPostAuth + "] Logged in"},
+		{"bad password", "LOGIN alice wrong", "NO [AUTHENTICATIONFAILED] Authentication failed"},
+		{"unknown user", "LOGIN mallory " + password, "NO [AUTHENTICATIONFAILED] Authentication failed"},
+		// AGFsaWNlAHNlY3JldA== is "\0alice\0secret".
+		{"authenticate plain", "AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==", "OK [CAPABILITY " + capsPostAuth + "] PLAIN authentication successful"},
+		// AGFsaWNlAHdyb25n is "\0alice\0wrong".
+		{"authenticate plain bad", "AUTHENTICATE PLAIN AGFsaWNlAHdyb25n", "NO [AUTHENTICATIONFAILED] Authentication failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialRaw(t, e.addr)
+			if _, got := c.cmd(tt.cmd); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	e.metrics.mu.Lock()
+	defer e.metrics.mu.Unlock()
+	if e.metrics.auth["success"] != 2 || e.metrics.auth["failure"] != 3 {
+		t.Errorf("auth metrics %v", e.metrics.auth)
+	}
+}
+
+func TestTooManyAuthFailures(t *testing.T) {
+	e := newEnv(t)
+	c := e.raw()
+	for i := 0; i < 2; i++ {
+		if _, got := c.cmd("LOGIN alice wrong"); got != "NO [AUTHENTICATIONFAILED] Authentication failed" {
+			t.Fatalf("attempt %d: %q", i+1, got)
+		}
+	}
+	c.send("a9 LOGIN alice wrong")
+	if got := c.line(); got != "* BYE Too many authentication failures" {
+		t.Errorf("third failure: %q", got)
+	}
+}
+
+func TestLoginWithClient(t *testing.T) {
+	e := newEnv(t)
+	c := e.client("")
+	err := c.Login("alice", "nope").Wait()
+	var ie *imap.Error
+	if !errors.As(err, &ie) || ie.Code != imap.ResponseCodeAuthenticationFailed {
+		t.Fatalf("bad login: %v", err)
+	}
+	if err := c.Authenticate(sasl.NewPlainClient("", "alice", password)); err != nil {
+		t.Fatalf("AUTHENTICATE PLAIN: %v", err)
+	}
+	if !c.Caps().Has(imap.CapIdle) {
+		t.Errorf("caps after auth: %v", c.Caps())
+	}
+}
+
+func TestLoginDisabledWithoutTLS(t *testing.T) {
+	e := newEnv(t, withServer(func(o *imapfront.Options) { o.AllowInsecureAuth = false }))
+	c := e.raw()
+	if got := c.ok("CAPABILITY"); got[0] != "* CAPABILITY IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- LOGINDISABLED" {
+		t.Errorf("capabilities %q", got)
+	}
+	if _, got := c.cmd("LOGIN alice " + password); got != "NO [PRIVACYREQUIRED] TLS is required to authenticate" {
+		t.Errorf("LOGIN: %q", got)
+	}
+	if _, got := c.cmd("AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA=="); got != "NO [PRIVACYREQUIRED] TLS is required to authenticate" {
+		t.Errorf("AUTHENTICATE: %q", got)
+	}
+}
+
+func TestStartTLSAndImplicitTLS(t *testing.T) {
+	serverTLS, clientTLS := selfSignedTLS(t)
+	e := newEnv(t, withServer(func(o *imapfront.Options) {
+		o.AllowInsecureAuth = false
+		o.TLSConfig = serverTLS
+	}))
+
+	raw := e.raw()
+	if got := raw.ok("CAPABILITY"); got[0] != "* CAPABILITY IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- STARTTLS LOGINDISABLED" {
+		t.Errorf("plain capabilities %q", got)
+	}
+
+	c, err := imapclient.DialStartTLS(e.addr, &imapclient.Options{TLSConfig: clientTLS})
+	if err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	defer c.Close()
+	if err := c.Login("alice", password).Wait(); err != nil {
+		t.Fatalf("login after STARTTLS: %v", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.srv.ServeTLS(ln) }()
+	tc, err := imapclient.DialTLS(ln.Addr().String(), &imapclient.Options{TLSConfig: clientTLS})
+	if err != nil {
+		t.Fatalf("implicit TLS: %v", err)
+	}
+	defer tc.Close()
+	if err := tc.Login("bob", password).Wait(); err != nil {
+		t.Fatalf("login over TLS: %v", err)
+	}
+	if tc.Caps().Has(imap.CapStartTLS) {
+		t.Error("STARTTLS advertised on a TLS connection")
+	}
+	if err := e.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, imapfront.ErrServerClosed) {
+		t.Errorf("ServeTLS: %v", err)
+	}
+}
+
+func TestShutdownSaysBye(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("alice", simpleMsg(1))
+	idler := e.raw()
+	idler.login("alice")
+	idler.ok("SELECT INBOX")
+	idler.send("i1 IDLE")
+	if got := idler.line(); got != "+ idling" {
+		t.Fatalf("IDLE: %q", got)
+	}
+	plain := e.raw()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	for _, c := range []*rawClient{idler, plain} {
+		if got := c.line(); got != "* BYE Server shutting down" {
+			t.Errorf("got %q, want BYE", got)
+		}
+	}
+	if _, err := net.DialTimeout("tcp", e.addr, time.Second); err == nil {
+		t.Error("still accepting after Shutdown")
+	}
+	e.metrics.mu.Lock()
+	defer e.metrics.mu.Unlock()
+	if e.metrics.conns != 0 || e.metrics.idle != 0 {
+		t.Errorf("after shutdown: %d connections, %d idling", e.metrics.conns, e.metrics.idle)
+	}
+}
+
+func TestMaxConnections(t *testing.T) {
+	e := newEnv(t, withServer(func(o *imapfront.Options) { o.MaxConnections = 2 }))
+	e.raw()
+	e.raw()
+	conn, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := &rawClient{t: t, conn: conn, r: newReader(conn)}
+	if got := c.line(); got != "* BYE Too many connections, try again later" {
+		t.Errorf("third connection: %q", got)
+	}
+}
+
+func TestNamespaceAndEnable(t *testing.T) {
+	e := newEnv(t)
+	c := e.raw()
+	c.login("alice")
+	if got := c.ok("NAMESPACE"); len(got) != 1 || got[0] != `* NAMESPACE (("" "/")) NIL NIL` {
+		t.Errorf("NAMESPACE: %q", got)
+	}
+	if got := c.ok("ENABLE IMAP4rev2"); len(got) != 1 || got[0] != "* ENABLED IMAP4rev2" {
+		t.Errorf("ENABLE: %q", got)
+	}
+}
+
+func TestCommandMetrics(t *testing.T) {
+	e := newEnv(t)
+	c := e.raw()
+	c.login("alice")
+	c.ok("SELECT INBOX")
+	c.cmd("SELECT Nope")
+	c.cmd("CREATE ..")
+	if e.metrics.command("SELECT ok") != 1 || e.metrics.command("SELECT no") != 1 || e.metrics.command("CREATE no") != 1 || e.metrics.command("LOGIN ok") != 1 {
+		e.metrics.mu.Lock()
+		t.Errorf("metrics %v", e.metrics.commands)
+		e.metrics.mu.Unlock()
+	}
+}
