@@ -110,6 +110,9 @@ type TLSFiles struct {
 type AdminConfig struct {
 	// Listen is the admin listener; "" disables it.
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ on the admin
+	// listener. Off by default: it shows internals to whoever can reach it.
+	Pprof bool `yaml:"pprof"`
 }
 
 // SecretsConfig configures the key the bridge uses for secrets it stores.

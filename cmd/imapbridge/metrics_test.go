@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,11 +17,14 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/imapbridge/imapbridge/internal/dovecottest"
 )
 
 // startTestApp runs the whole bridge in-process over an mbox spool holding
@@ -282,4 +286,96 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("health when not ready = %d %q", code, errb.String())
 	}
 	a.ready.set(nil)
+}
+
+func TestPprofOnlyWhenConfigured(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		h := adminHandler(newMetrics(prometheus.NewRegistry()).reg, func() error { return nil }, on)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))
+		want := 404
+		if on {
+			want = 200
+		}
+		if rec.Code != want {
+			t.Errorf("pprof %v: /debug/pprof/ = %d, want %d", on, rec.Code, want)
+		}
+	}
+}
+
+// TestMetricsPOP3Poll: a real POP3 poll moves the per-source series, and a
+// refused login at the host is counted as result="auth".
+func TestMetricsPOP3Poll(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{Users: []dovecottest.User{{Name: "alice", Password: "pop-pw"}, {Name: "bob", Password: "bob-pw"}}})
+	msgs := [][]byte{
+		[]byte("From: a@example.org\nSubject: one\nMessage-ID: <m1@example.org>\n\nfirst\n"),
+		[]byte("From: a@example.org\nSubject: two\nMessage-ID: <m2@example.org>\n\nsecond\n.leading dot\n"),
+	}
+	var wantBytes int
+	for _, m := range msgs {
+		srv.Deliver("alice", m)
+		wantBytes += len(dovecottest.ExpectedPOP3(m))
+	}
+	dir := t.TempDir()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("imap-pw"), bcrypt.MinCost)
+	yaml := fmt.Sprintf(`data_dir: %s
+imap: {listen: 127.0.0.1:0, allow_insecure_auth: true}
+admin: {listen: 127.0.0.1:0}
+sources:
+  - {name: legacy, type: pop3, address: %q, tls: none, auth: static, poll_interval: 100ms, timeout: 5s}
+users:
+  - {name: alice, password_hash: %q, sources: [legacy], source_user: alice, source_password: pop-pw}
+  - {name: bob, password_hash: %q, sources: [legacy], source_user: bob, source_password: wrong-pw}
+`, filepath.Join(dir, "data"), srv.Addr(), hash, hash)
+	cfg, _, err := ParseConfig([]byte(yaml), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	a, err := startApp(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.shutdown(10 * time.Second)
+	admin := a.adminAddr.String()
+	var fams map[string]*dto.MetricFamily
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		fams, _ = scrape(t, admin)
+		fetched, _ := value(fams, "imapbridge_source_messages_fetched_total", "source", "legacy")
+		authFail, _ := value(fams, "imapbridge_source_polls_total", "source", "legacy", "result", "auth")
+		if fetched == 2 && authFail >= 1 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"imapbridge_source_messages_fetched_total", []string{"source", "legacy"}, 2},
+		{"imapbridge_source_bytes_fetched_total", []string{"source", "legacy"}, float64(wantBytes)},
+		{"imapbridge_source_messages_deleted_total", []string{"source", "legacy"}, 0},
+		{"imapbridge_store_messages", nil, 2},
+	} {
+		if v, ok := value(fams, tc.name, tc.labels...); !ok || v != tc.want {
+			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, v, tc.want)
+		}
+	}
+	if v, _ := value(fams, "imapbridge_source_polls_total", "source", "legacy", "result", "success"); v < 1 {
+		t.Errorf("successful POP3 polls = %v", v)
+	}
+	if v, _ := value(fams, "imapbridge_source_polls_total", "source", "legacy", "result", "auth"); v < 1 {
+		t.Errorf("refused POP3 logins counted as auth = %v, want >= 1", v)
+	}
+	if v, _ := value(fams, "imapbridge_source_poll_duration_seconds", "source", "legacy"); v < 2 {
+		t.Errorf("poll duration observations = %v", v)
+	}
+	if strings.Contains(logs.String(), "pop-pw") || strings.Contains(logs.String(), "wrong-pw") {
+		t.Errorf("a POP3 password appears in the logs")
+	}
+	if !strings.Contains(logs.String(), "user=bob") || !strings.Contains(logs.String(), "source=legacy") {
+		t.Errorf("the failed poll is not logged with user and source:\n%s", logs.String())
+	}
 }

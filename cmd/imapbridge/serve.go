@@ -178,7 +178,7 @@ func startApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, erro
 			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
 		}
 		a.adminAddr = ln.Addr()
-		a.admin = &http.Server{Handler: adminHandler(reg, a.readyCheck), ReadHeaderTimeout: 10 * time.Second}
+		a.admin = &http.Server{Handler: adminHandler(reg, a.readyCheck, cfg.Admin.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		a.serve("admin", func() error {
 			if err := a.admin.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return err
