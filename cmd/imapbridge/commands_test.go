@@ -230,3 +230,15 @@ func TestIsTerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployExampleConfigChecks: the example config shipped in deploy/
+// is what operators copy; `imapbridge check` must accept it as it is.
+func TestDeployExampleConfigChecks(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := runCheck([]string{"-config", "../../deploy/imapbridge.example.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("check deploy/imapbridge.example.yaml = %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+	if !strings.HasPrefix(out.String(), "config OK: ") {
+		t.Errorf("check output = %q", out.String())
+	}
+}
