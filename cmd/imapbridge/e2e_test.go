@@ -313,18 +313,33 @@ func sortedKeys(m map[string]flowMessage) []string {
 	return keys
 }
 
+// spoolBridge is the built binary serving user alice (password
+// s3cret-pass) from an mbox spool holding testSpool().
+type spoolBridge struct {
+	dir, spool, config  string
+	imapAddr, adminAddr string
+	msgs                []e2eMessage
+	logs                *syncBuffer
+	proc                *bridgeProc
+}
+
+func startSpoolBridge(t *testing.T) *spoolBridge {
+	t.Helper()
+	e := &spoolBridge{dir: t.TempDir(), msgs: testSpool(), logs: &syncBuffer{}}
+	spoolDir := filepath.Join(e.dir, "mail")
+	os.MkdirAll(spoolDir, 0o700)
+	e.spool = filepath.Join(spoolDir, "alice")
+	writeSpool(t, e.spool, e.msgs, false)
+	e.imapAddr, e.adminAddr = freePort(t), freePort(t)
+	e.config = writeConfig(t, e.dir, e.imapAddr, e.adminAddr, filepath.Join(spoolDir, "{user}"))
+	e.proc = startBridge(t, e.config, e.imapAddr, e.adminAddr, e.logs)
+	return e
+}
+
 func TestEndToEndImaplib(t *testing.T) {
 	python := needTool(t, "python3", "python3")
-	dir := t.TempDir()
-	spoolDir := filepath.Join(dir, "mail")
-	os.MkdirAll(spoolDir, 0o700)
-	spool := filepath.Join(spoolDir, "alice")
-	msgs := testSpool()
-	writeSpool(t, spool, msgs, false)
-	imapAddr, adminAddr := freePort(t), freePort(t)
-	config := writeConfig(t, dir, imapAddr, adminAddr, filepath.Join(spoolDir, "{user}"))
-	logs := &syncBuffer{}
-	p := startBridge(t, config, imapAddr, adminAddr, logs)
+	e := startSpoolBridge(t)
+	spool, msgs, imapAddr, adminAddr, config, logs, p := e.spool, e.msgs, e.imapAddr, e.adminAddr, e.config, e.logs, e.proc
 
 	res := runFlow(t, python, imapAddr, spool, "full")
 	if !strings.Contains(res.BadLogin, "AUTHENTICATIONFAILED") {
@@ -406,16 +421,8 @@ func TestEndToEndImaplib(t *testing.T) {
 func TestEndToEndMbsync(t *testing.T) {
 	mbsync := needTool(t, "mbsync", "isync")
 	python := needTool(t, "python3", "python3")
-	dir := t.TempDir()
-	spoolDir := filepath.Join(dir, "mail")
-	os.MkdirAll(spoolDir, 0o700)
-	spool := filepath.Join(spoolDir, "alice")
-	msgs := testSpool()
-	writeSpool(t, spool, msgs, false)
-	imapAddr, adminAddr := freePort(t), freePort(t)
-	config := writeConfig(t, dir, imapAddr, adminAddr, filepath.Join(spoolDir, "{user}"))
-	logs := &syncBuffer{}
-	p := startBridge(t, config, imapAddr, adminAddr, logs)
+	e := startSpoolBridge(t)
+	dir, spool, msgs, imapAddr, logs, p := e.dir, e.spool, e.msgs, e.imapAddr, e.logs, e.proc
 	defer p.stop()
 
 	host, port, _ := net.SplitHostPort(imapAddr)
