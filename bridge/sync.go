@@ -102,7 +102,9 @@ func Plan(listing []SourceMessage, known map[SourceID]KnownMessage, policy Delet
 		case DeleteAfterSync:
 			del = true
 		case DeleteAfterDays:
-			del = !now.Before(k.StoredAt.Add(policy.After))
+			// StoredAt is kept in whole seconds: the message was stored
+			// up to a second after it, so count from the second's end.
+			del = !now.Before(k.StoredAt.Add(time.Second).Add(policy.After))
 		case DeleteOnExpunge:
 			del = k.State == originExpunged
 		}

@@ -20,7 +20,7 @@ func TestPlan(t *testing.T) {
 	}
 	known := map[bridge.SourceID]bridge.KnownMessage{
 		"a": {Size: 10, StoredAt: now.Add(-40 * 24 * time.Hour)},
-		"b": {Size: 20, StoredAt: now.Add(-1 * time.Hour), State: 1},
+		"b": {Size: 20, StoredAt: now.Add(-1*time.Hour - time.Second), State: 1},
 		"c": {Size: 31, StoredAt: now.Add(-400 * 24 * time.Hour)}, // size changed at the host
 		"z": {Size: 5, StoredAt: now},                             // gone from the host
 	}

@@ -64,6 +64,10 @@ func newFaultServer(t testing.TB, cfg faultConfig) *faultServer {
 	}
 	if cfg.caps == nil {
 		cfg.caps = defaultCaps
+		if cfg.noUIDL {
+			// A server without UIDL does not advertise it.
+			cfg.caps = []string{"CAPA", "TOP", "RESP-CODES", "PIPELINING", "USER", "SASL PLAIN"}
+		}
 	}
 	s := &faultServer{t: t, ln: ln, cfg: cfg, stop: make(chan struct{})}
 	s.wg.Add(1)

@@ -289,15 +289,22 @@ func (s *Session) capa(ctx context.Context) (Capabilities, error) {
 // ids as described in sourceids.go.
 func (s *Session) List(ctx context.Context) ([]bridge.SourceMessage, error) {
 	var uidls []UIDLInfo
-	hasUIDL := s.c.Caps() == nil || s.c.Caps().Has("UIDL")
+	advertised := s.c.Caps() != nil && s.c.Caps().Has("UIDL")
+	hasUIDL := s.c.Caps() == nil || advertised
 	if hasUIDL {
 		var err error
 		uidls, err = s.c.UIDL(ctx)
 		var pe *Error
 		switch {
-		case errors.As(err, &pe):
+		case errors.As(err, &pe) && !advertised:
+			// No CAPA to go by and UIDL refused: a server without
+			// UIDL, so ids are header fingerprints.
 			hasUIDL = false
 		case err != nil:
+			// A server that advertises UIDL and then refuses it is in
+			// trouble, not UIDL-less: switching to fingerprint ids
+			// would give every known message a second id, and the
+			// bridge a second copy. Fail the poll; the next one retries.
 			return nil, s.src.errorf("list: %w", err)
 		}
 	}

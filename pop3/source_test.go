@@ -714,3 +714,21 @@ func TestWithDefaultPort(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceAdvertisedUIDLRefused: a server that advertises UIDL and then
+// answers it -ERR is in trouble, not UIDL-less. Switching to fingerprint
+// ids would give every known message a second id (and the bridge a second
+// copy), so List fails and the next poll retries.
+func TestSourceAdvertisedUIDLRefused(t *testing.T) {
+	fs := newFaultServer(t, faultConfig{msgs: []string{"Subject: a\r\n\r\nbody\r\n"}, noUIDL: true, caps: defaultCaps})
+	src, _ := newTestSource(SourceConfig{Address: fs.Addr()})
+	s := openSession(t, src, alice)
+	defer s.Abort()
+	ids, err := s.List(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "list: pop3: uidl: server replied -ERR") {
+		t.Fatalf("List = %v, %v; want the UIDL error, never fingerprint ids", ids, err)
+	}
+	if len(ids) != 0 {
+		t.Fatalf("List returned ids %v with the error", ids)
+	}
+}

@@ -146,6 +146,14 @@ func (a *authenticator) authenticate(ctx context.Context, username, password str
 		return nil, fmt.Errorf("%w: too many failed attempts, try again later", imapfront.ErrAuthFailed)
 	}
 	u, err := a.check(ctx, username, password)
+	if err != nil && !errors.Is(err, errBadCredentials) {
+		// The POP3 host could not be asked (down, timing out): the
+		// password was not refused, so it is no failed attempt; the
+		// client is told to try again later (NO [UNAVAILABLE]).
+		a.metrics.authAttempt("error")
+		a.log.Warn("login could not be checked", "user", username, "remote", host, "err", err)
+		return nil, fmt.Errorf("check %q at the mail host: %w", username, err)
+	}
 	if err != nil {
 		delay := a.limiter.fail(username, host)
 		a.metrics.authAttempt("failure")
@@ -188,13 +196,17 @@ func (a *authenticator) check(ctx context.Context, username, password string) (*
 			continue
 		}
 		sess, err := a.sources[sn].Open(ctx, bridge.Account{User: username, SourceUser: username, Password: password})
-		if err != nil {
-			if errors.Is(err, bridge.ErrSourceAuth) {
-				return nil, errBadCredentials
-			}
+		switch {
+		case err == nil:
+			sess.Abort()
+		case errors.Is(err, bridge.ErrSourceBusy):
+			// [IN-USE] comes after the password was accepted (RFC 2449):
+			// another client holds the maildrop, the login is good.
+		case errors.Is(err, bridge.ErrSourceAuth):
+			return nil, errBadCredentials
+		default:
 			return nil, fmt.Errorf("passthrough check at %s: %w", sn, err)
 		}
-		sess.Abort()
 	}
 	u, err := a.bridge.User(ctx, username)
 	if err != nil {

@@ -57,7 +57,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}, []string{"command"}),
 		authAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "auth_attempts_total",
-			Help: "IMAP login attempts, by result: success, failure (bad credentials), ratelimited (refused after too many failures).",
+			Help: "IMAP login attempts, by result: success, failure (bad credentials), ratelimited (refused after too many failures), error (the POP3 host could not check a passthrough login).",
 		}, []string{"result"}),
 		idleSessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Name: "idle_sessions",
@@ -117,7 +117,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	for _, l := range []string{"imap", "imaps"} {
 		m.connections.WithLabelValues(l)
 	}
-	for _, r := range []string{"success", "failure", "ratelimited"} {
+	for _, r := range []string{"success", "failure", "ratelimited", "error"} {
 		m.authAttempts.WithLabelValues(r)
 	}
 	return m

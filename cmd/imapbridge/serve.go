@@ -161,7 +161,7 @@ func startApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, erro
 			return nil, fmt.Errorf("imap listen %s: %w", cfg.IMAP.Listen, err)
 		}
 		a.imapAddr = ln.Addr()
-		a.serve("imap", func() error { return a.front.Serve(ln) })
+		a.serve("imap", func() error { return ignoreClosed(a.front.Serve(ln)) })
 	}
 	if cfg.IMAP.TLSListen != "" {
 		ln, err := net.Listen("tcp", cfg.IMAP.TLSListen)
@@ -169,7 +169,7 @@ func startApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, erro
 			a.stopAll()
 			return nil, fmt.Errorf("imap tls listen %s: %w", cfg.IMAP.TLSListen, err)
 		}
-		a.serve("imaps", func() error { return a.front.ServeTLS(ln) })
+		a.serve("imaps", func() error { return ignoreClosed(a.front.ServeTLS(ln)) })
 	}
 	if cfg.Admin.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Admin.Listen)
@@ -205,6 +205,14 @@ func newSource(s SourceConfig, logger *slog.Logger) (bridge.Source, error) {
 		}, logger), nil
 	}
 	return nil, fmt.Errorf("source %q: unknown type %q", s.Name, s.Type)
+}
+
+// ignoreClosed drops the error a listener returns because Shutdown closed it.
+func ignoreClosed(err error) error {
+	if errors.Is(err, imapfront.ErrServerClosed) {
+		return nil
+	}
+	return err
 }
 
 // serve runs fn on a goroutine owned by the app; an error before shutdown
