@@ -190,6 +190,10 @@ func TestDeletePolicies(t *testing.T) {
 				inbox.Store(ctx, []bridge.UID{1}, bridge.FlagsAdd, []string{bridge.FlagDeleted}, nil)
 				inbox.Expunge(ctx, nil)
 			}
+			if tc.mode == bridge.DeleteAfterDays && tc.after == 0 {
+				// Store times are whole seconds: due a second after.
+				time.Sleep(1100 * time.Millisecond)
+			}
 			if tc.moveTrash {
 				trash, _ := u.Mailbox(ctx, "Trash")
 				if _, _, _, err := inbox.MoveTo(ctx, []bridge.UID{2}, trash, nil); err != nil {
