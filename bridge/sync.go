@@ -393,6 +393,31 @@ func (s *Syncer) Add(u *User, feeds []Feed) {
 	})
 }
 
+// SetPassword changes the source password the user's poll loops use for
+// source (a passthrough user who changed it at the host and logged in with
+// the new one) and asks for a poll now. It reports whether a loop of that
+// user polls that source.
+func (s *Syncer) SetPassword(user, source, password string) bool {
+	s.mu.Lock()
+	loops := s.loops[user]
+	s.mu.Unlock()
+	found := false
+	for _, l := range loops {
+		if l.feed.Source.Name() != source {
+			continue
+		}
+		found = true
+		l.mu.Lock()
+		changed := l.feed.Account.Password != password
+		l.feed.Account.Password = password
+		l.mu.Unlock()
+		if changed {
+			l.poke()
+		}
+	}
+	return found
+}
+
 // Has reports whether user already has poll loops.
 func (s *Syncer) Has(user string) bool {
 	s.mu.Lock()
@@ -526,10 +551,13 @@ func (l *feedLoop) pollOnce(log *slog.Logger) (err error) {
 		return l.s.ctx.Err()
 	}
 	defer func() { <-l.s.sem }()
-	ctx, cancel := context.WithTimeout(l.s.ctx, l.feed.Timeout)
+	l.mu.Lock()
+	feed := l.feed
+	l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(l.s.ctx, feed.Timeout)
 	defer cancel()
 	start := time.Now()
-	res, err := l.s.b.Poll(ctx, l.user, l.feed)
+	res, err := l.s.b.Poll(ctx, l.user, feed)
 	took := time.Since(start)
 	result := "success"
 	switch {

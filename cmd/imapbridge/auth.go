@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/imapbridge/imapbridge/bridge"
 	"github.com/imapbridge/imapbridge/imapfront"
+	"github.com/imapbridge/imapbridge/pop3"
 )
 
 // authenticator checks IMAP logins: against the bcrypt hash of a configured
@@ -36,8 +38,12 @@ type authenticator struct {
 }
 
 // dummyHash is compared against when the user is unknown, so an unknown
-// user costs the same time as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("imapbridge-dummy-password"), bcrypt.DefaultCost)
+// user costs the same time as a wrong password. Made on first use, so
+// commands that never check a login don't pay for it.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("imapbridge-dummy-password"), bcrypt.DefaultCost)
+	return h
+})
 
 func newAuthenticator(cfg *Config, b *bridge.Bridge, s *bridge.Syncer, sources map[string]bridge.Source, logger *slog.Logger, m *metrics) *authenticator {
 	a := &authenticator{
@@ -182,7 +188,7 @@ func (a *authenticator) check(ctx context.Context, username, password string) (*
 		return a.bridge.User(ctx, username)
 	}
 	if len(a.passthrough) == 0 || (known && a.canPollWithoutLogin(uc)) {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return nil, errBadCredentials
 	}
 	// Passthrough: the POP3 host decides.
@@ -199,9 +205,10 @@ func (a *authenticator) check(ctx context.Context, username, password string) (*
 		switch {
 		case err == nil:
 			sess.Abort()
-		case errors.Is(err, bridge.ErrSourceBusy):
-			// [IN-USE] comes after the password was accepted (RFC 2449):
-			// another client holds the maildrop, the login is good.
+		case passwordAccepted(err):
+			// [IN-USE] or [LOGIN-DELAY] in answer to the password: the
+			// host accepted it (RFC 2449) but another client holds the
+			// maildrop, or it is too soon. The login is good.
 		case errors.Is(err, bridge.ErrSourceAuth):
 			return nil, errBadCredentials
 		default:
@@ -219,8 +226,33 @@ func (a *authenticator) check(ctx context.Context, username, password string) (*
 	}
 	if !a.syncer.Has(username) {
 		a.syncer.Add(u, a.feeds(username, uc, password))
+	} else {
+		// The user may have changed the password at the host: poll with
+		// the one that just worked.
+		for _, sn := range names {
+			if sc := a.cfg[sn]; sc.Type == "pop3" && sc.Auth == "passthrough" {
+				a.syncer.SetPassword(username, sn, password)
+			}
+		}
 	}
 	return u, nil
+}
+
+// passwordAccepted: a POP3 host refused the session with IN-USE or
+// LOGIN-DELAY in its answer to the password itself (PASS, APOP, AUTH),
+// which RFC 2449 sends only after the credentials checked out. Busy
+// answers to anything else (USER, the greeting) or without those codes
+// prove nothing about the password.
+func passwordAccepted(err error) bool {
+	var pe *pop3.Error
+	if !errors.As(err, &pe) {
+		return false
+	}
+	cmd := strings.ToUpper(pe.Command)
+	if !strings.HasPrefix(cmd, "PASS") && !strings.HasPrefix(cmd, "APOP") && !strings.HasPrefix(cmd, "AUTH") {
+		return false
+	}
+	return pe.HasCode(pop3.CodeInUse) || pe.HasCode(pop3.CodeLoginDelay)
 }
 
 func remoteHost(addr net.Addr) string {

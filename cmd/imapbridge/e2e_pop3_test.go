@@ -85,15 +85,15 @@ func (c p3Config) write(t *testing.T) string {
 	b.WriteString("sources:\n")
 	for _, s := range c.Sources {
 		fmt.Fprintf(&b, "  - name: %s\n    type: pop3\n    address: %q\n", s.Name, s.Address)
-		fmt.Fprintf(&b, "    tls: %s\n", orDefault(s.TLS, "none"))
+		fmt.Fprintf(&b, "    tls: %s\n", p3OrDefault(s.TLS, "none"))
 		if s.SkipVerify {
 			b.WriteString("    tls_skip_verify: true\n")
 		}
-		fmt.Fprintf(&b, "    auth: %s\n", orDefault(s.Auth, "static"))
-		fmt.Fprintf(&b, "    poll_interval: %s\n", durOr(s.Poll, 300*time.Millisecond))
-		fmt.Fprintf(&b, "    idle_poll_interval: %s\n", durOr(s.IdlePoll, durOr(s.Poll, 300*time.Millisecond)))
-		fmt.Fprintf(&b, "    timeout: %s\n", durOr(s.Timeout, 5*time.Second))
-		fmt.Fprintf(&b, "    delete_policy: %s\n", orDefault(s.DeletePolicy, "keep"))
+		fmt.Fprintf(&b, "    auth: %s\n", p3OrDefault(s.Auth, "static"))
+		fmt.Fprintf(&b, "    poll_interval: %s\n", p3DurOr(s.Poll, 300*time.Millisecond))
+		fmt.Fprintf(&b, "    idle_poll_interval: %s\n", p3DurOr(s.IdlePoll, p3DurOr(s.Poll, 300*time.Millisecond)))
+		fmt.Fprintf(&b, "    timeout: %s\n", p3DurOr(s.Timeout, 5*time.Second))
+		fmt.Fprintf(&b, "    delete_policy: %s\n", p3OrDefault(s.DeletePolicy, "keep"))
 		if s.DeleteAfter > 0 {
 			fmt.Fprintf(&b, "    delete_after: %s\n", s.DeleteAfter)
 		}
@@ -118,14 +118,14 @@ func (c p3Config) write(t *testing.T) string {
 	return path
 }
 
-func orDefault(s, def string) string {
+func p3OrDefault(s, def string) string {
 	if s == "" {
 		return def
 	}
 	return s
 }
 
-func durOr(d, def time.Duration) time.Duration {
+func p3DurOr(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
 	}
@@ -133,33 +133,33 @@ func durOr(d, def time.Duration) time.Duration {
 }
 
 var (
-	hashOnce   sync.Once
-	imapPWHash string
+	p3HashOnce   sync.Once
+	p3IMAPPWHash string
 )
 
 // p3IMAPPassword is every static user's IMAP password in these tests.
 const p3IMAPPassword = "imap-Pw-7f3e"
 
-func imapHash(t *testing.T) string {
+func p3IMAPHash(t *testing.T) string {
 	t.Helper()
-	hashOnce.Do(func() {
+	p3HashOnce.Do(func() {
 		h, err := bcrypt.GenerateFromPassword([]byte(p3IMAPPassword), bcrypt.MinCost)
 		if err != nil {
 			panic(err)
 		}
-		imapPWHash = string(h)
+		p3IMAPPWHash = string(h)
 	})
-	return imapPWHash
+	return p3IMAPPWHash
 }
 
 // ---------------------------------------------------------------------------
 // Running the bridge.
 
-// launchBridge starts the binary and waits until /readyz answers 200. It
+// p3LaunchBridge starts the binary and waits until /readyz answers 200. It
 // does not wait for polls (a passthrough user has none before its first
 // login). env is added to the environment, from which every IMAPBRIDGE_*
 // variable of the test runner is removed.
-func launchBridge(t *testing.T, config, imapAddr, adminAddr string, logs *syncBuffer, env ...string) *bridgeProc {
+func p3LaunchBridge(t *testing.T, config, imapAddr, adminAddr string, logs *syncBuffer, env ...string) *bridgeProc {
 	t.Helper()
 	cmd := exec.Command(binary(t), "serve", "-config", config)
 	for _, kv := range os.Environ() {
@@ -197,14 +197,14 @@ func launchBridge(t *testing.T, config, imapAddr, adminAddr string, logs *syncBu
 }
 
 // kill ends the bridge with SIGKILL: no shutdown code runs.
-func killBridge(p *bridgeProc) {
+func p3KillBridge(p *bridgeProc) {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.cmd.Wait()
 }
 
-// metricSum sums the samples of the metric family name whose label set
+// p3MetricSum sums the samples of the metric family name whose label set
 // contains every one of labels (`source="legacy"`). -1: /metrics failed.
-func metricSum(admin, name string, labels ...string) float64 {
+func p3MetricSum(admin, name string, labels ...string) float64 {
 	client := &http.Client{Timeout: 2 * time.Second}
 	resp, err := client.Get("http://" + admin + "/metrics")
 	if err != nil {
@@ -242,9 +242,9 @@ func metricSum(admin, name string, labels ...string) float64 {
 	return sum
 }
 
-// waitFor calls cond every 50ms until it is true or timeout passes, then
+// p3WaitFor calls cond every 50ms until it is true or timeout passes, then
 // fails the test with what cond said last.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func p3WaitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -261,12 +261,12 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 	}
 }
 
-// waitPolls waits until n more successful polls than before have been
+// p3WaitPolls waits until n more successful polls than before have been
 // counted (n whole poll cycles after a change at the host).
-func waitPolls(t *testing.T, admin string, n int) {
+func p3WaitPolls(t *testing.T, admin string, n int) {
 	t.Helper()
 	start := successfulPolls(admin)
-	waitFor(t, 20*time.Second, fmt.Sprintf("%d more successful polls", n), func() (bool, string) {
+	p3WaitFor(t, 20*time.Second, fmt.Sprintf("%d more successful polls", n), func() (bool, string) {
 		got := successfulPolls(admin)
 		return got >= start+n, fmt.Sprintf("%d successful polls, started at %d", got, start)
 	})
@@ -275,9 +275,9 @@ func waitPolls(t *testing.T, admin string, n int) {
 // ---------------------------------------------------------------------------
 // Messages.
 
-var reMessageID = regexp.MustCompile(`(?mi)^Message-ID:[ \t]*(<[^>\r\n]+>)`)
+var p3ReMessageID = regexp.MustCompile(`(?mi)^Message-ID:[ \t]*(<[^>\r\n]+>)`)
 
-func messageID(data []byte) string {
+func p3MessageID(data []byte) string {
 	// Only the header: a body may quote a Message-ID line.
 	if i := bytes.Index(data, []byte("\n\n")); i >= 0 {
 		data = data[:i+1]
@@ -285,17 +285,17 @@ func messageID(data []byte) string {
 	if i := bytes.Index(data, []byte("\r\n\r\n")); i >= 0 {
 		data = data[:i+2]
 	}
-	m := reMessageID.FindSubmatch(data)
+	m := p3ReMessageID.FindSubmatch(data)
 	if m == nil {
 		return ""
 	}
 	return string(m[1])
 }
 
-// genMessage builds a message (LF line endings, as an MDA stores it) of
+// p3GenMessage builds a message (LF line endings, as an MDA stores it) of
 // roughly size bytes, with lines a POP3 client must dot-unstuff. The body
 // is a block of 50 lines, varied by i, repeated.
-func genMessage(tag string, i, size int) []byte {
+func p3GenMessage(tag string, i, size int) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "From: Sender <sender@example.org>\nTo: %s@example.org\nSubject: %s message %d\n", tag, tag, i)
 	fmt.Fprintf(&b, "Date: Mon, 02 Jan 2006 15:04:05 +0000\nMessage-ID: <%s-%d@imapbridge.test>\n\n", tag, i)
@@ -325,21 +325,21 @@ func genMessage(tag string, i, size int) []byte {
 // ---------------------------------------------------------------------------
 // IMAP.
 
-type imapMsg struct {
+type p3IMAPMsg struct {
 	UID   imap.UID
 	Size  int64
 	Body  []byte
 	MsgID string
 }
 
-type imapSession struct {
+type p3IMAPSession struct {
 	c       *imapclient.Client
 	exists  chan uint32 // unilateral EXISTS counts (buffered; dropped when full)
 	expunge chan uint32
 }
 
-func dialIMAP(addr string) (*imapSession, error) {
-	s := &imapSession{exists: make(chan uint32, 64), expunge: make(chan uint32, 64)}
+func p3DialIMAP(addr string) (*p3IMAPSession, error) {
+	s := &p3IMAPSession{exists: make(chan uint32, 64), expunge: make(chan uint32, 64)}
 	c, err := imapclient.DialInsecure(addr, &imapclient.Options{
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
@@ -365,10 +365,10 @@ func dialIMAP(addr string) (*imapSession, error) {
 	return s, nil
 }
 
-// loginIMAP dials and logs in, failing the test on any error.
-func loginIMAP(t *testing.T, addr, user, pass string) *imapSession {
+// p3LoginIMAP dials and logs in, failing the test on any error.
+func p3LoginIMAP(t *testing.T, addr, user, pass string) *p3IMAPSession {
 	t.Helper()
-	s, err := dialIMAP(addr)
+	s, err := p3DialIMAP(addr)
 	if err != nil {
 		t.Fatalf("imap dial %s: %v", addr, err)
 	}
@@ -380,9 +380,9 @@ func loginIMAP(t *testing.T, addr, user, pass string) *imapSession {
 	return s
 }
 
-// loginError returns the error of LOGIN user pass (nil: logged in).
-func loginError(addr, user, pass string) error {
-	s, err := dialIMAP(addr)
+// p3LoginError returns the error of LOGIN user pass (nil: logged in).
+func p3LoginError(addr, user, pass string) error {
+	s, err := p3DialIMAP(addr)
 	if err != nil {
 		return err
 	}
@@ -396,7 +396,7 @@ func loginError(addr, user, pass string) error {
 
 // fetchAll selects mailbox and fetches every message with UID, size and
 // BODY.PEEK[].
-func (s *imapSession) fetchAll(mailbox string) (uint32, []imapMsg, error) {
+func (s *p3IMAPSession) fetchAll(mailbox string) (uint32, []p3IMAPMsg, error) {
 	sel, err := s.c.Select(mailbox, nil).Wait()
 	if err != nil {
 		return 0, nil, fmt.Errorf("select %s: %w", mailbox, err)
@@ -411,19 +411,19 @@ func (s *imapSession) fetchAll(mailbox string) (uint32, []imapMsg, error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("fetch %s: %w", mailbox, err)
 	}
-	out := make([]imapMsg, 0, len(bufs))
+	out := make([]p3IMAPMsg, 0, len(bufs))
 	for _, b := range bufs {
 		body := b.FindBodySection(section)
-		out = append(out, imapMsg{UID: b.UID, Size: b.RFC822Size, Body: body, MsgID: messageID(body)})
+		out = append(out, p3IMAPMsg{UID: b.UID, Size: b.RFC822Size, Body: body, MsgID: p3MessageID(body)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
 	return sel.UIDValidity, out, nil
 }
 
-// snapshot logs in, fetches mailbox whole and logs out.
-func snapshot(t *testing.T, addr, user, pass, mailbox string) (uint32, []imapMsg) {
+// p3Snapshot logs in, fetches mailbox whole and logs out.
+func p3Snapshot(t *testing.T, addr, user, pass, mailbox string) (uint32, []p3IMAPMsg) {
 	t.Helper()
-	s := loginIMAP(t, addr, user, pass)
+	s := p3LoginIMAP(t, addr, user, pass)
 	defer func() {
 		s.c.Logout().Wait()
 		s.c.Close()
@@ -435,15 +435,15 @@ func snapshot(t *testing.T, addr, user, pass, mailbox string) (uint32, []imapMsg
 	return uv, msgs
 }
 
-// waitCount waits until mailbox of user holds want messages (checked with
+// p3WaitCount waits until mailbox of user holds want messages (checked with
 // one session and NOOP) and returns a snapshot.
-func waitCount(t *testing.T, addr, user, pass, mailbox string, want int, timeout time.Duration) (uint32, []imapMsg) {
+func p3WaitCount(t *testing.T, addr, user, pass, mailbox string, want int, timeout time.Duration) (uint32, []p3IMAPMsg) {
 	t.Helper()
-	s := loginIMAP(t, addr, user, pass)
+	s := p3LoginIMAP(t, addr, user, pass)
 	if _, err := s.c.Select(mailbox, nil).Wait(); err != nil {
 		t.Fatalf("select %s: %v", mailbox, err)
 	}
-	waitFor(t, timeout, fmt.Sprintf("%s's %s holds %d messages", user, mailbox, want), func() (bool, string) {
+	p3WaitFor(t, timeout, fmt.Sprintf("%s's %s holds %d messages", user, mailbox, want), func() (bool, string) {
 		if err := s.c.Noop().Wait(); err != nil {
 			return false, "noop: " + err.Error()
 		}
@@ -452,14 +452,14 @@ func waitCount(t *testing.T, addr, user, pass, mailbox string, want int, timeout
 	})
 	s.c.Logout().Wait()
 	s.c.Close()
-	return snapshot(t, addr, user, pass, mailbox)
+	return p3Snapshot(t, addr, user, pass, mailbox)
 }
 
-// checkMessages compares a mailbox with what it must hold, keyed by
+// p3CheckMessages compares a mailbox with what it must hold, keyed by
 // Message-ID: every expected message exactly once, byte-exact (expected
 // holds what POP3 RETR returns), RFC822.SIZE equal to its length, UIDs
 // strictly ascending, nothing else.
-func checkMessages(t *testing.T, what string, got []imapMsg, expected map[string][]byte) {
+func p3CheckMessages(t *testing.T, what string, got []p3IMAPMsg, expected map[string][]byte) {
 	t.Helper()
 	seen := map[string]int{}
 	var prev imap.UID
@@ -475,7 +475,7 @@ func checkMessages(t *testing.T, what string, got []imapMsg, expected map[string
 			t.Errorf("%s: UID %d (%s, %d bytes) is not a message of the host", what, m.UID, m.MsgID, len(m.Body))
 		case !bytes.Equal(m.Body, want):
 			t.Errorf("%s: UID %d %s: BODY[] differs from what the host delivered (%d bytes, want %d; first difference at byte %d)",
-				what, m.UID, m.MsgID, len(m.Body), len(want), firstDifference(m.Body, want))
+				what, m.UID, m.MsgID, len(m.Body), len(want), p3FirstDifference(m.Body, want))
 		case m.Size != int64(len(want)):
 			t.Errorf("%s: UID %d %s: RFC822.SIZE %d, want %d", what, m.UID, m.MsgID, m.Size, len(want))
 		}
@@ -492,7 +492,7 @@ func checkMessages(t *testing.T, what string, got []imapMsg, expected map[string
 	}
 }
 
-func firstDifference(a, b []byte) int {
+func p3FirstDifference(a, b []byte) int {
 	for i := 0; i < len(a) && i < len(b); i++ {
 		if a[i] != b[i] {
 			return i
@@ -501,16 +501,16 @@ func firstDifference(a, b []byte) int {
 	return min(len(a), len(b))
 }
 
-// hostIDs returns the Message-IDs the user's maildrop holds now.
-func hostIDs(srv *dovecottest.Server, user string) []string {
+// p3HostIDs returns the Message-IDs the user's maildrop holds now.
+func p3HostIDs(srv *dovecottest.Server, user string) []string {
 	var ids []string
 	for _, m := range srv.Messages(user) {
-		ids = append(ids, messageID(m.Data))
+		ids = append(ids, p3MessageID(m.Data))
 	}
 	return ids
 }
 
-func uidsByID(msgs []imapMsg) map[string]imap.UID {
+func p3UIDsByID(msgs []p3IMAPMsg) map[string]imap.UID {
 	out := map[string]imap.UID{}
 	for _, m := range msgs {
 		out[m.MsgID] = m.UID
@@ -518,8 +518,8 @@ func uidsByID(msgs []imapMsg) map[string]imap.UID {
 	return out
 }
 
-// checkNoSecrets fails if any of secrets appears in the bridge's log.
-func checkNoSecrets(t *testing.T, logs *syncBuffer, secrets ...string) {
+// p3CheckNoSecrets fails if any of secrets appears in the bridge's log.
+func p3CheckNoSecrets(t *testing.T, logs *syncBuffer, secrets ...string) {
 	t.Helper()
 	out := logs.String()
 	for _, s := range secrets {
@@ -543,13 +543,13 @@ func newP3Env(t *testing.T, opts dovecottest.Options) *p3Env {
 	e := &p3Env{srv: srv, dir: t.TempDir(), imap: freePort(t), admin: freePort(t), logs: &syncBuffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("bridge log (tail):\n%s", tail(e.logs.String(), 60))
+			t.Logf("bridge log (tail):\n%s", p3Tail(e.logs.String(), 60))
 		}
 	})
 	return e
 }
 
-func tail(s string, lines int) string {
+func p3Tail(s string, lines int) string {
 	parts := strings.Split(s, "\n")
 	if len(parts) > lines {
 		parts = parts[len(parts)-lines:]
@@ -561,9 +561,9 @@ func (e *p3Env) config(sources []p3Source, users []p3User) p3Config {
 	return p3Config{Dir: e.dir, IMAP: e.imap, Admin: e.admin, Sources: sources, Users: users}
 }
 
-// staticUser is a user with static POP3 credentials on source.
-func staticUser(t *testing.T, name, popPassword string, sources ...string) p3User {
-	return p3User{Name: name, PasswordHash: imapHash(t), Sources: sources, SourceUser: name, SourcePassword: popPassword}
+// p3StaticUser is a user with static POP3 credentials on source.
+func p3StaticUser(t *testing.T, name, popPassword string, sources ...string) p3User {
+	return p3User{Name: name, PasswordHash: p3IMAPHash(t), Sources: sources, SourceUser: name, SourcePassword: popPassword}
 }
 
 // ---------------------------------------------------------------------------
@@ -582,7 +582,7 @@ func TestPOP3CorpusByteExact(t *testing.T) {
 	var order []string
 	for _, f := range corpus {
 		e.srv.Deliver("alice", f.Data)
-		id := messageID(f.Data)
+		id := p3MessageID(f.Data)
 		if id == "" || expected[id] != nil {
 			t.Fatalf("corpus message %s has no unique Message-ID", f.Name)
 		}
@@ -590,12 +590,12 @@ func TestPOP3CorpusByteExact(t *testing.T) {
 		order = append(order, id)
 	}
 	cfg := e.config([]p3Source{{Name: "legacy", Address: e.srv.Addr(), TLS: "starttls", SkipVerify: true}},
-		[]p3User{staticUser(t, "alice", popPW, "legacy")}).write(t)
-	p := launchBridge(t, cfg, e.imap, e.admin, e.logs)
+		[]p3User{p3StaticUser(t, "alice", popPW, "legacy")}).write(t)
+	p := p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
 	defer p.stop()
 
-	_, msgs := waitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", len(corpus), 30*time.Second)
-	checkMessages(t, "INBOX", msgs, expected)
+	_, msgs := p3WaitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", len(corpus), 30*time.Second)
+	p3CheckMessages(t, "INBOX", msgs, expected)
 	for i, m := range msgs {
 		if i < len(order) && m.MsgID != order[i] {
 			t.Errorf("message %d in UID order is %s, want %s (delivery order)", i+1, m.MsgID, order[i])
@@ -609,13 +609,13 @@ func TestPOP3CorpusByteExact(t *testing.T) {
 	if n := len(e.srv.Messages("alice")); n != len(corpus) {
 		t.Errorf("delete_policy keep: host holds %d messages, want %d", n, len(corpus))
 	}
-	if got := metricSum(e.admin, "imapbridge_source_messages_fetched_total", `source="legacy"`); got != float64(len(corpus)) {
+	if got := p3MetricSum(e.admin, "imapbridge_source_messages_fetched_total", `source="legacy"`); got != float64(len(corpus)) {
 		t.Errorf("imapbridge_source_messages_fetched_total = %v, want %d", got, len(corpus))
 	}
 	if !strings.Contains(e.logs.String(), "tls=true") {
 		t.Errorf("no POP3 session logged tls=true with tls: starttls")
 	}
-	checkNoSecrets(t, e.logs, popPW, p3IMAPPassword)
+	p3CheckNoSecrets(t, e.logs, popPW, p3IMAPPassword)
 }
 
 // ---------------------------------------------------------------------------
@@ -631,24 +631,24 @@ func TestPOP3WrongPasswordRefused(t *testing.T) {
 	e := newP3Env(t, dovecottest.Options{Users: []dovecottest.User{{Name: "alice", Password: alicePOP}, {Name: "bob", Password: bobPOP}}})
 	bobMsgs := map[string][]byte{}
 	for i := 1; i <= 3; i++ {
-		m := genMessage("bob", i, 2000)
+		m := p3GenMessage("bob", i, 2000)
 		e.srv.Deliver("bob", m)
-		bobMsgs[messageID(m)] = dovecottest.ExpectedPOP3(m)
+		bobMsgs[p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
 	}
 	// alice is a configured static user; bob has no users entry: any user
 	// the passthrough host accepts may log in.
 	cfg := e.config([]p3Source{
 		{Name: "static-src", Address: e.srv.Addr()},
 		{Name: "pass-src", Address: e.srv.Addr(), Auth: "passthrough"},
-	}, []p3User{staticUser(t, "alice", alicePOP, "static-src")}).write(t)
-	p := launchBridge(t, cfg, e.imap, e.admin, e.logs)
+	}, []p3User{p3StaticUser(t, "alice", alicePOP, "static-src")}).write(t)
+	p := p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
 	defer p.stop()
 
 	var staticErr, passErr *imap.Error
-	if err := loginError(e.imap, "alice", "wrong-imap-pw"); !errors.As(err, &staticErr) {
+	if err := p3LoginError(e.imap, "alice", "wrong-imap-pw"); !errors.As(err, &staticErr) {
 		t.Fatalf("static user, wrong password: %v, want a NO response", err)
 	}
-	if err := loginError(e.imap, "bob", "wrong-pop-pw"); !errors.As(err, &passErr) {
+	if err := p3LoginError(e.imap, "bob", "wrong-pop-pw"); !errors.As(err, &passErr) {
 		t.Fatalf("passthrough user, wrong password: %v, want a NO response", err)
 	}
 	for _, c := range []struct {
@@ -662,17 +662,17 @@ func TestPOP3WrongPasswordRefused(t *testing.T) {
 	if staticErr.Text != passErr.Text {
 		t.Errorf("answers differ: static %q, passthrough %q (must not tell the cases apart)", staticErr.Text, passErr.Text)
 	}
-	if got := metricSum(e.admin, "imapbridge_auth_attempts_total", `result="failure"`); got != 2 {
+	if got := p3MetricSum(e.admin, "imapbridge_auth_attempts_total", `result="failure"`); got != 2 {
 		t.Errorf("imapbridge_auth_attempts_total{result=failure} = %v, want 2", got)
 	}
-	if n := metricSum(e.admin, "imapbridge_source_messages_fetched_total", `source="pass-src"`); n != 0 {
+	if n := p3MetricSum(e.admin, "imapbridge_source_messages_fetched_total", `source="pass-src"`); n != 0 {
 		t.Errorf("a refused passthrough login fetched %v messages", n)
 	}
 
 	// The right POP3 password: logged in, and the INBOX fills.
-	_, msgs := waitCount(t, e.imap, "bob", bobPOP, "INBOX", 3, 15*time.Second)
-	checkMessages(t, "bob's INBOX", msgs, bobMsgs)
-	checkNoSecrets(t, e.logs, alicePOP, bobPOP, p3IMAPPassword, "wrong-imap-pw", "wrong-pop-pw")
+	_, msgs := p3WaitCount(t, e.imap, "bob", bobPOP, "INBOX", 3, 15*time.Second)
+	p3CheckMessages(t, "bob's INBOX", msgs, bobMsgs)
+	p3CheckNoSecrets(t, e.logs, alicePOP, bobPOP, p3IMAPPassword, "wrong-imap-pw", "wrong-pop-pw")
 }
 
 // ---------------------------------------------------------------------------
@@ -694,9 +694,9 @@ func TestPOP3PassthroughResumesAfterRestart(t *testing.T) {
 	expected := map[string][]byte{}
 	deliver := func(from, to int) {
 		for i := from; i <= to; i++ {
-			m := genMessage("resume", i, 1500)
+			m := p3GenMessage("resume", i, 1500)
 			e.srv.Deliver("bob", m)
-			expected[messageID(m)] = dovecottest.ExpectedPOP3(m)
+			expected[p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
 		}
 	}
 	conf := e.config([]p3Source{{Name: "legacy", Address: e.srv.Addr(), Auth: "passthrough"}},
@@ -705,20 +705,20 @@ func TestPOP3PassthroughResumesAfterRestart(t *testing.T) {
 	cfg := conf.write(t)
 
 	deliver(1, 2)
-	p := launchBridge(t, cfg, e.imap, e.admin, e.logs)
-	_, first := waitCount(t, e.imap, "bob", bobPOP, "INBOX", 2, 15*time.Second)
+	p := p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
+	_, first := p3WaitCount(t, e.imap, "bob", bobPOP, "INBOX", 2, 15*time.Second)
 	p.stop()
 
 	// Down: two messages arrive. Up again with the key file: no login.
 	deliver(3, 4)
-	p = launchBridge(t, cfg, e.imap, e.admin, e.logs)
-	waitFetched(t, e.admin, "legacy", 2, "fetch without a login after a restart (key_file)")
-	if got := metricSum(e.admin, "imapbridge_auth_attempts_total", `result="success"`); got != 0 {
+	p = p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
+	p3WaitFetched(t, e.admin, "legacy", 2, "fetch without a login after a restart (key_file)")
+	if got := p3MetricSum(e.admin, "imapbridge_auth_attempts_total", `result="success"`); got != 0 {
 		t.Fatalf("auth successes = %v before any login", got)
 	}
-	checkAtLogin := func(want int) []imapMsg {
+	checkAtLogin := func(want int) []p3IMAPMsg {
 		t.Helper()
-		s := loginIMAP(t, e.imap, "bob", bobPOP)
+		s := p3LoginIMAP(t, e.imap, "bob", bobPOP)
 		defer s.c.Close()
 		sel, err := s.c.Select("INBOX", nil).Wait()
 		if err != nil {
@@ -734,10 +734,10 @@ func TestPOP3PassthroughResumesAfterRestart(t *testing.T) {
 		return msgs
 	}
 	msgs := checkAtLogin(4)
-	checkMessages(t, "after restart with key_file", msgs, expected)
+	p3CheckMessages(t, "after restart with key_file", msgs, expected)
 	for _, m := range first {
-		if uidsByID(msgs)[m.MsgID] != m.UID {
-			t.Errorf("%s: UID %d after restart, was %d", m.MsgID, uidsByID(msgs)[m.MsgID], m.UID)
+		if p3UIDsByID(msgs)[m.MsgID] != m.UID {
+			t.Errorf("%s: UID %d after restart, was %d", m.MsgID, p3UIDsByID(msgs)[m.MsgID], m.UID)
 		}
 	}
 	p.stop()
@@ -746,28 +746,28 @@ func TestPOP3PassthroughResumesAfterRestart(t *testing.T) {
 	deliver(5, 5)
 	conf.KeyFile = ""
 	cfg = conf.write(t)
-	p = launchBridge(t, cfg, e.imap, e.admin, e.logs, "IMAPBRIDGE_SECRET_KEY="+key)
-	waitFetched(t, e.admin, "legacy", 1, "fetch without a login after a restart (IMAPBRIDGE_SECRET_KEY)")
+	p = p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs, "IMAPBRIDGE_SECRET_KEY="+key)
+	p3WaitFetched(t, e.admin, "legacy", 1, "fetch without a login after a restart (IMAPBRIDGE_SECRET_KEY)")
 	msgs = checkAtLogin(5)
-	checkMessages(t, "after restart with IMAPBRIDGE_SECRET_KEY", msgs, expected)
+	p3CheckMessages(t, "after restart with IMAPBRIDGE_SECRET_KEY", msgs, expected)
 	p.stop()
 	if strings.Contains(e.logs.String(), "stored credentials unusable") {
 		t.Errorf("the sealed password did not open:\n%s", e.logs.String())
 	}
-	checkNoSecrets(t, e.logs, bobPOP, key)
+	p3CheckNoSecrets(t, e.logs, bobPOP, key)
 }
 
-// waitFetched waits until imapbridge_source_messages_fetched_total of
+// p3WaitFetched waits until imapbridge_source_messages_fetched_total of
 // source reaches want, then checks that it is want exactly.
-func waitFetched(t *testing.T, admin, source string, want float64, what string) {
+func p3WaitFetched(t *testing.T, admin, source string, want float64, what string) {
 	t.Helper()
 	label := `source="` + source + `"`
-	waitFor(t, 15*time.Second, what, func() (bool, string) {
-		n := metricSum(admin, "imapbridge_source_messages_fetched_total", label)
+	p3WaitFor(t, 15*time.Second, what, func() (bool, string) {
+		n := p3MetricSum(admin, "imapbridge_source_messages_fetched_total", label)
 		return n >= want, fmt.Sprintf("fetched_total %v", n)
 	})
-	waitPolls(t, admin, 1)
-	if n := metricSum(admin, "imapbridge_source_messages_fetched_total", label); n != want {
+	p3WaitPolls(t, admin, 1)
+	if n := p3MetricSum(admin, "imapbridge_source_messages_fetched_total", label); n != want {
 		t.Errorf("%s: fetched_total %v, want %v", what, n, want)
 	}
 }
@@ -782,16 +782,16 @@ func TestPOP3IdlePush(t *testing.T) {
 	t.Parallel()
 	const popPW = "pop-Idle-31"
 	e := newP3Env(t, dovecottest.Options{Users: []dovecottest.User{{Name: "alice", Password: popPW}}})
-	first := genMessage("idle", 0, 1000)
+	first := p3GenMessage("idle", 0, 1000)
 	e.srv.Deliver("alice", first)
 	const idleInterval = 300 * time.Millisecond
 	cfg := e.config([]p3Source{{Name: "legacy", Address: e.srv.Addr(), Poll: 20 * time.Second, IdlePoll: idleInterval}},
-		[]p3User{staticUser(t, "alice", popPW, "legacy")}).write(t)
-	p := launchBridge(t, cfg, e.imap, e.admin, e.logs)
+		[]p3User{p3StaticUser(t, "alice", popPW, "legacy")}).write(t)
+	p := p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
 	defer p.stop()
-	waitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 1, 15*time.Second)
+	p3WaitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 1, 15*time.Second)
 
-	s := loginIMAP(t, e.imap, "alice", p3IMAPPassword)
+	s := p3LoginIMAP(t, e.imap, "alice", p3IMAPPassword)
 	if _, err := s.c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -804,7 +804,7 @@ func TestPOP3IdlePush(t *testing.T) {
 	const deadline = 10 * time.Second // < poll_interval minus jitter
 	var lat []time.Duration
 	for i := 1; i <= 3; i++ {
-		m := genMessage("idle", i, 1000)
+		m := p3GenMessage("idle", i, 1000)
 		start := time.Now()
 		e.srv.Deliver("alice", m)
 		want := uint32(1 + i)
@@ -852,15 +852,15 @@ func TestPOP3DeletedAtHostStays(t *testing.T) {
 	expected := map[string][]byte{}
 	var ids []string
 	for i := 1; i <= 3; i++ {
-		m := genMessage("other", i, 3000)
+		m := p3GenMessage("other", i, 3000)
 		e.srv.Deliver("alice", m)
-		expected[messageID(m)] = dovecottest.ExpectedPOP3(m)
-		ids = append(ids, messageID(m))
+		expected[p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
+		ids = append(ids, p3MessageID(m))
 	}
-	cfg := e.config([]p3Source{{Name: "legacy", Address: e.srv.Addr()}}, []p3User{staticUser(t, "alice", popPW, "legacy")}).write(t)
-	p := launchBridge(t, cfg, e.imap, e.admin, e.logs)
+	cfg := e.config([]p3Source{{Name: "legacy", Address: e.srv.Addr()}}, []p3User{p3StaticUser(t, "alice", popPW, "legacy")}).write(t)
+	p := p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
 	defer p.stop()
-	uv, before := waitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 3, 15*time.Second)
+	uv, before := p3WaitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 3, 15*time.Second)
 
 	// Another POP3 client deletes message 2 (waiting out the bridge's
 	// session lock if it holds one).
@@ -879,26 +879,26 @@ func TestPOP3DeletedAtHostStays(t *testing.T) {
 	if err := c.Quit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := hostIDs(e.srv, "alice"); fmt.Sprint(got) != fmt.Sprint([]string{ids[0], ids[2]}) {
+	if got := p3HostIDs(e.srv, "alice"); fmt.Sprint(got) != fmt.Sprint([]string{ids[0], ids[2]}) {
 		t.Fatalf("host after the other client's DELE 2: %v", got)
 	}
 
-	waitPolls(t, e.admin, 3)
-	uv2, after := snapshot(t, e.imap, "alice", p3IMAPPassword, "INBOX")
+	p3WaitPolls(t, e.admin, 3)
+	uv2, after := p3Snapshot(t, e.imap, "alice", p3IMAPPassword, "INBOX")
 	if uv2 != uv {
 		t.Errorf("UIDVALIDITY changed: %d → %d", uv, uv2)
 	}
-	checkMessages(t, "INBOX after the host deleted one", after, expected)
-	if fmt.Sprint(uidsByID(after)) != fmt.Sprint(uidsByID(before)) {
-		t.Errorf("UIDs changed: before %v, after %v", uidsByID(before), uidsByID(after))
+	p3CheckMessages(t, "INBOX after the host deleted one", after, expected)
+	if fmt.Sprint(p3UIDsByID(after)) != fmt.Sprint(p3UIDsByID(before)) {
+		t.Errorf("UIDs changed: before %v, after %v", p3UIDsByID(before), p3UIDsByID(after))
 	}
 	// New mail still gets the next UID.
-	m := genMessage("other", 4, 3000)
+	m := p3GenMessage("other", 4, 3000)
 	e.srv.Deliver("alice", m)
-	expected[messageID(m)] = dovecottest.ExpectedPOP3(m)
-	_, final := waitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 4, 15*time.Second)
-	checkMessages(t, "INBOX after new mail", final, expected)
-	if u := uidsByID(final)[messageID(m)]; u != before[2].UID+1 {
+	expected[p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
+	_, final := p3WaitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 4, 15*time.Second)
+	p3CheckMessages(t, "INBOX after new mail", final, expected)
+	if u := p3UIDsByID(final)[p3MessageID(m)]; u != before[2].UID+1 {
 		t.Errorf("new message got UID %d, want %d", u, before[2].UID+1)
 	}
 }
@@ -916,27 +916,27 @@ func TestPOP3RestartKeepsUIDs(t *testing.T) {
 	expected := map[string][]byte{}
 	deliver := func(from, to int) {
 		for i := from; i <= to; i++ {
-			m := genMessage("restart", i, 4000)
+			m := p3GenMessage("restart", i, 4000)
 			e.srv.Deliver("alice", m)
-			expected[messageID(m)] = dovecottest.ExpectedPOP3(m)
+			expected[p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
 		}
 	}
 	deliver(1, 3)
 	cfg := e.config([]p3Source{{Name: "legacy", Address: e.srv.TLSAddr(), TLS: "implicit", SkipVerify: true}},
-		[]p3User{staticUser(t, "alice", popPW, "legacy")}).write(t)
-	p := launchBridge(t, cfg, e.imap, e.admin, e.logs)
-	uv1, snap1 := waitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 3, 15*time.Second)
-	checkMessages(t, "first run", snap1, expected)
+		[]p3User{p3StaticUser(t, "alice", popPW, "legacy")}).write(t)
+	p := p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
+	uv1, snap1 := p3WaitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 3, 15*time.Second)
+	p3CheckMessages(t, "first run", snap1, expected)
 	p.stop()
 
 	deliver(4, 5)
-	p = launchBridge(t, cfg, e.imap, e.admin, e.logs)
-	uv2, snap2 := waitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 5, 15*time.Second)
-	checkMessages(t, "second run", snap2, expected)
+	p = p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
+	uv2, snap2 := p3WaitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 5, 15*time.Second)
+	p3CheckMessages(t, "second run", snap2, expected)
 	if uv2 != uv1 {
 		t.Errorf("UIDVALIDITY %d after restart, was %d", uv2, uv1)
 	}
-	ids2 := uidsByID(snap2)
+	ids2 := p3UIDsByID(snap2)
 	maxOld := imap.UID(0)
 	for _, m := range snap1 {
 		if ids2[m.MsgID] != m.UID {
@@ -949,23 +949,23 @@ func TestPOP3RestartKeepsUIDs(t *testing.T) {
 			t.Errorf("new message %s got UID %d, not above the old %d", m.MsgID, m.UID, maxOld)
 		}
 	}
-	if got := metricSum(e.admin, "imapbridge_source_messages_fetched_total", `source="legacy"`); got != 2 {
+	if got := p3MetricSum(e.admin, "imapbridge_source_messages_fetched_total", `source="legacy"`); got != 2 {
 		t.Errorf("after restart fetched_total = %v, want 2 (only the new ones)", got)
 	}
 	p.stop()
 
 	// A third start with nothing new changes nothing.
-	p = launchBridge(t, cfg, e.imap, e.admin, e.logs)
+	p = p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
 	defer p.stop()
-	waitPolls(t, e.admin, 2)
-	uv3, snap3 := snapshot(t, e.imap, "alice", p3IMAPPassword, "INBOX")
-	if uv3 != uv1 || fmt.Sprint(uidsByID(snap3)) != fmt.Sprint(ids2) {
-		t.Errorf("third run: UIDVALIDITY %d UIDs %v, want %d %v", uv3, uidsByID(snap3), uv1, ids2)
+	p3WaitPolls(t, e.admin, 2)
+	uv3, snap3 := p3Snapshot(t, e.imap, "alice", p3IMAPPassword, "INBOX")
+	if uv3 != uv1 || fmt.Sprint(p3UIDsByID(snap3)) != fmt.Sprint(ids2) {
+		t.Errorf("third run: UIDVALIDITY %d UIDs %v, want %d %v", uv3, p3UIDsByID(snap3), uv1, ids2)
 	}
-	if got := metricSum(e.admin, "imapbridge_source_messages_fetched_total", `source="legacy"`); got != 0 {
+	if got := p3MetricSum(e.admin, "imapbridge_source_messages_fetched_total", `source="legacy"`); got != 0 {
 		t.Errorf("third run fetched %v messages, want 0", got)
 	}
-	if got := metricSum(e.admin, "imapbridge_store_uidvalidity_resets_total"); got != 0 {
+	if got := p3MetricSum(e.admin, "imapbridge_store_uidvalidity_resets_total"); got != 0 {
 		t.Errorf("imapbridge_store_uidvalidity_resets_total = %v", got)
 	}
 }
@@ -982,14 +982,14 @@ func TestPOP3DeletePolicies(t *testing.T) {
 		expected := map[string][]byte{}
 		var ids []string
 		for i := 1; i <= n; i++ {
-			m := genMessage(policy, i, 2500)
+			m := p3GenMessage(policy, i, 2500)
 			e.srv.Deliver("alice", m)
-			expected[messageID(m)] = dovecottest.ExpectedPOP3(m)
-			ids = append(ids, messageID(m))
+			expected[p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
+			ids = append(ids, p3MessageID(m))
 		}
 		cfg := e.config([]p3Source{{Name: "legacy", Address: e.srv.Addr(), DeletePolicy: policy, DeleteAfter: after}},
-			[]p3User{staticUser(t, "alice", popPW, "legacy")}).write(t)
-		p := launchBridge(t, cfg, e.imap, e.admin, e.logs)
+			[]p3User{p3StaticUser(t, "alice", popPW, "legacy")}).write(t)
+		p := p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
 		t.Cleanup(p.stop)
 		return e, p, expected, ids
 	}
@@ -997,13 +997,13 @@ func TestPOP3DeletePolicies(t *testing.T) {
 	t.Run("keep", func(t *testing.T) {
 		t.Parallel()
 		e, _, expected, ids := setup(t, "keep", 0, 3)
-		_, msgs := waitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 3, 15*time.Second)
-		checkMessages(t, "INBOX", msgs, expected)
-		waitPolls(t, e.admin, 3)
-		if got := hostIDs(e.srv, "alice"); fmt.Sprint(got) != fmt.Sprint(ids) {
+		_, msgs := p3WaitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 3, 15*time.Second)
+		p3CheckMessages(t, "INBOX", msgs, expected)
+		p3WaitPolls(t, e.admin, 3)
+		if got := p3HostIDs(e.srv, "alice"); fmt.Sprint(got) != fmt.Sprint(ids) {
 			t.Errorf("keep: host holds %v, want %v", got, ids)
 		}
-		if got := metricSum(e.admin, "imapbridge_source_messages_deleted_total"); got != 0 {
+		if got := p3MetricSum(e.admin, "imapbridge_source_messages_deleted_total"); got != 0 {
 			t.Errorf("keep: deleted_total = %v", got)
 		}
 	})
@@ -1011,13 +1011,13 @@ func TestPOP3DeletePolicies(t *testing.T) {
 	t.Run("after_sync", func(t *testing.T) {
 		t.Parallel()
 		e, _, expected, _ := setup(t, "after_sync", 0, 3)
-		waitFor(t, 15*time.Second, "host drained", func() (bool, string) {
-			ids := hostIDs(e.srv, "alice")
+		p3WaitFor(t, 15*time.Second, "host drained", func() (bool, string) {
+			ids := p3HostIDs(e.srv, "alice")
 			return len(ids) == 0, fmt.Sprint(ids)
 		})
-		_, msgs := snapshot(t, e.imap, "alice", p3IMAPPassword, "INBOX")
-		checkMessages(t, "INBOX", msgs, expected)
-		if got := metricSum(e.admin, "imapbridge_source_messages_deleted_total"); got != 3 {
+		_, msgs := p3Snapshot(t, e.imap, "alice", p3IMAPPassword, "INBOX")
+		p3CheckMessages(t, "INBOX", msgs, expected)
+		if got := p3MetricSum(e.admin, "imapbridge_source_messages_deleted_total"); got != 3 {
 			t.Errorf("after_sync: deleted_total = %v, want 3", got)
 		}
 	})
@@ -1025,14 +1025,14 @@ func TestPOP3DeletePolicies(t *testing.T) {
 	t.Run("on_expunge", func(t *testing.T) {
 		t.Parallel()
 		e, _, expected, ids := setup(t, "on_expunge", 0, 3)
-		_, msgs := waitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 3, 15*time.Second)
-		checkMessages(t, "INBOX", msgs, expected)
-		uids := uidsByID(msgs)
-		waitPolls(t, e.admin, 2)
-		if got := hostIDs(e.srv, "alice"); len(got) != 3 {
+		_, msgs := p3WaitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 3, 15*time.Second)
+		p3CheckMessages(t, "INBOX", msgs, expected)
+		uids := p3UIDsByID(msgs)
+		p3WaitPolls(t, e.admin, 2)
+		if got := p3HostIDs(e.srv, "alice"); len(got) != 3 {
 			t.Fatalf("on_expunge deleted before any expunge: host holds %v", got)
 		}
-		s := loginIMAP(t, e.imap, "alice", p3IMAPPassword)
+		s := p3LoginIMAP(t, e.imap, "alice", p3IMAPPassword)
 		if _, err := s.c.Select("INBOX", nil).Wait(); err != nil {
 			t.Fatal(err)
 		}
@@ -1046,25 +1046,25 @@ func TestPOP3DeletePolicies(t *testing.T) {
 		if _, err := s.c.Move(imap.UIDSetNum(uids[ids[1]]), "Trash").Wait(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 15*time.Second, "the expunged message deleted at the host", func() (bool, string) {
-			got := hostIDs(e.srv, "alice")
+		p3WaitFor(t, 15*time.Second, "the expunged message deleted at the host", func() (bool, string) {
+			got := p3HostIDs(e.srv, "alice")
 			return len(got) < 3, fmt.Sprint(got)
 		})
-		waitPolls(t, e.admin, 3)
-		if got := hostIDs(e.srv, "alice"); fmt.Sprint(got) != fmt.Sprint(ids[1:]) {
+		p3WaitPolls(t, e.admin, 3)
+		if got := p3HostIDs(e.srv, "alice"); fmt.Sprint(got) != fmt.Sprint(ids[1:]) {
 			t.Errorf("on_expunge: host holds %v, want %v (only the expunged one gone; the one moved to Trash kept)", got, ids[1:])
 		}
 		_, inbox, err := s.fetchAll("INBOX")
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkMessages(t, "INBOX", inbox, map[string][]byte{ids[2]: expected[ids[2]]})
+		p3CheckMessages(t, "INBOX", inbox, map[string][]byte{ids[2]: expected[ids[2]]})
 		_, trash, err := s.fetchAll("Trash")
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkMessages(t, "Trash", trash, map[string][]byte{ids[1]: expected[ids[1]]})
-		if got := metricSum(e.admin, "imapbridge_source_messages_deleted_total"); got != 1 {
+		p3CheckMessages(t, "Trash", trash, map[string][]byte{ids[1]: expected[ids[1]]})
+		if got := p3MetricSum(e.admin, "imapbridge_source_messages_deleted_total"); got != 1 {
 			t.Errorf("on_expunge: deleted_total = %v, want 1", got)
 		}
 	})
@@ -1073,7 +1073,7 @@ func TestPOP3DeletePolicies(t *testing.T) {
 		t.Parallel()
 		const after = time.Second
 		e, _, expected, _ := setup(t, "after_days", after, 0)
-		waitPolls(t, e.admin, 1)
+		p3WaitPolls(t, e.admin, 1)
 		// Deliver at 0.6s past a wall-clock second. The first poll after
 		// that stores the message within about 0.35s, in the same wall-clock
 		// second. A deletion at least `after` after storing cannot then be
@@ -1084,24 +1084,24 @@ func TestPOP3DeletePolicies(t *testing.T) {
 			next = next.Add(time.Second)
 		}
 		time.Sleep(time.Until(next))
-		m := genMessage("after_days", 1, 2500)
+		m := p3GenMessage("after_days", 1, 2500)
 		delivered := time.Now()
 		e.srv.Deliver("alice", m)
-		expected[messageID(m)] = dovecottest.ExpectedPOP3(m)
+		expected[p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
 
 		// Watch the host and the INBOX until the message is gone at the host.
-		s := loginIMAP(t, e.imap, "alice", p3IMAPPassword)
+		s := p3LoginIMAP(t, e.imap, "alice", p3IMAPPassword)
 		if _, err := s.c.Select("INBOX", nil).Wait(); err != nil {
 			t.Fatal(err)
 		}
 		var stored, gone time.Time
-		waitFor(t, 15*time.Second, "after_days deletes at the host", func() (bool, string) {
+		p3WaitFor(t, 15*time.Second, "after_days deletes at the host", func() (bool, string) {
 			if stored.IsZero() {
 				if err := s.c.Noop().Wait(); err == nil && s.c.Mailbox().NumMessages == 1 {
 					stored = time.Now()
 				}
 			}
-			if len(hostIDs(e.srv, "alice")) == 0 {
+			if len(p3HostIDs(e.srv, "alice")) == 0 {
 				gone = time.Now()
 				return true, ""
 			}
@@ -1119,7 +1119,7 @@ func TestPOP3DeletePolicies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkMessages(t, "INBOX", msgs, expected)
+		p3CheckMessages(t, "INBOX", msgs, expected)
 	})
 }
 
@@ -1128,8 +1128,8 @@ func TestPOP3DeletePolicies(t *testing.T) {
 
 // The bridge drains a maildrop of 60 messages (a fifth of them 1.5-2.5
 // MiB, about 24 MiB in all) with after_sync while it is killed with SIGKILL
-// at random moments (0-800ms after it is ready; its first poll starts at
-// once) and restarted. The host is reached through a faultProxy that only
+// in 6-8 rounds at random moments (0-800ms after it is ready; its first
+// poll starts at once) and restarted. The host is reached through a faultProxy that only
 // limits the rate (12 MB/s), so that a drain takes seconds on any machine
 // and the kills land in the middle of it. Two more kills are placed: while
 // the reply to DELE and then the reply to QUIT is held back. At the end
@@ -1149,25 +1149,25 @@ func TestPOP3CrashDuringAfterSyncDrain(t *testing.T) {
 		if i%5 == 3 {
 			size = 3<<19 + rng.IntN(1<<20)
 		}
-		m := genMessage("crash", i, size)
+		m := p3GenMessage("crash", i, size)
 		e.srv.Deliver("alice", m)
-		expected[messageID(m)] = dovecottest.ExpectedPOP3(m)
+		expected[p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
 	}
 	proxy := newFaultProxy(t, e.srv.Addr())
 	proxy.setRate(12 << 20)
 	cfg := e.config([]p3Source{{Name: "legacy", Address: proxy.Addr(), DeletePolicy: "after_sync", Timeout: 5 * time.Second}},
-		[]p3User{staticUser(t, "alice", popPW, "legacy")})
+		[]p3User{p3StaticUser(t, "alice", popPW, "legacy")})
 	cfg.LogLevel = "info"
 	path := cfg.write(t)
 
-	maxRounds := 6 + rng.IntN(5)
+	maxRounds := 6 + rng.IntN(3) // and two placed kills after them
 	rounds, midSync := 0, 0
 	for r := 1; r <= maxRounds; r++ {
-		p := launchBridge(t, path, e.imap, e.admin, e.logs)
+		p := p3LaunchBridge(t, path, e.imap, e.admin, e.logs)
 		d := time.Duration(rng.IntN(800)) * time.Millisecond
 		time.Sleep(d)
-		stored := metricSum(e.admin, "imapbridge_store_messages")
-		killBridge(p)
+		stored := p3MetricSum(e.admin, "imapbridge_store_messages")
+		p3KillBridge(p)
 		rounds++
 		left := len(e.srv.Messages("alice"))
 		if stored >= 0 && stored < total && left > 0 {
@@ -1190,15 +1190,15 @@ func TestPOP3CrashDuringAfterSyncDrain(t *testing.T) {
 	for _, cmd := range []string{"DELE", "QUIT"} {
 		rule := &faultRule{Cmd: cmd, Action: faultStall, Dur: time.Minute}
 		proxy.addRule(rule)
-		p := launchBridge(t, path, e.imap, e.admin, e.logs)
+		p := p3LaunchBridge(t, path, e.imap, e.admin, e.logs)
 		select {
 		case <-rule.started:
 		case <-time.After(30 * time.Second):
 			t.Fatalf("the bridge never sent %s", cmd)
 		}
 		time.Sleep(100 * time.Millisecond)
-		stored := metricSum(e.admin, "imapbridge_store_messages")
-		killBridge(p)
+		stored := p3MetricSum(e.admin, "imapbridge_store_messages")
+		p3KillBridge(p)
 		rounds++
 		left := len(e.srv.Messages("alice"))
 		t.Logf("round %d: SIGKILL while the reply to %s was held back; the store held %v messages, the host holds %d after", rounds, cmd, stored, left)
@@ -1206,14 +1206,14 @@ func TestPOP3CrashDuringAfterSyncDrain(t *testing.T) {
 			t.Errorf("killed before the reply to %s: the host holds %d messages, want %d", cmd, left, want)
 		}
 	}
-	p := launchBridge(t, path, e.imap, e.admin, e.logs)
+	p := p3LaunchBridge(t, path, e.imap, e.admin, e.logs)
 	defer p.stop()
-	waitFor(t, 60*time.Second, "host drained after the crashes", func() (bool, string) {
+	p3WaitFor(t, 60*time.Second, "host drained after the crashes", func() (bool, string) {
 		n := len(e.srv.Messages("alice"))
 		return n == 0, fmt.Sprintf("host holds %d", n)
 	})
-	_, msgs := snapshot(t, e.imap, "alice", p3IMAPPassword, "INBOX")
-	checkMessages(t, "INBOX after the crashes", msgs, expected)
+	_, msgs := p3Snapshot(t, e.imap, "alice", p3IMAPPassword, "INBOX")
+	p3CheckMessages(t, "INBOX after the crashes", msgs, expected)
 	t.Logf("%d SIGKILL rounds (%d mid-drain); INBOX holds %d messages (want %d, each once), host holds %d",
 		rounds, midSync, len(msgs), total, len(e.srv.Messages("alice")))
 }
@@ -1228,28 +1228,55 @@ func TestPOP3CrashDuringAfterSyncDrain(t *testing.T) {
 // host answers PASS with -ERR [IN-USE] (RFC 2449: "the authentication was
 // successful, but the user's maildrop is currently in use", here another
 // POP3 client, as during a migration) the password is right and the login
-// must succeed; mail follows once the maildrop is free.
+// must succeed; mail follows once the maildrop is free. But a "busy" reply
+// that comes before the password was checked proves nothing: -ERR [IN-USE]
+// to USER (RFC 2449 allows it there), or a PASS refusal without response
+// code whose text speaks of a lock ("account locked" after failed
+// attempts). A wrong password must not log in on such a reply.
 func TestPOP3PassthroughLoginHostTrouble(t *testing.T) {
 	t.Parallel()
 	const bobPOP = "pop-Trouble-21"
-	e := newP3Env(t, dovecottest.Options{Users: []dovecottest.User{{Name: "bob", Password: bobPOP}}})
+	// carol and dave have no users entry: passthrough lets in whoever the
+	// host accepts. Each busy-reply case has its own user, so that a
+	// login wrongly let in (which starts polling) does not touch the others.
+	e := newP3Env(t, dovecottest.Options{Users: []dovecottest.User{{Name: "bob", Password: bobPOP},
+		{Name: "carol", Password: "pop-Carol-5"}, {Name: "dave", Password: "pop-Dave-8"}}})
 	expected := map[string][]byte{}
 	for i := 1; i <= 2; i++ {
-		m := genMessage("trouble", i, 1500)
+		m := p3GenMessage("trouble", i, 1500)
 		e.srv.Deliver("bob", m)
-		expected[messageID(m)] = dovecottest.ExpectedPOP3(m)
+		expected[p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
 	}
 	proxy := newFaultProxy(t, e.srv.Addr())
 	// timeout above Dovecot's fixed 10s wait for the session lock, so the
 	// bridge sees its -ERR [IN-USE].
 	cfg := e.config([]p3Source{{Name: "legacy", Address: proxy.Addr(), Auth: "passthrough", Timeout: 15 * time.Second}},
 		[]p3User{{Name: "bob", Sources: []string{"legacy"}}}).write(t)
-	p := launchBridge(t, cfg, e.imap, e.admin, e.logs)
+	p := p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
 	defer p.stop()
+
+	for _, c := range []struct{ name, user, cmd, reply string }{
+		{"IN-USE to USER", "carol", "USER", "-ERR [IN-USE] Mailbox is locked by another POP3 session."},
+		{"lock text to PASS", "dave", "PASS", "-ERR Account locked after too many failed logins"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rule := &faultRule{Cmd: c.cmd, User: c.user, Action: faultERR, Reply: c.reply}
+			proxy.addRule(rule)
+			err := p3LoginError(e.imap, c.user, "wrong-password")
+			if proxy.Fired(rule) != 1 {
+				t.Fatalf("the host's %q was never sent", c.reply)
+			}
+			if err == nil {
+				t.Errorf("LOGIN with a WRONG password succeeded because the host answered %s with %q: that reply does not say the password is right", c.cmd, c.reply)
+			} else {
+				t.Logf("wrong password, host answered %s with %q: %v", c.cmd, c.reply, err)
+			}
+		})
+	}
 
 	t.Run("host unreachable", func(t *testing.T) {
 		proxy.setDown(time.Hour)
-		err := loginError(e.imap, "bob", bobPOP)
+		err := p3LoginError(e.imap, "bob", bobPOP)
 		proxy.setDown(0)
 		var ierr *imap.Error
 		switch {
@@ -1272,7 +1299,7 @@ func TestPOP3PassthroughLoginHostTrouble(t *testing.T) {
 			t.Fatalf("other POP3 client: %v", err)
 		}
 		start := time.Now()
-		err = loginError(e.imap, "bob", bobPOP)
+		err = p3LoginError(e.imap, "bob", bobPOP)
 		took := time.Since(start)
 		other.Quit(ctx)
 		if err != nil {
@@ -1285,10 +1312,10 @@ func TestPOP3PassthroughLoginHostTrouble(t *testing.T) {
 	})
 
 	t.Run("then", func(t *testing.T) {
-		_, msgs := waitCount(t, e.imap, "bob", bobPOP, "INBOX", 2, 20*time.Second)
-		checkMessages(t, "bob's INBOX", msgs, expected)
+		_, msgs := p3WaitCount(t, e.imap, "bob", bobPOP, "INBOX", 2, 20*time.Second)
+		p3CheckMessages(t, "bob's INBOX", msgs, expected)
 	})
-	checkNoSecrets(t, e.logs, bobPOP)
+	p3CheckNoSecrets(t, e.logs, bobPOP)
 }
 
 // ---------------------------------------------------------------------------
@@ -1301,10 +1328,10 @@ func TestPOP3ShutdownLogsNoError(t *testing.T) {
 	t.Parallel()
 	const popPW = "pop-Stop-12"
 	e := newP3Env(t, dovecottest.Options{Users: []dovecottest.User{{Name: "alice", Password: popPW}}})
-	e.srv.Deliver("alice", genMessage("stop", 1, 1000))
-	cfg := e.config([]p3Source{{Name: "legacy", Address: e.srv.Addr()}}, []p3User{staticUser(t, "alice", popPW, "legacy")}).write(t)
-	p := launchBridge(t, cfg, e.imap, e.admin, e.logs)
-	waitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 1, 15*time.Second)
+	e.srv.Deliver("alice", p3GenMessage("stop", 1, 1000))
+	cfg := e.config([]p3Source{{Name: "legacy", Address: e.srv.Addr()}}, []p3User{p3StaticUser(t, "alice", popPW, "legacy")}).write(t)
+	p := p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
+	p3WaitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 1, 15*time.Second)
 	p.stop() // fails the test unless the exit status is 0
 	out := e.logs.String()
 	if !strings.Contains(out, `msg=stopped`) {
@@ -1315,4 +1342,73 @@ func TestPOP3ShutdownLogsNoError(t *testing.T) {
 			t.Errorf("clean shutdown logged an error: %s", line)
 		}
 	}
+}
+
+// ---------------------------------------------------------------------------
+// Password change at the host.
+
+// A passthrough user changes the password at the POP3 host (emulated by a
+// faultProxy that maps the new password to the real one and refuses the
+// old). Polling with the old password now fails; once the user logs in
+// with the new one, the bridge must poll with it, and mail delivered since
+// arrives. The old password no longer logs in.
+func TestPOP3PassthroughPasswordChange(t *testing.T) {
+	t.Parallel()
+	const oldPW, newPW = "pop-Old-36", "pop-New-94"
+	e := newP3Env(t, dovecottest.Options{Users: []dovecottest.User{{Name: "bob", Password: oldPW}}})
+	expected := map[string][]byte{}
+	deliver := func(i int) {
+		m := p3GenMessage("pwchange", i, 1500)
+		e.srv.Deliver("bob", m)
+		expected[p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
+	}
+	deliver(1)
+	proxy := newFaultProxy(t, e.srv.Addr())
+	cfg := e.config([]p3Source{{Name: "legacy", Address: proxy.Addr(), Auth: "passthrough"}},
+		[]p3User{{Name: "bob", Sources: []string{"legacy"}}}).write(t)
+	p := p3LaunchBridge(t, cfg, e.imap, e.admin, e.logs)
+	defer p.stop()
+	p3WaitCount(t, e.imap, "bob", oldPW, "INBOX", 1, 15*time.Second)
+
+	// The password changes at the host.
+	proxy.addRule(&faultRule{Cmd: "PASS", User: "bob", Action: faultEdit, Times: 1 << 30,
+		Edit: func(arg string) (string, string) {
+			switch arg {
+			case newPW:
+				return oldPW, ""
+			case oldPW:
+				return "", "-ERR [AUTH] Authentication failed."
+			}
+			return arg, ""
+		}})
+	deliver(2)
+	p3WaitFor(t, 15*time.Second, "a poll refused with the old password", func() (bool, string) {
+		n := p3MetricSum(e.admin, "imapbridge_source_polls_total", `result="auth"`)
+		return n >= 1, fmt.Sprintf("auth-refused polls: %v", n)
+	})
+	var ierr *imap.Error
+	if err := p3LoginError(e.imap, "bob", oldPW); !errors.As(err, &ierr) || ierr.Code != imap.ResponseCodeAuthenticationFailed {
+		t.Errorf("LOGIN with the old password after the change: %v, want NO [AUTHENTICATIONFAILED]", err)
+	}
+	s := p3LoginIMAP(t, e.imap, "bob", newPW)
+	if _, err := s.c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.c.Mailbox().NumMessages < 2 && time.Now().Before(deadline) {
+		if err := s.c.Noop().Wait(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := s.c.Mailbox().NumMessages; n != 2 {
+		t.Fatalf("10s after a login with the new password, INBOX holds %d messages, want 2: polling still uses the old password (%v polls refused)",
+			n, p3MetricSum(e.admin, "imapbridge_source_polls_total", `result="auth"`))
+	}
+	_, msgs, err := s.fetchAll("INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p3CheckMessages(t, "bob's INBOX", msgs, expected)
+	p3CheckNoSecrets(t, e.logs, oldPW, newPW)
 }

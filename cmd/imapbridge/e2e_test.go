@@ -526,3 +526,11 @@ SyncState *
 		t.Errorf("%d messages flagged on the server after mbsync push, want 1", n)
 	}
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}

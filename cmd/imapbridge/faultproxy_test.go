@@ -67,10 +67,13 @@ const (
 	// faultDrop closes both connections when the command arrives, and the
 	// proxy refuses connections for Dur: the server restarting.
 	faultDrop
+	// faultEdit passes the command's argument to Edit, which returns the
+	// argument to forward instead, or a reply to give without forwarding.
+	faultEdit
 )
 
 func (a faultAction) String() string {
-	return [...]string{"cut", "stall", "trickle", "err", "garbage", "drop"}[a]
+	return [...]string{"cut", "stall", "trickle", "err", "garbage", "drop", "edit"}[a]
 }
 
 // faultRule fires on the Nth command Cmd (upper-case verb: USER PASS STAT
@@ -85,12 +88,18 @@ type faultRule struct {
 	Bytes  int
 	Dur    time.Duration
 	Reply  string
+	Edit   func(arg string) (newArg, reply string)
 
-	seen    int
-	fired   int
-	started chan struct{} // closed when the fault first takes effect
-	ended   chan struct{} // closed when its first firing is over
+	seen      int
+	fired     int
+	started   chan struct{} // closed when the fault first takes effect
+	ended     chan struct{} // closed when its first firing is over
+	startOnce sync.Once
+	endOnce   sync.Once
 }
+
+func (r *faultRule) markStarted() { r.startOnce.Do(func() { close(r.started) }) }
+func (r *faultRule) markEnded()   { r.endOnce.Do(func() { close(r.ended) }) }
 
 const garbageReply = "}}} \x01\xfe garbage, not a POP3 reply {{{"
 
@@ -174,6 +183,12 @@ func (p *faultProxy) serve() {
 		}
 		c := &proxyConn{p: p, client: client, server: server, pending: make(chan pendingCmd, 4096), done: make(chan struct{})}
 		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			client.Close()
+			server.Close()
+			continue
+		}
 		p.conns[c] = true
 		p.mu.Unlock()
 		p.wg.Add(2)
@@ -248,6 +263,7 @@ func (p *faultProxy) Commands(user string) []string {
 
 type pendingCmd struct {
 	verb, arg string
+	reply     string     // the reply of a synthetic command, if not the rule's
 	rule      *faultRule // nil, or the rule that fired on this command
 	synthetic bool       // answered by the proxy, not forwarded
 }
@@ -307,14 +323,24 @@ func (c *proxyConn) upstream() {
 				c.p.mu.Lock()
 				c.p.downUntil = time.Now().Add(rule.Dur)
 				c.p.mu.Unlock()
-				closeOnce(rule.started)
+				rule.markStarted()
 				c.kill()
-				closeOnce(rule.ended)
+				rule.markEnded()
 				return
 			case faultERR, faultGarbage:
 				pc.synthetic = true
 				c.pending <- pc
 				continue
+			case faultEdit:
+				newArg, reply := rule.Edit(arg)
+				if reply != "" {
+					pc.synthetic = true
+					pc.reply = reply
+					c.pending <- pc
+					continue
+				}
+				line = verb + " " + newArg + "\r\n"
+				pc.rule = nil
 			}
 		}
 		c.pending <- pc
@@ -342,16 +368,19 @@ func (c *proxyConn) downstream() {
 	for pc := range c.pending {
 		if pc.synthetic {
 			reply := pc.rule.Reply
+			if pc.reply != "" {
+				reply = pc.reply
+			}
 			if reply == "" && pc.rule.Action == faultERR {
 				reply = "-ERR fault injected by the test proxy"
 			}
 			if pc.rule.Action == faultGarbage {
 				reply = garbageReply
 			}
-			closeOnce(pc.rule.started)
+			pc.rule.markStarted()
 			_, err := c.client.Write([]byte(reply + "\r\n"))
 			c.unanswered.Add(-1)
-			closeOnce(pc.rule.ended)
+			pc.rule.markEnded()
 			if err != nil {
 				return
 			}
@@ -365,12 +394,12 @@ func (c *proxyConn) downstream() {
 		if err := w.write(status); err != nil {
 			return
 		}
-		if !multiLine(pc.verb, pc.arg) || !bytes.HasPrefix(status, []byte("+OK")) {
+		if !pop3MultiLine(pc.verb, pc.arg) || !bytes.HasPrefix(status, []byte("+OK")) {
 			if err := w.flush(); err != nil {
 				return
 			}
 		}
-		if bytes.HasPrefix(status, []byte("+OK")) && multiLine(pc.verb, pc.arg) {
+		if bytes.HasPrefix(status, []byte("+OK")) && pop3MultiLine(pc.verb, pc.arg) {
 			for {
 				line, err := sr.ReadBytes('\n')
 				if err != nil {
@@ -392,7 +421,7 @@ func (c *proxyConn) downstream() {
 	}
 }
 
-func multiLine(verb, arg string) bool {
+func pop3MultiLine(verb, arg string) bool {
 	switch verb {
 	case "CAPA", "RETR", "TOP":
 		return true
@@ -400,14 +429,6 @@ func multiLine(verb, arg string) bool {
 		return arg == ""
 	}
 	return false
-}
-
-func closeOnce(ch chan struct{}) {
-	select {
-	case <-ch:
-	default:
-		close(ch)
-	}
 }
 
 // faultWriter writes one reply to the client, applying rule's reply-side
@@ -419,7 +440,7 @@ type faultWriter struct {
 	begun   bool
 }
 
-var errCut = errors.New("cut by the fault proxy")
+var errFaultCut = errors.New("cut by the fault proxy")
 
 func (w *faultWriter) write(b []byte) error {
 	r := w.rule
@@ -431,22 +452,22 @@ func (w *faultWriter) write(b []byte) error {
 	}
 	if !w.begun {
 		w.begun = true
-		closeOnce(r.started)
+		r.markStarted()
 		if r.Action == faultStall {
 			select {
 			case <-time.After(r.Dur):
 			case <-w.c.p.quit:
 			}
-			closeOnce(r.ended)
+			r.markEnded()
 		}
 	}
 	switch r.Action {
 	case faultCut:
 		if w.written+len(b) >= r.Bytes {
 			w.c.client.Write(b[:r.Bytes-w.written])
-			closeOnce(r.ended)
+			r.markEnded()
 			w.c.kill()
-			return errCut
+			return errFaultCut
 		}
 	case faultTrickle:
 		for i := range b {
@@ -457,7 +478,7 @@ func (w *faultWriter) write(b []byte) error {
 			select {
 			case <-time.After(r.Dur):
 			case <-w.c.done:
-				return errCut
+				return errFaultCut
 			}
 		}
 		return nil
@@ -496,12 +517,15 @@ func (c *proxyConn) pace(n int) error {
 
 func (w *faultWriter) finish() {
 	if w.rule != nil {
-		closeOnce(w.rule.ended)
+		w.rule.markEnded()
 	}
 }
 
 // ---------------------------------------------------------------------------
 // Fault scenarios.
+
+// policyShort names a delete policy in user names.
+var policyShort = map[string]string{"after_sync": "sync", "keep": "keep"}
 
 // faultCase is one POP3 user whose sessions meet one fault.
 type faultCase struct {
@@ -509,7 +533,7 @@ type faultCase struct {
 	user   string     // POP3 and IMAP user
 	policy string     // after_sync | keep
 	rule   *faultRule // its User is set to user
-	// extra rules for the same user, fired before rule.
+	// extra are more rules for the same user (set up what rule needs).
 	extra []*faultRule
 	// step matches the error of the failed poll as logged ("retr \d+").
 	// Empty: the fault must not fail any poll (trickle).
@@ -539,9 +563,9 @@ func faultFamily(t *testing.T, cases []faultCase, during func(t *testing.T, e *p
 			if i == 2 {
 				size = 120 << 10
 			}
-			m := genMessage(c.user, i, size)
+			m := p3GenMessage(c.user, i, size)
 			e.srv.Deliver(c.user, m)
-			expected[c.user][messageID(m)] = dovecottest.ExpectedPOP3(m)
+			expected[c.user][p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
 		}
 	}
 	var rules []*faultRule
@@ -558,11 +582,11 @@ func faultFamily(t *testing.T, cases []faultCase, during func(t *testing.T, e *p
 	sourceOf := map[string]string{"after_sync": "sync-src", "keep": "keep-src"}
 	var cfgUsers []p3User
 	for _, c := range cases {
-		cfgUsers = append(cfgUsers, staticUser(t, c.user, "pop-"+c.user, sourceOf[c.policy]))
+		cfgUsers = append(cfgUsers, p3StaticUser(t, c.user, "pop-"+c.user, sourceOf[c.policy]))
 	}
 	conf := e.config([]p3Source{src("sync-src", "after_sync"), src("keep-src", "keep")}, cfgUsers)
 	conf.LogLevel = "info"
-	p := launchBridge(t, conf.write(t), e.imap, e.admin, e.logs)
+	p := p3LaunchBridge(t, conf.write(t), e.imap, e.admin, e.logs)
 	defer p.stop()
 
 	if during != nil {
@@ -585,7 +609,7 @@ func faultFamily(t *testing.T, cases []faultCase, during func(t *testing.T, e *p
 	// ... and the polls after it recover: INBOX complete, host drained
 	// (after_sync).
 	recovered := map[string]bool{}
-	waitFor(t, 20*time.Second, "recovery after the faults", func() (bool, string) {
+	p3WaitFor(t, 20*time.Second, "recovery after the faults", func() (bool, string) {
 		var waiting []string
 		for _, c := range cases {
 			if recovered[c.user] {
@@ -600,12 +624,12 @@ func faultFamily(t *testing.T, cases []faultCase, during func(t *testing.T, e *p
 		return len(waiting) == 0, strings.Join(waiting, "; ")
 	})
 	// More polls of every user change nothing.
-	waitPolls(t, e.admin, 2*len(cases))
+	p3WaitPolls(t, e.admin, 2*len(cases))
 	logs := e.logs.String()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, msgs := snapshot(t, e.imap, c.user, p3IMAPPassword, "INBOX")
-			checkMessages(t, c.user+"'s INBOX", msgs, expected[c.user])
+			_, msgs := p3Snapshot(t, e.imap, c.user, p3IMAPPassword, "INBOX")
+			p3CheckMessages(t, c.user+"'s INBOX", msgs, expected[c.user])
 			host := e.srv.Messages(c.user)
 			switch c.policy {
 			case "after_sync":
@@ -635,7 +659,7 @@ func faultFamily(t *testing.T, cases []faultCase, during func(t *testing.T, e *p
 	for _, c := range cases {
 		pws = append(pws, "pop-"+c.user)
 	}
-	checkNoSecrets(t, e.logs, pws...)
+	p3CheckNoSecrets(t, e.logs, pws...)
 	return proxy
 }
 
@@ -646,7 +670,7 @@ func inboxRecovered(e *p3Env, c faultCase) (bool, string) {
 	if c.policy == "after_sync" && n != 0 {
 		return false, fmt.Sprintf("host holds %d", n)
 	}
-	s, err := dialIMAP(e.imap)
+	s, err := p3DialIMAP(e.imap)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -698,7 +722,7 @@ func TestFaultCutMidRETR(t *testing.T) {
 	var cases []faultCase
 	for _, policy := range []string{"after_sync", "keep"} {
 		cases = append(cases, faultCase{
-			name: policy, user: "cut-" + policy[:4], policy: policy,
+			name: policy, user: "cut-" + policyShort[policy], policy: policy,
 			rule: &faultRule{Cmd: "RETR", Nth: 2, Action: faultCut, Bytes: 30000},
 			step: `fetch: .*pop3: retr 2: .*(EOF|reset|closed)`,
 		})
@@ -745,7 +769,7 @@ func TestFaultStall(t *testing.T) {
 func imapDuringOutage(t *testing.T, e *p3Env, user string, rule *faultRule, maxExists uint32) {
 	t.Helper()
 	start := time.Now()
-	s := loginIMAP(t, e.imap, user, p3IMAPPassword)
+	s := p3LoginIMAP(t, e.imap, user, p3IMAPPassword)
 	sel, err := s.c.Select("INBOX", nil).Wait()
 	took := time.Since(start)
 	if err != nil {
@@ -774,7 +798,7 @@ func TestFaultTrickle(t *testing.T) {
 	var cases []faultCase
 	for _, policy := range []string{"after_sync", "keep"} {
 		cases = append(cases, faultCase{
-			name: policy, user: "trickle-" + policy[:4], policy: policy,
+			name: policy, user: "trickle-" + policyShort[policy], policy: policy,
 			rule: &faultRule{Cmd: "RETR", Nth: 1, Action: faultTrickle, Dur: time.Millisecond},
 		})
 	}
@@ -789,7 +813,7 @@ func TestFaultDropMidSession(t *testing.T) {
 	cases := []faultCase{
 		{name: "retr/keep", user: "drop-retr-keep", policy: "keep",
 			rule: &faultRule{Cmd: "RETR", Nth: 2, Action: faultDrop, Dur: time.Second},
-			step: `fetch: pop3: retr \d+: .*(EOF|reset|closed)`},
+			step: `fetch: pop3: retr \d+: .*(EOF|reset|closed|broken pipe)`},
 		{name: "dele/after_sync", user: "drop-dele-sync", policy: "after_sync",
 			rule: &faultRule{Cmd: "DELE", Action: faultDrop, Dur: time.Second},
 			step: `delete: pop3 source \\"sync-src\\": delete: pop3: dele \d+: .*(EOF|reset|closed|broken pipe)`},
@@ -838,7 +862,7 @@ func replacedCases(prefix string, action faultAction) []faultCase {
 			}
 			lc := strings.ToLower(cmd)
 			c := faultCase{
-				name: lc + "/" + policy, user: prefix + "-" + lc + "-" + policy[:4], policy: policy,
+				name: lc + "/" + policy, user: prefix + "-" + lc + "-" + policyShort[policy], policy: policy,
 				rule: &faultRule{Cmd: cmd, Action: action},
 				step: steps[cmd],
 			}

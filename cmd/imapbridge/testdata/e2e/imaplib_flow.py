@@ -47,6 +47,9 @@ def uid_map(c):
             f = re.search(rb"FLAGS \(([^)]*)\)", item)
             if m and f and int(m.group(1)) in res:
                 res[int(m.group(1))]["flags"] = f.group(1).decode().split()
+    # \Recent belongs to one session (IMAP4rev1), not to the message.
+    for v in res.values():
+        v["flags"] = [x for x in (v["flags"] or []) if x != "\\Recent"]
     return res
 
 
