@@ -26,11 +26,21 @@ type Mailbox struct {
 	gone          bool
 	name          string
 	specialUse    string
-	subscribed    bool
 	uidValidity   UIDValidity
 	uidNext       UID
 	highestModSeq ModSeq
 	msgs          []entry // ascending UID
+	// recentUID is the highest UID a session has taken as recent; the
+	// messages above it are recent for the next session that opens the
+	// mailbox (see Watch).
+	recentUID UID
+	// watches are the sessions that have the mailbox open, oldest first.
+	watches []*Watch
+	// The summary, kept in step with msgs so that STATUS, LIST-STATUS and
+	// SELECT never walk the index.
+	unseen, deleted uint32
+	size            int64
+	keywords        map[string]int // keyword → messages carrying it
 }
 
 type entry struct {
@@ -38,9 +48,67 @@ type entry struct {
 	flags  []string
 	size   int64
 	date   int64 // unix nanoseconds
+	zone   int32 // seconds east of UTC the date was given in
+	zoned  bool  // false for messages stored before zones were kept
 	modseq ModSeq
 	blob   int64
 	hash   [32]byte
+}
+
+// count adds (sign 1) or removes (sign -1) e's share of the summary.
+// Called with m.mu held.
+func (m *Mailbox) count(e *entry, sign int) {
+	seen := false
+	for _, f := range e.flags {
+		switch {
+		case f == FlagSeen:
+			seen = true
+		case f == FlagDeleted:
+			m.deleted = uint32(int(m.deleted) + sign)
+		case !strings.HasPrefix(f, `\`):
+			if m.keywords == nil {
+				m.keywords = make(map[string]int)
+			}
+			if n := m.keywords[f] + sign; n > 0 {
+				m.keywords[f] = n
+			} else {
+				delete(m.keywords, f)
+			}
+		}
+	}
+	if !seen {
+		m.unseen = uint32(int(m.unseen) + sign)
+	}
+	m.size += int64(sign) * e.size
+}
+
+// internalDate is the entry's date in the zone it was given in.
+func (e *entry) internalDate() time.Time {
+	t := time.Unix(0, e.date)
+	if e.zoned {
+		return t.In(zoneAt(e.zone))
+	}
+	return t
+}
+
+var zones sync.Map // int32 → *time.Location
+
+// zoneAt returns a fixed zone for an offset, one shared value per offset.
+func zoneAt(offset int32) *time.Location {
+	if offset == 0 {
+		return time.UTC
+	}
+	if l, ok := zones.Load(offset); ok {
+		return l.(*time.Location)
+	}
+	l, _ := zones.LoadOrStore(offset, time.FixedZone("", int(offset)))
+	return l.(*time.Location)
+}
+
+// zoneOf returns t's offset in seconds east of UTC.
+func zoneOf(t time.Time) int32 {
+	_, off := t.Zone()
+	return int32(off)
 }
 
 func (b *Bridge) mailboxByID(ctx context.Context, u *User, id MailboxID) (*Mailbox, error) {
@@ -51,17 +119,17 @@ func (b *Bridge) mailboxByID(ctx context.Context, u *User, id MailboxID) (*Mailb
 	}
 	b.mu.Unlock()
 	mb := &Mailbox{b: b, user: u, id: id}
-	var uv, next, hms int64
-	err := b.rd.QueryRowContext(ctx, `SELECT name, special_use, subscribed, uid_validity, uid_next, highest_modseq FROM mailboxes WHERE id=? AND user_id=?`, id, u.id).
-		Scan(&mb.name, &mb.specialUse, &mb.subscribed, &uv, &next, &hms)
+	var uv, next, hms, recent int64
+	err := b.rd.QueryRowContext(ctx, `SELECT name, special_use, uid_validity, uid_next, highest_modseq, recent_uid FROM mailboxes WHERE id=? AND user_id=?`, id, u.id).
+		Scan(&mb.name, &mb.specialUse, &uv, &next, &hms, &recent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNoSuchMailbox
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: load mailbox %d: %w", id, err)
 	}
-	mb.uidValidity, mb.uidNext, mb.highestModSeq = UIDValidity(uv), UID(next), ModSeq(hms)
-	rows, err := b.rd.QueryContext(ctx, `SELECT m.uid, m.flags, m.internal_date, m.modseq, b.id, b.size, b.hash FROM messages m JOIN blobs b ON b.id=m.blob_id WHERE m.mailbox_id=? ORDER BY m.uid`, id)
+	mb.uidValidity, mb.uidNext, mb.highestModSeq, mb.recentUID = UIDValidity(uv), UID(next), ModSeq(hms), UID(recent)
+	rows, err := b.rd.QueryContext(ctx, `SELECT m.uid, m.flags, m.internal_date, m.date_zone, m.modseq, b.id, b.size, b.hash FROM messages m JOIN blobs b ON b.id=m.blob_id WHERE m.mailbox_id=? ORDER BY m.uid`, id)
 	if err != nil {
 		return nil, fmt.Errorf("store: load mailbox %d: %w", id, err)
 	}
@@ -69,12 +137,15 @@ func (b *Bridge) mailboxByID(ctx context.Context, u *User, id MailboxID) (*Mailb
 	for rows.Next() {
 		var e entry
 		var flags, hash string
-		if err := rows.Scan(&e.uid, &flags, &e.date, &e.modseq, &e.blob, &e.size, &hash); err != nil {
+		var zone sql.NullInt32
+		if err := rows.Scan(&e.uid, &flags, &e.date, &zone, &e.modseq, &e.blob, &e.size, &hash); err != nil {
 			return nil, fmt.Errorf("store: load mailbox %d: %w", id, err)
 		}
 		e.flags = splitFlags(flags)
+		e.zone, e.zoned = zone.Int32, zone.Valid
 		hex.Decode(e.hash[:], []byte(hash))
 		mb.msgs = append(mb.msgs, e)
+		mb.count(&mb.msgs[len(mb.msgs)-1], 1)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: load mailbox %d: %w", id, err)
@@ -113,22 +184,29 @@ func (m *Mailbox) infoLocked() MailboxInfo {
 		ID:            m.id,
 		Name:          m.name,
 		SpecialUse:    m.specialUse,
-		Subscribed:    m.subscribed,
 		UIDValidity:   m.uidValidity,
 		UIDNext:       m.uidNext,
 		HighestModSeq: m.highestModSeq,
 		Messages:      uint32(len(m.msgs)),
+		Unseen:        m.unseen,
+		Deleted:       m.deleted,
+		Size:          m.size,
+		Recent:        uint32(len(m.msgs) - m.indexAbove(m.recentUID)),
 	}
-	for _, e := range m.msgs {
-		if !hasFlag(e.flags, FlagSeen) {
-			info.Unseen++
+	if len(m.keywords) > 0 {
+		info.Keywords = make([]string, 0, len(m.keywords))
+		for k := range m.keywords {
+			info.Keywords = append(info.Keywords, k)
 		}
-		if hasFlag(e.flags, FlagDeleted) {
-			info.Deleted++
-		}
-		info.Size += e.size
+		sort.Strings(info.Keywords)
 	}
 	return info
+}
+
+// indexAbove returns the index of the first message with a UID above uid.
+// Called with m.mu held.
+func (m *Mailbox) indexAbove(uid UID) int {
+	return sort.Search(len(m.msgs), func(i int) bool { return m.msgs[i].uid > uid })
 }
 
 // View calls fn with the mailbox's UIDs in order, under the mailbox lock:
@@ -142,6 +220,92 @@ func (m *Mailbox) View(fn func(info MailboxInfo, uids []UID)) {
 		uids[i] = e.uid
 	}
 	fn(m.infoLocked(), uids)
+}
+
+// Snapshot is a mailbox as a Watch found it when it began.
+type Snapshot struct {
+	Info MailboxInfo
+	// UIDs are the mailbox's messages, ascending.
+	UIDs []UID
+	// FirstUnseen is the lowest UID without \Seen, 0 if there is none.
+	FirstUnseen UID
+	// FirstRecent: the messages with this UID or above are recent for the
+	// watch (UIDNext when none is).
+	FirstRecent UID
+}
+
+// Watch is one session's hold on a mailbox it has open (an IMAP SELECT or
+// EXAMINE). Watches decide where \Recent goes: a message is recent in
+// exactly one session, the first to open the mailbox after it arrived.
+// A claiming watch (a read-write session) takes every message not yet
+// taken as recent when it opens, and every message that arrives while it
+// is the oldest claiming watch open. A watch that does not claim (read-only)
+// sees as recent what nobody has taken, and takes nothing.
+type Watch struct {
+	mb     *Mailbox
+	claim  bool
+	closed bool
+}
+
+// Watch opens the mailbox for a session. Under the mailbox lock it takes
+// the recent messages (if claim) and calls fn with the snapshot, so that
+// the snapshot and the observer events after it fit together exactly; fn
+// must not call back into the mailbox. Taking the recent messages is
+// recorded in the store; if that write fails the watch still opens (the
+// messages are recent again after a restart, which is harmless).
+func (m *Mailbox) Watch(ctx context.Context, claim bool, fn func(Snapshot)) (*Watch, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gone {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchMailbox, m.name)
+	}
+	snap := Snapshot{Info: m.infoLocked(), UIDs: make([]UID, len(m.msgs)), FirstRecent: m.recentUID + 1}
+	for i := range m.msgs {
+		e := &m.msgs[i]
+		snap.UIDs[i] = e.uid
+		if snap.FirstUnseen == 0 && !hasFlag(e.flags, FlagSeen) {
+			snap.FirstUnseen = e.uid
+		}
+	}
+	if last := m.uidNext - 1; claim && last > m.recentUID {
+		err := m.b.write(ctx, func(tx *wtx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE mailboxes SET recent_uid=? WHERE id=?`, last, m.id)
+			return err
+		})
+		if err != nil {
+			m.b.log.Warn("store: could not record recent messages as seen by a session", "mailbox", m.name, "err", err)
+		}
+		m.recentUID = last
+	}
+	w := &Watch{mb: m, claim: claim}
+	m.watches = append(m.watches, w)
+	fn(snap)
+	return w, nil
+}
+
+// Mailbox is the watched mailbox.
+func (w *Watch) Mailbox() *Mailbox { return w.mb }
+
+// Close ends the watch. fn, if not nil, runs under the mailbox lock once
+// the watch no longer gets messages, so an observer can drop its state for
+// the session without an event slipping in between. Close is idempotent.
+func (w *Watch) Close(fn func()) {
+	m := w.mb
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.closed = true
+	for i, x := range m.watches {
+		if x == w {
+			m.watches = append(m.watches[:i], m.watches[i+1:]...)
+			break
+		}
+	}
+	if fn != nil {
+		fn()
+	}
 }
 
 // UIDs returns the mailbox's UIDs in order.
@@ -180,16 +344,49 @@ func (m *Mailbox) Messages(ctx context.Context, uids []UID, withIndex bool) ([]M
 		}
 		if j < len(m.msgs) && m.msgs[j].uid == uid {
 			e := m.msgs[j]
-			out = append(out, Message{UID: e.uid, Flags: e.flags, InternalDate: time.Unix(0, e.date), Size: e.size, ModSeq: e.modseq})
+			out = append(out, Message{UID: e.uid, Flags: e.flags, InternalDate: e.internalDate(), Size: e.size, ModSeq: e.modseq})
 		}
 	}
 	m.mu.Unlock()
 	if !withIndex || len(out) == 0 {
 		return out, nil
 	}
-	rows, err := m.b.rd.QueryContext(ctx, `SELECT m.uid, b.idx FROM messages m JOIN blobs b ON b.id=m.blob_id WHERE m.mailbox_id=? AND m.uid BETWEEN ? AND ? ORDER BY m.uid`, m.id, out[0].UID, out[len(out)-1].UID)
-	if err != nil {
+	if err := m.loadIndex(ctx, out); err != nil {
 		return nil, fmt.Errorf("store: fetch index: %w", err)
+	}
+	return out, nil
+}
+
+// maxInList bounds the UIDs named in one "uid IN (…)" query (a variable
+// so that a test can make it small).
+var maxInList = 500
+
+// loadIndex fills in the ingest index of msgs (ascending UIDs). A dense
+// set is read as one UID range; a sparse one (fewer than a quarter of the
+// range's UIDs) by naming its UIDs, so "1,90000" reads two rows, not 90000.
+func (m *Mailbox) loadIndex(ctx context.Context, msgs []Message) error {
+	first, last := msgs[0].UID, msgs[len(msgs)-1].UID
+	if span := int64(last) - int64(first) + 1; int64(len(msgs))*4 >= span {
+		return m.scanIndex(ctx, msgs, `SELECT m.uid, b.idx FROM messages m JOIN blobs b ON b.id=m.blob_id WHERE m.mailbox_id=? AND m.uid BETWEEN ? AND ? ORDER BY m.uid`, m.id, first, last)
+	}
+	for start := 0; start < len(msgs); start += maxInList {
+		chunk := msgs[start:min(start+maxInList, len(msgs))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, m.id)
+		for _, msg := range chunk {
+			args = append(args, msg.UID)
+		}
+		if err := m.scanIndex(ctx, chunk, `SELECT m.uid, b.idx FROM messages m JOIN blobs b ON b.id=m.blob_id WHERE m.mailbox_id=? AND m.uid IN (`+placeholders(len(chunk))+`) ORDER BY m.uid`, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Mailbox) scanIndex(ctx context.Context, msgs []Message, query string, args ...any) error {
+	rows, err := m.b.rd.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
 	}
 	defer rows.Close()
 	k := 0
@@ -197,16 +394,16 @@ func (m *Mailbox) Messages(ctx context.Context, uids []UID, withIndex bool) ([]M
 		var uid UID
 		var idx []byte
 		if err := rows.Scan(&uid, &idx); err != nil {
-			return nil, fmt.Errorf("store: fetch index: %w", err)
+			return err
 		}
-		for k < len(out) && out[k].UID < uid {
+		for k < len(msgs) && msgs[k].UID < uid {
 			k++
 		}
-		if k < len(out) && out[k].UID == uid {
-			out[k].Index = idx
+		if k < len(msgs) && msgs[k].UID == uid {
+			msgs[k].Index = idx
 		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // Open opens a message's body for reading: the bytes exactly as stored.
@@ -254,25 +451,54 @@ func (m *Mailbox) add(ctx context.Context, p *pendingBlob, flags []string, date 
 			}
 			originID = sql.NullInt64{Int64: id, Valid: true}
 		}
-		e = entry{uid: m.uidNext, flags: flags, size: p.size, date: date.UnixNano(), modseq: m.highestModSeq + 1, blob: blobID}
+		e = entry{uid: m.uidNext, flags: flags, size: p.size, date: date.UnixNano(), zone: zoneOf(date), zoned: true, modseq: m.highestModSeq + 1, blob: blobID}
 		hex.Decode(e.hash[:], []byte(p.hash))
-		if _, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, blob_id, flags, internal_date, modseq, origin_id) VALUES (?,?,?,?,?,?,?)`,
-			m.id, e.uid, blobID, joinFlags(flags), e.date, e.modseq, originID); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, blob_id, flags, internal_date, date_zone, modseq, origin_id) VALUES (?,?,?,?,?,?,?,?)`,
+			m.id, e.uid, blobID, joinFlags(flags), e.date, e.zone, e.modseq, originID); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE mailboxes SET uid_next=?, highest_modseq=? WHERE id=?`, e.uid+1, e.modseq, m.id)
+		_, err = tx.ExecContext(ctx, `UPDATE mailboxes SET uid_next=?, highest_modseq=?, recent_uid=? WHERE id=?`, e.uid+1, e.modseq, m.recentAfterLocked(e.uid), m.id)
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: add message to %q: %w", m.name, err)
 	}
 	m.msgs = append(m.msgs, e)
+	m.count(&m.msgs[len(m.msgs)-1], 1)
 	m.uidNext = e.uid + 1
 	m.highestModSeq = e.modseq
-	for _, o := range m.b.observerList() {
-		o.Appended(m, []UID{e.uid})
-	}
+	m.arrivedLocked([]MessageFlags{{UID: e.uid, Flags: e.flags}})
 	return e.uid, nil
+}
+
+// recentAfterLocked is what recentUID becomes when messages up to last
+// arrive: they are taken as recent at once if a claiming watch is open.
+func (m *Mailbox) recentAfterLocked(last UID) UID {
+	if m.claimerLocked() != nil {
+		return last
+	}
+	return m.recentUID
+}
+
+// arrivedLocked records new messages (already in m.msgs) as recent for the
+// oldest claiming watch, if any, and tells the observers.
+func (m *Mailbox) arrivedLocked(msgs []MessageFlags) {
+	w := m.claimerLocked()
+	if w != nil {
+		m.recentUID = msgs[len(msgs)-1].UID
+	}
+	for _, o := range m.b.observerList() {
+		o.Appended(m, msgs, w)
+	}
+}
+
+func (m *Mailbox) claimerLocked() *Watch {
+	for _, w := range m.watches {
+		if w.claim {
+			return w
+		}
+	}
+	return nil
 }
 
 // FlagOp says how Store changes flags.
@@ -357,7 +583,9 @@ func (m *Mailbox) Store(ctx context.Context, uids []UID, op FlagOp, flags []stri
 	ms := m.highestModSeq
 	for _, c := range changes {
 		ms++
+		m.count(&m.msgs[c.i], -1)
 		m.msgs[c.i].flags = c.flags
+		m.count(&m.msgs[c.i], 1)
 		m.msgs[c.i].modseq = ms
 		for _, o := range obs {
 			o.FlagsChanged(m, m.msgs[c.i].uid, c.flags, origin)
@@ -415,20 +643,27 @@ func (m *Mailbox) removeLocked(ctx context.Context, del []UID, userExpunge bool)
 	for _, u := range del {
 		gone[u] = true
 	}
+	m.dropLocked(gone)
+	for _, o := range m.b.observerList() {
+		o.Expunged(m, del)
+	}
+	return nil
+}
+
+// dropLocked removes the messages named in gone from the index.
+func (m *Mailbox) dropLocked(gone map[UID]bool) {
 	kept := m.msgs[:0]
-	for _, e := range m.msgs {
-		if !gone[e.uid] {
-			kept = append(kept, e)
+	for i := range m.msgs {
+		if gone[m.msgs[i].uid] {
+			m.count(&m.msgs[i], -1)
+			continue
 		}
+		kept = append(kept, m.msgs[i])
 	}
 	for i := len(kept); i < len(m.msgs); i++ {
 		m.msgs[i] = entry{}
 	}
 	m.msgs = kept
-	for _, o := range m.b.observerList() {
-		o.Expunged(m, del)
-	}
-	return nil
 }
 
 // removeMessages deletes message rows, drops their blob references and
@@ -517,11 +752,12 @@ func (m *Mailbox) transfer(ctx context.Context, uids []UID, dest *Mailbox, move 
 			if move {
 				originExpr = "(SELECT origin_id FROM messages WHERE mailbox_id=? AND uid=?)"
 			}
-			args := []any{dest.id, ne.uid, e.blob, joinFlags(e.flags), e.date, ne.modseq}
+			zone := sql.NullInt32{Int32: e.zone, Valid: e.zoned}
+			args := []any{dest.id, ne.uid, e.blob, joinFlags(e.flags), e.date, zone, ne.modseq}
 			if move {
 				args = append(args, m.id, e.uid)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, blob_id, flags, internal_date, modseq, origin_id) VALUES (?,?,?,?,?,?,`+originExpr+`)`, args...); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, blob_id, flags, internal_date, date_zone, modseq, origin_id) VALUES (?,?,?,?,?,?,?,`+originExpr+`)`, args...); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE blobs SET refs=refs+1 WHERE id=?`, e.blob); err != nil {
@@ -531,7 +767,7 @@ func (m *Mailbox) transfer(ctx context.Context, uids []UID, dest *Mailbox, move 
 			srcUIDs = append(srcUIDs, e.uid)
 			dstUIDs = append(dstUIDs, ne.uid)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET uid_next=?, highest_modseq=? WHERE id=?`, next, modseq, dest.id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET uid_next=?, highest_modseq=?, recent_uid=? WHERE id=?`, next, modseq, dest.recentAfterLocked(next-1), dest.id); err != nil {
 			return err
 		}
 		if move {
@@ -554,29 +790,33 @@ func (m *Mailbox) transfer(ctx context.Context, uids []UID, dest *Mailbox, move 
 		}
 		return 0, nil, nil, fmt.Errorf("store: %s %q to %q: %w", op, m.name, dest.name, err)
 	}
-	dest.msgs = append(dest.msgs, added...)
-	dest.uidNext = next
-	dest.highestModSeq = modseq
-	obs := m.b.observerList()
-	for _, o := range obs {
-		o.Appended(dest, dstUIDs)
-	}
-	if move {
+	// Expunge from the source first when moving within one mailbox, so
+	// the index stays ascending.
+	expunge := func() {
 		m.highestModSeq++
 		gone := make(map[UID]bool, len(srcUIDs))
 		for _, u := range srcUIDs {
 			gone[u] = true
 		}
-		kept := make([]entry, 0, len(m.msgs)-len(srcUIDs))
-		for _, e := range m.msgs {
-			if !gone[e.uid] {
-				kept = append(kept, e)
-			}
-		}
-		m.msgs = kept
-		for _, o := range obs {
+		m.dropLocked(gone)
+		for _, o := range m.b.observerList() {
 			o.Expunged(m, srcUIDs)
 		}
+	}
+	if move && m == dest {
+		expunge()
+	}
+	arrived := make([]MessageFlags, len(added))
+	for i := range added {
+		dest.msgs = append(dest.msgs, added[i])
+		dest.count(&dest.msgs[len(dest.msgs)-1], 1)
+		arrived[i] = MessageFlags{UID: added[i].uid, Flags: added[i].flags}
+	}
+	dest.uidNext = next
+	dest.highestModSeq = modseq
+	dest.arrivedLocked(arrived)
+	if move && m != dest {
+		expunge()
 	}
 	return dest.uidValidity, srcUIDs, dstUIDs, nil
 }

@@ -91,7 +91,7 @@ func CanonicalSpecialUse(s string) (string, error) {
 	if c, ok := specialUses[strings.ToLower(s)]; ok {
 		return c, nil
 	}
-	return "", fmt.Errorf("unknown special-use attribute %q", s)
+	return "", fmt.Errorf("%w %q", ErrInvalidSpecialUse, s)
 }
 
 // Flag names with a fixed spelling.

@@ -7,8 +7,11 @@ package bridge
 // misses or reorders a change. Implementations must not block and must not
 // call back into the Mailbox they are told about.
 type Observer interface {
-	// Appended: uids were added at the end of the mailbox, ascending.
-	Appended(mb *Mailbox, uids []UID)
+	// Appended: msgs were added at the end of the mailbox, ascending by
+	// UID, with their flags. recentFor is the watch that took them as
+	// recent, or nil if none did (they stay recent for the next session
+	// that opens the mailbox, and for the read-only ones open now).
+	Appended(mb *Mailbox, msgs []MessageFlags, recentFor *Watch)
 	// Expunged: uids were removed from the mailbox, ascending.
 	Expunged(mb *Mailbox, uids []UID)
 	// FlagsChanged: the message's flags are now flags. origin is what the

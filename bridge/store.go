@@ -241,6 +241,23 @@ var schema = []string{
 		updated INTEGER NOT NULL,
 		PRIMARY KEY(user_id, name)
 	);`,
+	// 3: the UTC offset an internal date was given with (seconds east of
+	// UTC; NULL for messages stored before, shown in the server's zone),
+	// and the highest UID a session has taken as recent (\Recent is given
+	// to one session only: the first to open the mailbox after the message
+	// arrived). Messages already stored are not recent.
+	`ALTER TABLE messages ADD COLUMN date_zone INTEGER;
+	ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
+	UPDATE mailboxes SET recent_uid = uid_next - 1;`,
+	// 4: subscriptions by name, apart from mailboxes: a subscription
+	// outlives the mailbox it names (RFC 9051 section 6.3.7), and LIST
+	// (SUBSCRIBED) shows it as \NonExistent.
+	`CREATE TABLE subscriptions (
+		user_id INTEGER NOT NULL REFERENCES users(id),
+		name TEXT NOT NULL,
+		PRIMARY KEY(user_id, name)
+	) WITHOUT ROWID;
+	INSERT INTO subscriptions(user_id, name) SELECT user_id, name FROM mailboxes WHERE subscribed;`,
 }
 
 func (b *Bridge) migrate(ctx context.Context) error {
@@ -450,7 +467,7 @@ func classifyWriteErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, sentinel := range []error{ErrNoSuchMailbox, ErrMailboxExists, ErrInvalidName, ErrInboxProtected, ErrHasChildren, ErrNoSuchMessage, ErrTooBig, context.Canceled, context.DeadlineExceeded} {
+	for _, sentinel := range []error{ErrNoSuchMailbox, ErrMailboxExists, ErrInvalidName, ErrInvalidSpecialUse, ErrInboxProtected, ErrHasChildren, ErrNoSuchMessage, ErrTooBig, context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, sentinel) {
 			return nil
 		}

@@ -56,7 +56,11 @@ type recorder struct {
 	events []string
 }
 
-func (r *recorder) Appended(mb *bridge.Mailbox, uids []bridge.UID) {
+func (r *recorder) Appended(mb *bridge.Mailbox, msgs []bridge.MessageFlags, recentFor *bridge.Watch) {
+	var uids []bridge.UID
+	for _, m := range msgs {
+		uids = append(uids, m.UID)
+	}
 	r.add(fmt.Sprintf("%d appended %v", mb.ID(), uids))
 }
 func (r *recorder) Expunged(mb *bridge.Mailbox, uids []bridge.UID) {

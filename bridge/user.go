@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // User is one bridge user: a set of mailboxes fed by sources and changed by
@@ -96,16 +97,26 @@ func (b *Bridge) User(ctx context.Context, name string) (*User, error) {
 	return u, nil
 }
 
+// childEnd bounds the names below a mailbox: SQLite compares TEXT byte by
+// byte, and every name below "a" lies in ["a/", "a0"), "0" being the
+// character after "/".
+const childEnd = "0"
+
 func insertMailbox(ctx context.Context, tx *wtx, userID int64, name, use string) (MailboxID, error) {
 	v, err := nextUIDValidity(ctx, tx.Tx)
 	if err != nil {
 		return 0, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO mailboxes(user_id, name, special_use, subscribed, uid_validity) VALUES (?, ?, ?, 1, ?)`, userID, name, use, v)
+	res, err := tx.ExecContext(ctx, `INSERT INTO mailboxes(user_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?)`, userID, name, use, v)
 	if err != nil {
 		return 0, err
 	}
 	id, _ := res.LastInsertId()
+	// A new mailbox is subscribed, so clients that show only subscribed
+	// mailboxes show it on every device.
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO subscriptions(user_id, name) VALUES (?, ?)`, userID, name); err != nil {
+		return 0, err
+	}
 	return MailboxID(id), nil
 }
 
@@ -114,9 +125,10 @@ func (u *User) Name() string { return u.name }
 
 // MailboxInfo describes a mailbox at one moment.
 type MailboxInfo struct {
-	ID            MailboxID
-	Name          string
-	SpecialUse    string
+	ID         MailboxID
+	Name       string
+	SpecialUse string
+	// Subscribed is set by ListMailboxes only.
 	Subscribed    bool
 	UIDValidity   UIDValidity
 	UIDNext       UID
@@ -125,11 +137,23 @@ type MailboxInfo struct {
 	Unseen        uint32
 	Deleted       uint32
 	Size          int64
+	// Recent counts the messages no session has taken as recent yet.
+	Recent uint32
+	// Keywords are the keywords (flags without a backslash) in use, sorted.
+	Keywords []string
 }
 
 // ListMailboxes returns every mailbox of the user, sorted by name (INBOX
-// first).
+// first), with Subscribed set.
 func (u *User) ListMailboxes(ctx context.Context) ([]MailboxInfo, error) {
+	subs, err := u.Subscriptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	subscribed := make(map[string]bool, len(subs))
+	for _, s := range subs {
+		subscribed[s] = true
+	}
 	rows, err := u.b.rd.QueryContext(ctx, `SELECT id FROM mailboxes WHERE user_id=?`, u.id)
 	if err != nil {
 		return nil, fmt.Errorf("store: list mailboxes: %w", err)
@@ -156,14 +180,43 @@ func (u *User) ListMailboxes(ctx context.Context) ([]MailboxInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, mb.Info())
+		info := mb.Info()
+		info.Subscribed = subscribed[info.Name]
+		out = append(out, info)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if (out[i].Name == InboxName) != (out[j].Name == InboxName) {
-			return out[i].Name == InboxName
+	sort.Slice(out, func(i, j int) bool { return nameLess(out[i].Name, out[j].Name) })
+	return out, nil
+}
+
+// nameLess orders mailbox names: INBOX first, then by name.
+func nameLess(a, b string) bool {
+	if (a == InboxName) != (b == InboxName) {
+		return a == InboxName
+	}
+	return a < b
+}
+
+// Subscriptions returns the names the user is subscribed to, sorted (INBOX
+// first). A subscription outlives its mailbox: a deleted mailbox's name
+// stays until it is unsubscribed (RFC 9051 section 6.3.7).
+func (u *User) Subscriptions(ctx context.Context) ([]string, error) {
+	rows, err := u.b.rd.QueryContext(ctx, `SELECT name FROM subscriptions WHERE user_id=?`, u.id)
+	if err != nil {
+		return nil, fmt.Errorf("store: list subscriptions: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("store: list subscriptions: %w", err)
 		}
-		return out[i].Name < out[j].Name
-	})
+		out = append(out, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list subscriptions: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return nameLess(out[i], out[j]) })
 	return out, nil
 }
 
@@ -243,7 +296,7 @@ func (u *User) DeleteMailbox(ctx context.Context, name string) error {
 	var expunged []UID
 	err = u.b.write(ctx, func(tx *wtx) error {
 		var children int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND substr(name, 1, ?)=?`, u.id, len(mb.name)+1, mb.name+Delimiter).Scan(&children); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND name >= ? AND name < ?`, u.id, mb.name+Delimiter, mb.name+childEnd).Scan(&children); err != nil {
 			return err
 		}
 		if children > 0 {
@@ -291,6 +344,9 @@ func (u *User) RenameMailbox(ctx context.Context, from, to string) error {
 		return err
 	}
 	if src.Name() == InboxName {
+		if cto == InboxName {
+			return fmt.Errorf("%w: %q", ErrMailboxExists, cto)
+		}
 		if err := u.CreateMailbox(ctx, cto, ""); err != nil {
 			return err
 		}
@@ -298,8 +354,15 @@ func (u *User) RenameMailbox(ctx context.Context, from, to string) error {
 		if err != nil {
 			return err
 		}
-		_, _, _, err = src.MoveTo(ctx, src.UIDs(), dst, nil)
-		return err
+		// One transaction: every message moves, or none does and the new
+		// mailbox goes again.
+		if _, _, _, err := src.MoveTo(ctx, src.UIDs(), dst, nil); err != nil {
+			if derr := u.DeleteMailbox(ctx, cto); derr != nil {
+				u.b.log.Warn("store: rename INBOX failed and the new mailbox could not be removed", "mailbox", cto, "err", derr)
+			}
+			return err
+		}
+		return nil
 	}
 	if cto == InboxName {
 		return fmt.Errorf("%w: %q", ErrMailboxExists, cto)
@@ -316,13 +379,13 @@ func (u *User) RenameMailbox(ctx context.Context, from, to string) error {
 	renamed := map[MailboxID]string{}
 	err = u.b.write(ctx, func(tx *wtx) error {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND (name=? OR substr(name, 1, ?)=?)`, u.id, cto, len(cto)+1, cto+Delimiter).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND (name=? OR (name >= ? AND name < ?))`, u.id, cto, cto+Delimiter, cto+childEnd).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
 			return fmt.Errorf("%w: %q", ErrMailboxExists, cto)
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, name FROM mailboxes WHERE user_id=? AND (name=? OR substr(name, 1, ?)=?)`, u.id, old, len(old)+1, old+Delimiter)
+		rows, err := tx.QueryContext(ctx, `SELECT id, name FROM mailboxes WHERE user_id=? AND (name=? OR (name >= ? AND name < ?))`, u.id, old, old+Delimiter, old+childEnd)
 		if err != nil {
 			return err
 		}
@@ -340,6 +403,11 @@ func (u *User) RenameMailbox(ctx context.Context, from, to string) error {
 			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET name=? WHERE id=?`, name, id); err != nil {
 				return err
 			}
+		}
+		// Subscriptions follow the mailboxes they name.
+		if _, err := tx.ExecContext(ctx, `UPDATE OR REPLACE subscriptions SET name=?||substr(name, ?) WHERE user_id=? AND (name=? OR (name >= ? AND name < ?))`,
+			cto, utf8.RuneCountInString(old)+1, u.id, old, old+Delimiter, old+childEnd); err != nil {
+			return err
 		}
 		// Create missing parents of the new name.
 		levels := strings.Split(cto, Delimiter)
@@ -375,22 +443,30 @@ func (u *User) RenameMailbox(ctx context.Context, from, to string) error {
 	return nil
 }
 
-// SetSubscribed sets a mailbox's subscription.
+// SetSubscribed subscribes to a mailbox, which must exist, or removes a
+// subscription, which need not (unsubscribing a name not subscribed, or
+// whose mailbox is gone, succeeds).
 func (u *User) SetSubscribed(ctx context.Context, name string, subscribed bool) error {
-	mb, err := u.Mailbox(ctx, name)
+	cn, err := CanonicalName(name)
 	if err != nil {
 		return err
 	}
-	mb.mu.Lock()
-	defer mb.mu.Unlock()
-	err = u.b.write(ctx, func(tx *wtx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE mailboxes SET subscribed=? WHERE id=?`, subscribed, mb.id)
+	if subscribed {
+		if _, err := u.Mailbox(ctx, cn); err != nil {
+			return err
+		}
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.b.write(ctx, func(tx *wtx) error {
+		var err error
+		if subscribed {
+			_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO subscriptions(user_id, name) VALUES (?, ?)`, u.id, cn)
+		} else {
+			_, err = tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE user_id=? AND name=?`, u.id, cn)
+		}
 		return err
 	})
-	if err == nil {
-		mb.subscribed = subscribed
-	}
-	return err
 }
 
 // Append stores a message in the named mailbox, with flags and an internal

@@ -21,7 +21,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	}
 	cn, err := canonicalName(name)
 	if err != nil {
-		return nil, noErr(imap.ResponseCodeTryCreate, "Mailbox does not exist")
+		return nil, err // not a name that CREATE would take: no [TRYCREATE]
 	}
 	var flags []string
 	var date time.Time

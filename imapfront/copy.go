@@ -21,7 +21,11 @@ func (s *session) Copy(set imap.NumSet, dest string) (data *imap.CopyData, err e
 	if err != nil {
 		return nil, err
 	}
-	uids := refUIDs(sel.resolve(set, s.searchRes))
+	refs, err := sel.resolve(set, s.searchRes)
+	if err != nil {
+		return nil, err
+	}
+	uids := refUIDs(refs)
 	if len(uids) == 0 {
 		return nil, nil
 	}
@@ -49,11 +53,15 @@ func (s *session) Move(w *imapserver.MoveWriter, set imap.NumSet, dest string) (
 	if err != nil {
 		return err
 	}
-	uids := refUIDs(sel.resolve(set, s.searchRes))
+	refs, err := sel.resolve(set, s.searchRes)
+	if err != nil {
+		return err
+	}
+	uids := refUIDs(refs)
 	if len(uids) == 0 {
 		return nil
 	}
-	uv, src, dst, err := sel.mb.MoveTo(s.ctx, uids, destMb, sel.tracker)
+	uv, src, dst, err := sel.mb.MoveTo(s.ctx, uids, destMb, sel)
 	if err != nil {
 		return s.imapErr(cmd, destMb.Name(), err, true)
 	}
@@ -66,7 +74,7 @@ func (s *session) Move(w *imapserver.MoveWriter, set imap.NumSet, dest string) (
 func (s *session) destination(cmd, name string) (*bridge.Mailbox, error) {
 	cn, err := canonicalName(name)
 	if err != nil {
-		return nil, noErr(imap.ResponseCodeTryCreate, "Mailbox does not exist")
+		return nil, err // not a name that CREATE would take: no [TRYCREATE]
 	}
 	mb, err := s.user.Mailbox(s.ctx, cn)
 	if err != nil {

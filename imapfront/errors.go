@@ -61,6 +61,8 @@ func (s *session) imapErr(cmd, mailbox string, err error, dest bool) error {
 	case errors.Is(err, bridge.ErrInvalidName):
 		// The text names what is wrong with the client's own input.
 		return noErr(imap.ResponseCodeCannot, capitalize(err.Error()))
+	case errors.Is(err, bridge.ErrInvalidSpecialUse):
+		return noErr(codeUseAttr, "Unsupported special-use attribute")
 	case errors.Is(err, bridge.ErrInboxProtected):
 		return noErr(imap.ResponseCodeCannot, "INBOX cannot be deleted")
 	case errors.Is(err, bridge.ErrHasChildren):

@@ -35,7 +35,10 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, options *ima
 	if options.ModSeq || options.ChangedSince != 0 {
 		return badErr("MODSEQ and CHANGEDSINCE require CONDSTORE, which this server does not offer")
 	}
-	refs := sel.resolve(set, s.searchRes)
+	refs, err := sel.resolve(set, s.searchRes)
+	if err != nil {
+		return err
+	}
 	if len(refs) == 0 {
 		return nil
 	}
@@ -54,7 +57,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, options *ima
 			}
 		}
 		if len(unseen) > 0 {
-			res, err := sel.mb.Store(s.ctx, unseen, bridge.FlagsAdd, []string{bridge.FlagSeen}, sel.tracker)
+			res, err := sel.mb.Store(s.ctx, unseen, bridge.FlagsAdd, []string{bridge.FlagSeen}, sel)
 			if err != nil {
 				return s.imapErr(cmd, sel.mb.Name(), err, false)
 			}
@@ -212,7 +215,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 		rw.WriteUID(imap.UID(m.UID))
 	}
 	if options.Flags || flagsChanged {
-		rw.WriteFlags(imapFlags(m.Flags))
+		rw.WriteFlags(s.sel.flagsFor(m.UID, m.Flags))
 	}
 	if options.InternalDate {
 		rw.WriteInternalDate(m.InternalDate)

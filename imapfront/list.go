@@ -1,6 +1,7 @@
 package imapfront
 
 import (
+	"sort"
 	"strings"
 	"time"
 
@@ -31,6 +32,41 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if err != nil {
 		return s.imapErr("LIST", "", err, false)
 	}
+	exists := make(map[string]bool, len(infos))
+	for _, info := range infos {
+		exists[info.Name] = true
+	}
+	if options.SelectSubscribed {
+		// A subscription outlives its mailbox: LIST (SUBSCRIBED) shows it
+		// as \NonExistent (RFC 5258 section 3).
+		subs, err := s.user.Subscriptions(s.ctx)
+		if err != nil {
+			return s.imapErr("LIST", "", err, false)
+		}
+		listed := make(map[string]bool, len(exists))
+		for name := range exists {
+			listed[name] = true
+		}
+		for _, name := range subs {
+			if !listed[name] {
+				listed[name] = true
+				infos = append(infos, bridge.MailboxInfo{Name: name, Subscribed: true})
+			}
+		}
+		if options.SelectRecursiveMatch {
+			// A parent that exists no more may still have subscribed
+			// children: RECURSIVEMATCH shows it \NonExistent with CHILDINFO.
+			for _, name := range subs {
+				for p := parentName(name); p != ""; p = parentName(p) {
+					if !listed[p] {
+						listed[p] = true
+						infos = append(infos, bridge.MailboxInfo{Name: p})
+					}
+				}
+			}
+		}
+		sortInfos(infos)
+	}
 	ref = canonicalInboxPrefix(ref)
 	for i := range patterns {
 		patterns[i] = canonicalInboxPrefix(patterns[i])
@@ -49,7 +85,9 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	for _, info := range infos {
 		unmatchedSub := info.Subscribed && !matches(info.Name)
 		for p := parentName(info.Name); p != ""; p = parentName(p) {
-			hasChildren[p] = true
+			if exists[info.Name] {
+				hasChildren[p] = true
+			}
 			if unmatchedSub {
 				subscribedBelow[p] = true
 			}
@@ -72,10 +110,18 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 			}
 		}
 		data := &imap.ListData{Mailbox: info.Name, Delim: delim, ChildInfo: childInfo}
-		if hasChildren[info.Name] {
+		// \HasChildren and \HasNoChildren (RFC 5258 section 4) go out with
+		// every LIST; they count existing children only. A name that is
+		// only subscribed is \NonExistent and, having no children, gets
+		// neither.
+		switch {
+		case hasChildren[info.Name]:
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
-		} else {
+		case exists[info.Name]:
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
+		}
+		if !exists[info.Name] {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent)
 		}
 		if info.Subscribed && (options.SelectSubscribed || options.ReturnSubscribed) {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
@@ -83,7 +129,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		// Special-use attributes go out with every LIST, as RFC 6154
 		// recommends and clients expect.
 		data.Attrs = append(data.Attrs, specialUseAttrs(info.SpecialUse)...)
-		if options.ReturnStatus != nil {
+		if options.ReturnStatus != nil && exists[info.Name] {
 			data.Status = s.statusData(info, options.ReturnStatus)
 		}
 		if err := w.WriteList(data); err != nil {
@@ -91,6 +137,18 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		}
 	}
 	return nil
+}
+
+// sortInfos orders mailboxes as ListMailboxes does: INBOX first, then by
+// name.
+func sortInfos(infos []bridge.MailboxInfo) {
+	sort.Slice(infos, func(i, j int) bool {
+		a, b := infos[i].Name, infos[j].Name
+		if (a == bridge.InboxName) != (b == bridge.InboxName) {
+			return a == bridge.InboxName
+		}
+		return a < b
+	})
 }
 
 // parentName returns the name one level up, or "".

@@ -1,6 +1,7 @@
 package imapfront
 
 import (
+	"errors"
 	"sort"
 	"strings"
 	"time"
@@ -28,49 +29,30 @@ func (s *session) Select(name string, options *imap.SelectOptions) (data *imap.S
 	if err != nil {
 		return nil, s.imapErr(cmd, cn, err, false)
 	}
-	// Keywords in use and the first unseen message come from the in-memory
-	// index; read before the snapshot, they are at worst a moment old, and
-	// both are advisory.
-	msgs, err := mb.Messages(s.ctx, mb.UIDs(), false)
+	readOnly := options != nil && options.ReadOnly
+	rev1 := !s.conn.EnabledCaps().Has(imap.CapIMAP4rev2)
+	sel, snap, err := s.srv.hub.open(s.ctx, mb, readOnly, rev1)
 	if err != nil {
 		return nil, s.imapErr(cmd, cn, err, false)
 	}
-	var keywords []string
-	seenKW := map[string]bool{}
-	firstUnseen := bridge.UID(0)
-	for _, m := range msgs {
-		seen := false
-		for _, f := range m.Flags {
-			if strings.HasPrefix(f, `\`) {
-				seen = seen || f == bridge.FlagSeen
-				continue
-			}
-			if !seenKW[f] {
-				seenKW[f] = true
-				keywords = append(keywords, f)
-			}
-		}
-		if !seen && firstUnseen == 0 {
-			firstUnseen = m.UID
-		}
-	}
-	sort.Strings(keywords)
-
-	readOnly := options != nil && options.ReadOnly
-	sel, info := s.srv.hub.open(mb, readOnly, keywords)
 	s.sel = sel
 	s.searchRes = nil
+	info := snap.Info
 
+	// The client's view starts as the snapshot: its numbers are positions
+	// in it.
+	var unseenSeq uint32
+	if snap.FirstUnseen != 0 {
+		unseenSeq = uint32(sort.Search(len(snap.UIDs), func(i int) bool { return snap.UIDs[i] >= snap.FirstUnseen }) + 1)
+	}
+	var numRecent uint32
+	if rev1 {
+		numRecent = info.Recent // taken by this session, or seen without taking (EXAMINE)
+	}
 	sel.st.mu.Lock()
 	flags := sel.st.mailboxFlags()
-	numMessages := uint32(len(sel.st.uids))
-	var unseenSeq uint32
-	if firstUnseen != 0 {
-		if i, ok := sel.st.index(firstUnseen); ok {
-			unseenSeq = sel.tracker.EncodeSeqNum(uint32(i + 1))
-		}
-	}
 	sel.st.mu.Unlock()
+	numMessages := uint32(len(snap.UIDs))
 
 	permanent := []imap.Flag{}
 	if !readOnly {
@@ -80,6 +62,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (data *imap.S
 		Flags:             flags,
 		PermanentFlags:    permanent,
 		NumMessages:       numMessages,
+		NumRecent:         numRecent,
 		FirstUnseenSeqNum: unseenSeq,
 		UIDNext:           imap.UID(info.UIDNext),
 		UIDValidity:       uint32(info.UIDValidity),
@@ -105,15 +88,16 @@ func (s *session) Create(name string, options *imap.CreateOptions) (err error) {
 		switch len(options.SpecialUse) {
 		case 0:
 		case 1:
-			use, err = bridge.CanonicalSpecialUse(string(options.SpecialUse[0]))
-			if err != nil {
-				return noErr(codeUseAttr, "Unsupported special-use attribute "+string(options.SpecialUse[0]))
-			}
+			use = string(options.SpecialUse[0])
 		default:
 			return noErr(codeUseAttr, "Only one special-use attribute per mailbox")
 		}
 	}
-	if err := s.user.CreateMailbox(s.ctx, cn, use); err != nil {
+	err = s.user.CreateMailbox(s.ctx, cn, use)
+	if errors.Is(err, bridge.ErrInvalidSpecialUse) {
+		return noErr(codeUseAttr, "Unsupported special-use attribute "+use)
+	}
+	if err != nil {
 		return s.imapErr("CREATE", cn, err, false)
 	}
 	return nil
@@ -159,10 +143,16 @@ func (s *session) Unsubscribe(name string) error {
 	return s.setSubscribed("UNSUBSCRIBE", name, false)
 }
 
+// setSubscribed: SUBSCRIBE needs an existing mailbox (RFC 9051 section
+// 6.3.7 allows checking); UNSUBSCRIBE succeeds for a name that is not
+// subscribed or whose mailbox is gone (section 6.3.8).
 func (s *session) setSubscribed(cmd, name string, on bool) (err error) {
 	defer func(start time.Time) { err = s.done(cmd, start, err) }(time.Now())
 	cn, err := canonicalName(name)
 	if err != nil {
+		if !on {
+			return nil // such a name was never subscribed
+		}
 		return noErr(imap.ResponseCodeNonExistent, "Mailbox does not exist")
 	}
 	if err := s.user.SetSubscribed(s.ctx, cn, on); err != nil {
@@ -222,7 +212,7 @@ func (s *session) statusData(info bridge.MailboxInfo, options *imap.StatusOption
 		data.Size = &n
 	}
 	if options.NumRecent {
-		n := uint32(0)
+		n := info.Recent
 		data.NumRecent = &n
 	}
 	if options.AppendLimit {

@@ -113,7 +113,7 @@ func TestSelectAndStatus(t *testing.T) {
 	for i := 1; i <= 4; i++ {
 		size += len(simpleMsg(i))
 	}
-	want := "* STATUS INBOX (MESSAGES 4 UIDNEXT 5 UNSEEN 3 DELETED 0 SIZE " + strconv.Itoa(size) + " APPENDLIMIT 67108864 RECENT 0)"
+	want := "* STATUS INBOX (MESSAGES 4 UIDNEXT 5 UNSEEN 3 DELETED 0 SIZE " + strconv.Itoa(size) + " APPENDLIMIT 67108864 RECENT 4)"
 	if len(st) != 1 || st[0] != want {
 		t.Errorf("STATUS:\n got %q\nwant %q", st, want)
 	}
@@ -122,7 +122,7 @@ func TestSelectAndStatus(t *testing.T) {
 	uv := uidValidity(t, got)
 	wantSel := []string{
 		"* 4 EXISTS",
-		"* 0 RECENT",
+		"* 4 RECENT", // the first session to select INBOX takes them
 		"* OK [UNSEEN 1] First unseen message",
 		"* OK [UIDVALIDITY " + uv + "] UIDs valid",
 		"* OK [UIDNEXT 5] Predicted next UID",
@@ -131,6 +131,9 @@ func TestSelectAndStatus(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, wantSel) {
 		t.Errorf("SELECT:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(wantSel, "\n     "))
+	}
+	if got := c.ok("STATUS INBOX (RECENT)"); got[0] != "* STATUS INBOX (RECENT 0)" {
+		t.Errorf("STATUS after SELECT took the recent messages: %q", got)
 	}
 	_, status := c.cmd("EXAMINE INBOX")
 	if status != "OK [READ-ONLY] EXAMINE completed" {

@@ -40,8 +40,9 @@ func TestIdleGetsExpungeAndFlags(t *testing.T) {
 	b.ok("SELECT INBOX")
 	startIdle(t, b)
 
-	// A's own STORE answers A once; B hears of it while idling.
-	if got := a.ok("STORE 2 +FLAGS (\\deleted)"); !reflect.DeepEqual(got, []string{`* 2 FETCH (FLAGS (\Deleted))`}) {
+	// A's own STORE answers A once; B hears of it while idling. A selected
+	// first: the messages are recent there, not in B.
+	if got := a.ok("STORE 2 +FLAGS (\\deleted)"); !reflect.DeepEqual(got, []string{`* 2 FETCH (FLAGS (\Deleted \Recent))`}) {
 		t.Errorf("A STORE: %q", got)
 	}
 	expectLines(t, b, `* 2 FETCH (UID 2 FLAGS (\Deleted))`)
@@ -81,7 +82,8 @@ func TestIdleGetsNewSourceMail(t *testing.T) {
 	b.ok("SELECT INBOX")
 	startIdle(t, b)
 	e.deliver("alice", simpleMsg(2), simpleMsg(3))
-	expectLines(t, b, "* 2 EXISTS", "* 3 EXISTS")
+	// B is the only session: new mail is recent there.
+	expectLines(t, b, "* 2 EXISTS", "* 2 RECENT", "* 3 EXISTS", "* 3 RECENT")
 	stopIdle(t, b)
 	if got := b.ok("UID FETCH 2:* (UID)"); !reflect.DeepEqual(got, []string{"* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)"}) {
 		t.Errorf("FETCH: %q", got)
@@ -163,7 +165,7 @@ func TestExpungeDeferredDuringFetch(t *testing.T) {
 		{"SEARCH ALL", []string{"* SEARCH 1 3 4"}},
 		{"STORE 5 +FLAGS (\\Seen)", nil},
 		// UID commands do not depend on sequence numbers: they may.
-		{"UID SEARCH ALL", []string{"* SEARCH 1 3 4", "* 5 EXPUNGE", "* 2 EXPUNGE"}},
+		{"UID SEARCH ALL", []string{"* SEARCH 1 3 4", "* 2 EXPUNGE", "* 4 EXPUNGE"}},
 		{"NOOP", nil},
 		{"FETCH * (UID)", []string{"* 3 FETCH (UID 4)"}},
 	}
@@ -197,13 +199,15 @@ func TestMoveAndCopyPush(t *testing.T) {
 		t.Errorf("MOVE: %q %q", got, status)
 	}
 	expectLines(t, b, "* 2 EXPUNGE")
-	expectLines(t, arch, "* 1 EXISTS")
+	// Arch is the only session with Archive selected: what arrives is
+	// recent there.
+	expectLines(t, arch, "* 1 EXISTS", "* 1 RECENT")
 
 	_, status = a.cmd("UID COPY 1,3 Archive")
 	if want := "OK [COPYUID " + uv + " 1,3 2:3] COPY completed"; status != want {
 		t.Errorf("COPY: %q, want %q", status, want)
 	}
-	expectLines(t, arch, "* 2 EXISTS", "* 3 EXISTS")
+	expectLines(t, arch, "* 3 EXISTS", "* 3 RECENT")
 	b.noLine(100 * time.Millisecond)
 	stopIdle(t, b)
 	stopIdle(t, arch)
@@ -228,8 +232,10 @@ func TestAppendPush(t *testing.T) {
 	msg := simpleMsg(1)
 	a.send("a1 APPEND INBOX (\\seen $Label) {" + strconv.Itoa(len(msg)) + "+}")
 	a.send(msg) // the literal, then the command line's CRLF
-	expectLines(t, a, "* 1 EXISTS", "a1 OK [APPENDUID "+uv+" 1] APPEND completed")
-	expectLines(t, b, "* 1 EXISTS")
+	// The keyword is new to INBOX: FLAGS first. A selected INBOX first:
+	// the new message is recent in A, not in B.
+	expectLines(t, a, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label)`, "* 1 EXISTS", "* 1 RECENT", "a1 OK [APPENDUID "+uv+" 1] APPEND completed")
+	expectLines(t, b, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label)`, "* 1 EXISTS")
 	stopIdle(t, b)
 	if got := b.ok("FETCH 1 (FLAGS)"); got[0] != `* 1 FETCH (FLAGS ($Label \Seen))` {
 		t.Errorf("flags %q", got)

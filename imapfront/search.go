@@ -29,8 +29,8 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	if usesModSeq(criteria) {
 		return nil, badErr("MODSEQ requires CONDSTORE, which this server does not offer")
 	}
-	refs, seqStar, maxUID := sel.snapshot()
-	se := &searcher{s: s, mb: sel.mb, seqStar: seqStar, maxUID: maxUID, saved: s.searchRes}
+	refs, seqStar, uidStar := sel.snapshot()
+	se := &searcher{s: s, sel: sel, seqStar: seqStar, uidStar: uidStar, saved: s.searchRes}
 	var msgs []bridge.Message
 	if len(refs) > 0 {
 		msgs, err = sel.mb.Messages(s.ctx, refUIDs(refs), needsSentDate(criteria))
@@ -83,25 +83,37 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		data.All = seqSet
 	}
 	if options != nil && options.ReturnSave {
-		s.searchRes = uidSet
+		s.searchRes = savedResult(options, uidSet, data, kind, refs)
 	}
 	return data, nil
 }
 
-// snapshot returns every message the client knows of that still exists,
-// with what "*" means in its sequence and UID sets.
-func (sel *selection) snapshot() (refs []msgRef, seqStar, maxUID uint32) {
-	st := sel.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	refs = make([]msgRef, 0, len(st.uids))
-	for i, uid := range st.uids {
-		if c := sel.tracker.EncodeSeqNum(uint32(i + 1)); c != 0 {
-			refs = append(refs, msgRef{seq: c, uid: uid})
-		}
+// savedResult is what RETURN (SAVE) keeps for "$" (RFC 5182 section 2.4):
+// every match, unless SAVE comes with MIN and/or MAX only, when just those
+// messages are kept.
+func savedResult(options *imap.SearchOptions, all imap.UIDSet, data *imap.SearchData, kind imapserver.NumKind, refs []msgRef) imap.UIDSet {
+	if options.ReturnAll || options.ReturnCount || !(options.ReturnMin || options.ReturnMax) || data.Count == 0 {
+		return all
 	}
-	seqStar, _ = sel.seqStarLocked()
-	return refs, seqStar, uint32(st.maxUID)
+	toUID := func(num uint32) imap.UID {
+		if kind == imapserver.NumKindUID {
+			return imap.UID(num)
+		}
+		for _, r := range refs {
+			if r.seq == num {
+				return imap.UID(r.uid)
+			}
+		}
+		return 0
+	}
+	var out imap.UIDSet
+	if options.ReturnMin {
+		out.AddNum(toUID(data.Min))
+	}
+	if options.ReturnMax {
+		out.AddNum(toUID(data.Max))
+	}
+	return out
 }
 
 func usesModSeq(c *imap.SearchCriteria) bool {
@@ -141,9 +153,9 @@ func needsSentDate(c *imap.SearchCriteria) bool {
 // searcher evaluates criteria against the messages of one SEARCH.
 type searcher struct {
 	s       *session
-	mb      *bridge.Mailbox
+	sel     *selection
 	seqStar uint32
-	maxUID  uint32
+	uidStar uint32
 	saved   imap.UIDSet
 	err     error // the first failure to read a message; stops the search
 }
@@ -169,22 +181,22 @@ func (se *searcher) match(c *imap.SearchCriteria, cand *candidate) bool {
 		if imap.IsSearchRes(set) {
 			set = se.saved
 		}
-		if !uidSetContains(set, uint32(cand.m.UID), se.maxUID) {
+		if !uidSetContains(set, uint32(cand.m.UID), se.uidStar) {
 			return false
 		}
 	}
 	for _, f := range c.Flag {
-		if !hasFlag(cand.m.Flags, string(f)) { // \Recent is never set here
+		if !se.hasFlag(cand, f) {
 			return false
 		}
 	}
 	for _, f := range c.NotFlag {
-		if hasFlag(cand.m.Flags, string(f)) {
+		if se.hasFlag(cand, f) {
 			return false
 		}
 	}
 	if !c.Since.IsZero() || !c.Before.IsZero() {
-		if !dateInRange(cand.m.InternalDate.In(time.Local), c.Since, c.Before) {
+		if !dateInRange(cand.m.InternalDate, c.Since, c.Before) {
 			return false
 		}
 	}
@@ -233,13 +245,21 @@ func (se *searcher) match(c *imap.SearchCriteria, cand *candidate) bool {
 	return true
 }
 
+// hasFlag: \Recent is the session's, every other flag the message's.
+func (se *searcher) hasFlag(cand *candidate, f imap.Flag) bool {
+	if strings.EqualFold(string(f), `\Recent`) {
+		return se.sel.isRecent(cand.m.UID)
+	}
+	return hasFlag(cand.m.Flags, string(f))
+}
+
 // text loads a message's search text, once. A message expunged meanwhile
 // matches nothing; any other failure stops the search.
 func (se *searcher) text(cand *candidate) *searchText {
 	if cand.text != nil || se.err != nil {
 		return cand.text
 	}
-	f, err := se.mb.Open(se.s.ctx, cand.m.UID)
+	f, err := se.sel.mb.Open(se.s.ctx, cand.m.UID)
 	if err != nil {
 		if !errors.Is(err, bridge.ErrNoSuchMessage) {
 			se.err = err

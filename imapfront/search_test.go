@@ -49,8 +49,10 @@ func TestSearch(t *testing.T) {
 		{"deleted", flag(imap.FlagDeleted), []imap.UID{4}},
 		{"undeleted", notFlag(imap.FlagDeleted), []imap.UID{1, 2, 3, 5}},
 		{"draft", flag(imap.FlagDraft), nil},
-		{"recent", flag(`\Recent`), nil},
-		{"old", notFlag(`\Recent`), []imap.UID{1, 2, 3, 4, 5}},
+		// This session is the first to select INBOX: all are recent here.
+		{"recent", flag(`\Recent`), []imap.UID{1, 2, 3, 4, 5}},
+		{"old", notFlag(`\Recent`), nil},
+		{"new", C{Flag: []imap.Flag{`\Recent`}, NotFlag: []imap.Flag{imap.FlagSeen}}, []imap.UID{2, 3, 4, 5}},
 		{"before", C{Before: day(2024, 2, 15)}, []imap.UID{1}},
 		{"since", C{Since: day(2024, 2, 15)}, []imap.UID{2, 3, 4, 5}},
 		{"on", C{Since: day(2024, 3, 20), Before: day(2024, 3, 21)}, []imap.UID{3, 4}},

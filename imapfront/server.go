@@ -21,6 +21,11 @@ import (
 // DefaultAppendLimit is the APPEND size limit when Options.AppendLimit is 0.
 const DefaultAppendLimit = 64 << 20
 
+// MinAppendLimit is the smallest APPEND size limit: the largest
+// non-synchronizing literal LITERAL- allows, so that such a literal is
+// never refused after the client sent it.
+const MinAppendLimit = 4096
+
 // ErrServerClosed is returned by Serve and ServeTLS after Shutdown.
 var ErrServerClosed = errors.New("imapfront: server closed")
 
@@ -41,7 +46,8 @@ type Options struct {
 	// it, plain connections advertise LOGINDISABLED until STARTTLS.
 	AllowInsecureAuth bool
 	// AppendLimit bounds the size of an APPENDed message (APPENDLIMIT);
-	// 0 means DefaultAppendLimit.
+	// 0 means DefaultAppendLimit, and a limit below MinAppendLimit is
+	// raised to it.
 	AppendLimit uint32
 	// MaxConnections bounds the connections served at once (0: no bound);
 	// one over it is greeted with BYE and closed.
@@ -135,6 +141,10 @@ func New(opts Options) *Server {
 	if opts.AppendLimit == 0 {
 		opts.AppendLimit = DefaultAppendLimit
 	}
+	if opts.AppendLimit < MinAppendLimit {
+		logger.Warn("imap: append limit raised to the minimum", "configured", opts.AppendLimit, "limit", MinAppendLimit)
+		opts.AppendLimit = MinAppendLimit
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:      opts,
@@ -156,13 +166,19 @@ func New(opts Options) *Server {
 // capabilities is the exact set advertised (go-imap adds SASL-IR, LITERAL-,
 // STARTTLS, LOGINDISABLED, AUTH=PLAIN, UNSELECT, ENABLE, IDLE, UTF8=ACCEPT
 // and APPENDLIMIT=n according to the connection's state).
+//
+// LITERAL+ is not offered: go-imap refuses an APPEND over the limit before
+// reading its literal, and with a non-synchronizing literal the client has
+// already sent the message, whose lines go-imap would then read as
+// commands. LITERAL- (non-synchronizing literals up to 4096 bytes) keeps
+// that from a client that follows the protocol, with MinAppendLimit.
 func capabilities() imap.CapSet {
 	set := imap.CapSet{}
 	for _, c := range []imap.Cap{
 		imap.CapIMAP4rev1, imap.CapIMAP4rev2,
 		imap.CapNamespace, imap.CapUIDPlus, imap.CapESearch, imap.CapSearchRes,
 		imap.CapListExtended, imap.CapListStatus, imap.CapMove, imap.CapStatusSize,
-		imap.CapChildren, imap.CapSpecialUse, imap.CapCreateSpecialUse, imap.CapLiteralPlus,
+		imap.CapChildren, imap.CapSpecialUse, imap.CapCreateSpecialUse,
 	} {
 		set[c] = struct{}{}
 	}

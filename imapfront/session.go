@@ -175,9 +175,8 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	return s.sel.poll(w, allowExpunge)
 }
 
-// Idle implements imapserver.Session. It polls first (beta.8's
-// SessionTracker.Idle would miss an update queued before it registered),
-// then again on every wake-up from the observer, until stop.
+// Idle implements imapserver.Session. It writes what is queued first, then
+// again on every wake-up from the observer, until stop.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	s.mu.Lock()
 	if s.closed {

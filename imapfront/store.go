@@ -40,11 +40,14 @@ func (s *session) Store(w *imapserver.FetchWriter, set imap.NumSet, flags *imap.
 	default:
 		return badErr("Unknown STORE operation")
 	}
-	refs := sel.resolve(set, s.searchRes)
+	refs, err := sel.resolve(set, s.searchRes)
+	if err != nil {
+		return err
+	}
 	if len(refs) == 0 {
 		return nil
 	}
-	result, err := sel.mb.Store(s.ctx, refUIDs(refs), op, list, sel.tracker)
+	result, err := sel.mb.Store(s.ctx, refUIDs(refs), op, list, sel)
 	if err != nil {
 		return s.imapErr(cmd, sel.mb.Name(), err, false)
 	}
@@ -61,7 +64,7 @@ func (s *session) Store(w *imapserver.FetchWriter, set imap.NumSet, flags *imap.
 		if withUID {
 			rw.WriteUID(imap.UID(mf.UID))
 		}
-		rw.WriteFlags(imapFlags(mf.Flags))
+		rw.WriteFlags(sel.flagsFor(mf.UID, mf.Flags))
 		if err := rw.Close(); err != nil {
 			return err
 		}
@@ -96,7 +99,11 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) (err e
 	}
 	var limit []bridge.UID
 	if uids != nil {
-		limit = refUIDs(sel.resolve(*uids, s.searchRes))
+		refs, err := sel.resolve(*uids, s.searchRes)
+		if err != nil {
+			return err
+		}
+		limit = refUIDs(refs)
 		if len(limit) == 0 {
 			return nil
 		}

@@ -16,23 +16,27 @@ func TestStore(t *testing.T) {
 	e.deliver("alice", simpleMsg(1), simpleMsg(2))
 	c := e.raw()
 	c.login("alice")
+	// This session is the first to select INBOX since the messages arrived:
+	// they are \Recent here (RFC 3501 section 2.3.2), and \Recent cannot
+	// be stored or removed.
 	c.ok("SELECT INBOX")
 	tests := []struct {
 		cmd    string
 		want   []string
 		status string
 	}{
-		{`STORE 1 FLAGS (\seen \FLAGGED $Custom)`, []string{`* 1 FETCH (FLAGS ($Custom \Flagged \Seen))`, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Custom)`}, "OK STORE completed"},
-		{`STORE 1 +FLAGS (\answered $custom NonJunk)`, []string{`* 1 FETCH (FLAGS ($Custom NonJunk \Answered \Flagged \Seen))`, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Custom NonJunk)`}, "OK STORE completed"},
-		{`STORE 1 -FLAGS ($CUSTOM \Flagged)`, []string{`* 1 FETCH (FLAGS (NonJunk \Answered \Seen))`}, "OK STORE completed"},
-		{`UID STORE 1:2 +FLAGS (\Draft)`, []string{`* 1 FETCH (UID 1 FLAGS (NonJunk \Answered \Draft \Seen))`, `* 2 FETCH (UID 2 FLAGS (\Draft))`}, "OK UID STORE completed"},
+		{`STORE 1 FLAGS (\seen \FLAGGED $Custom)`, []string{`* 1 FETCH (FLAGS ($Custom \Flagged \Seen \Recent))`, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Custom)`}, "OK STORE completed"},
+		{`STORE 1 +FLAGS (\answered $custom NonJunk)`, []string{`* 1 FETCH (FLAGS ($Custom NonJunk \Answered \Flagged \Seen \Recent))`, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Custom NonJunk)`}, "OK STORE completed"},
+		{`STORE 1 -FLAGS ($CUSTOM \Flagged)`, []string{`* 1 FETCH (FLAGS (NonJunk \Answered \Seen \Recent))`}, "OK STORE completed"},
+		{`UID STORE 1:2 +FLAGS (\Draft)`, []string{`* 1 FETCH (UID 1 FLAGS (NonJunk \Answered \Draft \Seen \Recent))`, `* 2 FETCH (UID 2 FLAGS (\Draft \Recent))`}, "OK UID STORE completed"},
 		{`STORE 2 +FLAGS.SILENT (\Seen)`, nil, "OK STORE completed"},
-		{`STORE 2 -FLAGS \Draft`, []string{`* 2 FETCH (FLAGS (\Seen))`}, "OK STORE completed"},
-		{`STORE 2 +FLAGS (\Recent)`, []string{`* 2 FETCH (FLAGS (\Seen))`}, "OK STORE completed"},
+		{`STORE 2 -FLAGS \Draft`, []string{`* 2 FETCH (FLAGS (\Seen \Recent))`}, "OK STORE completed"},
+		{`STORE 2 -FLAGS (\Recent)`, []string{`* 2 FETCH (FLAGS (\Seen \Recent))`}, "OK STORE completed"},
 		{`STORE 2 +FLAGS (\Bogus)`, nil, "BAD [CLIENTBUG] Invalid system flag \\Bogus"},
-		{`STORE 9 +FLAGS (\Seen)`, nil, "OK STORE completed"},
+		{`STORE 9 +FLAGS (\Seen)`, nil, "BAD [CLIENTBUG] No such message: the last message is 2"},
+		{`UID STORE 9 +FLAGS (\Seen)`, nil, "OK UID STORE completed"},
 		{`STORE 1 (UNCHANGEDSINCE 5) +FLAGS (\Seen)`, nil, "BAD"},
-		{`FETCH 1:2 (FLAGS)`, []string{`* 1 FETCH (FLAGS (NonJunk \Answered \Draft \Seen))`, `* 2 FETCH (FLAGS (\Seen))`}, "OK FETCH completed"},
+		{`FETCH 1:2 (FLAGS)`, []string{`* 1 FETCH (FLAGS (NonJunk \Answered \Draft \Seen \Recent))`, `* 2 FETCH (FLAGS (\Seen \Recent))`}, "OK FETCH completed"},
 	}
 	for _, tt := range tests {
 		got, status := c.cmd(tt.cmd)
@@ -43,7 +47,8 @@ func TestStore(t *testing.T) {
 			t.Errorf("%s:\n got %q\nwant %q", tt.cmd, got, tt.want)
 		}
 	}
-	// Stored with their canonical case, as a fresh session sees them.
+	// Stored with their canonical case, as a fresh session sees them (no
+	// longer \Recent: the first session took that).
 	c2 := e.client("alice")
 	if _, err := c2.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
@@ -88,7 +93,7 @@ func TestExpunge(t *testing.T) {
 	if got := c.ok("UID EXPUNGE 2,4"); !reflect.DeepEqual(got, []string{"* 2 EXPUNGE"}) {
 		t.Errorf("UID EXPUNGE: %q", got)
 	}
-	if got := c.ok("EXPUNGE"); !reflect.DeepEqual(got, []string{"* 2 EXPUNGE", "* 1 EXPUNGE"}) {
+	if got := c.ok("EXPUNGE"); !reflect.DeepEqual(got, []string{"* 1 EXPUNGE", "* 1 EXPUNGE"}) {
 		t.Errorf("EXPUNGE: %q", got)
 	}
 	if got := c.ok("UID FETCH 1:* (UID)"); !reflect.DeepEqual(got, []string{"* 1 FETCH (UID 4)"}) {
@@ -141,13 +146,13 @@ func TestCopyMoveWithClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msgs) != 3 || !reflect.DeepEqual(msgs[0].Flags, []imap.Flag{"$Keep"}) || string(msgs[2].BodySection[0].Bytes) != simpleMsg(3) {
+	if len(msgs) != 3 || !reflect.DeepEqual(msgs[0].Flags, []imap.Flag{"$Keep", `\Recent`}) || string(msgs[2].BodySection[0].Bytes) != simpleMsg(3) {
 		t.Errorf("copied messages %+v", msgs)
 	}
 }
 
 func TestAppend(t *testing.T) {
-	e := newEnv(t, withServer(func(o *imapfront.Options) { o.AppendLimit = 1000 }))
+	e := newEnv(t, withServer(func(o *imapfront.Options) { o.AppendLimit = 5000 }))
 	c := e.client("alice")
 	date := time.Date(2023, 12, 24, 18, 30, 0, 0, time.FixedZone("", 3600))
 	msg := simpleMsg(7)
@@ -169,14 +174,14 @@ func TestAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := fetchOne(t, c, imap.SeqSetNum(1), &imap.FetchOptions{Flags: true, InternalDate: true, RFC822Size: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-	if !m.InternalDate.Equal(date) || m.RFC822Size != int64(len(msg)) || !reflect.DeepEqual(m.Flags, []imap.Flag{"Later", imap.FlagDraft}) || string(m.BodySection[0].Bytes) != msg {
+	if !m.InternalDate.Equal(date) || m.RFC822Size != int64(len(msg)) || !reflect.DeepEqual(m.Flags, []imap.Flag{"Later", imap.FlagDraft, `\Recent`}) || string(m.BodySection[0].Bytes) != msg {
 		t.Errorf("appended message: date %v size %d flags %q", m.InternalDate, m.RFC822Size, m.Flags)
 	}
 
 	raw := e.raw()
 	raw.login("alice")
 	tests := []struct{ cmd, want string }{
-		{"APPEND INBOX {1001}", "NO [TOOBIG] Literals are limited to 1000 bytes for this command"},
+		{"APPEND INBOX {5001}", "NO [TOOBIG] Literals are limited to 5000 bytes for this command"},
 		{"APPEND Nope {1+}\r\nx", "NO [TRYCREATE] Mailbox does not exist"},
 		{"APPEND INBOX (\\Bogus) {1+}\r\nx", "BAD [CLIENTBUG] Invalid system flag \\Bogus"},
 		{"APPEND INBOX {1+}\r\nx", "OK [APPENDUID "},

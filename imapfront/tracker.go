@@ -1,6 +1,8 @@
 package imapfront
 
 import (
+	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -13,15 +15,21 @@ import (
 
 // hub is the one bridge.Observer of a Server. For every mailbox that at
 // least one session has selected it keeps a mailboxState: its own copy of
-// the mailbox's UID list (the "server view" that sequence numbers are
-// computed from) and an imapserver.MailboxTracker that queues the updates
-// for every session.
+// the mailbox's UID list (the "server view"), and for each session that
+// has it selected a selection with the session's queue of updates not yet
+// written to its client. The difference between the server view and the
+// queue is the client's view, which sequence numbers are computed from.
 //
-// Lock order: the bridge's mailbox lock (held around every Observer call
-// and around Mailbox.View) → hub.mu → mailboxState.mu → the tracker's own
-// locks. Sessions take mailboxState.mu alone and never call into the bridge
-// while holding it, so no cycle can form; and every tracker update happens
-// under the bridge's mailbox lock, in the order the bridge made the changes.
+// Each session has its own queue (not go-imap's shared MailboxTracker)
+// because what a session is told differs: \Recent belongs to one session,
+// and IMAP4rev1 sessions get RECENT counts.
+//
+// Lock order: the bridge's mailbox lock (held around every Observer call,
+// Mailbox.Watch and Watch.Close) → hub.mu → mailboxState.mu. Sessions take
+// mailboxState.mu alone and never call into the bridge or write to the
+// network while holding it, so no cycle can form; and every update is
+// queued under the bridge's mailbox lock, in the order the bridge made the
+// changes.
 type hub struct {
 	mu    sync.Mutex
 	boxes map[bridge.MailboxID]*mailboxState
@@ -39,25 +47,99 @@ type mailboxState struct {
 
 	mu       sync.Mutex
 	uids     []bridge.UID // ascending, the server view
-	maxUID   bridge.UID   // highest UID ever assigned (UIDNEXT-1)
 	keywords map[string]bool
-	tracker  *imapserver.MailboxTracker
 	sels     map[*selection]struct{}
+}
+
+// updateKind says what an update tells a client.
+type updateKind uint8
+
+const (
+	updExpunge      updateKind = iota + 1 // * n EXPUNGE
+	updExists                             // * n EXISTS
+	updRecent                             // * n RECENT (IMAP4rev1)
+	updMailboxFlags                       // * FLAGS (…)
+	updFetch                              // * n FETCH (UID u FLAGS (…))
+)
+
+// update is one untagged response queued for a session. Sequence numbers
+// are as they are at the update's place in the queue.
+type update struct {
+	kind   updateKind
+	num    uint32     // expunge: the sequence number; exists, recent: the count
+	before uint32     // exists: the count before
+	uid    bridge.UID // expunge, fetch
+	flags  []imap.Flag
 }
 
 // selection is one session's handle on a mailboxState.
 type selection struct {
 	st       *mailboxState
 	mb       *bridge.Mailbox
-	tracker  *imapserver.SessionTracker
+	watch    *bridge.Watch
 	readOnly bool
+	// rev1 is set when the client has not enabled IMAP4rev2: it is told
+	// about \Recent.
+	rev1 bool
 	// notify has room for one wake-up: the observer drops a token after it
 	// queued updates, IDLE takes it and polls. A token left over while the
 	// session was busy only causes one extra, empty, poll.
 	notify chan struct{}
-	// expungesHi is an upper bound on the EXPUNGE updates queued for this
-	// session and not yet written (guarded by st.mu); see seqStar.
-	expungesHi int
+
+	// Guarded by st.mu.
+	queue []update
+	// known is how many messages the client knows of: the server view's
+	// count before the queued updates.
+	known uint32
+	// The messages recent in this session: the UIDs in [recentFrom,
+	// recentTo) it found at SELECT, and those that arrived since and were
+	// given to it.
+	recentFrom, recentTo bridge.UID
+	recentNew            map[bridge.UID]bool
+	recentCount          uint32 // recent messages in the server view
+	recentTold           uint32 // the last RECENT count queued
+}
+
+// isRecent reports whether uid is recent in this session. Called with
+// st.mu held, or by the session's own goroutine (which alone changes
+// nothing but the queue it polls).
+func (sel *selection) isRecentLocked(uid bridge.UID) bool {
+	return (uid >= sel.recentFrom && uid < sel.recentTo) || sel.recentNew[uid]
+}
+
+// flagsFor returns a message's flags as this session is told them: the
+// stored flags, and \Recent for an IMAP4rev1 client if the message is
+// recent here. Called with st.mu held.
+func (sel *selection) flagsForLocked(uid bridge.UID, flags []string) []imap.Flag {
+	out := imapFlags(flags)
+	if sel.rev1 && sel.isRecentLocked(uid) {
+		out = append(out, imap.Flag(`\Recent`))
+	}
+	return out
+}
+
+// flagsFor is flagsForLocked for the session's own responses.
+func (sel *selection) flagsFor(uid bridge.UID, flags []string) []imap.Flag {
+	sel.st.mu.Lock()
+	defer sel.st.mu.Unlock()
+	return sel.flagsForLocked(uid, flags)
+}
+
+// isRecent is isRecentLocked for the session's own commands.
+func (sel *selection) isRecent(uid bridge.UID) bool {
+	sel.st.mu.Lock()
+	defer sel.st.mu.Unlock()
+	return sel.rev1 && sel.isRecentLocked(uid)
+}
+
+// numRecent is how many recent messages the client knows of now.
+func (sel *selection) numRecent() uint32 {
+	sel.st.mu.Lock()
+	defer sel.st.mu.Unlock()
+	if !sel.rev1 {
+		return 0
+	}
+	return sel.recentCount
 }
 
 func (h *hub) state(id bridge.MailboxID) *mailboxState {
@@ -66,97 +148,136 @@ func (h *hub) state(id bridge.MailboxID) *mailboxState {
 	return h.boxes[id]
 }
 
-// open selects mb for a session: under the bridge's mailbox lock (View) it
-// creates the shared state if nobody has the mailbox selected yet, and
-// registers a session tracker, so the UID snapshot and the stream of
-// updates after it fit together exactly.
-func (h *hub) open(mb *bridge.Mailbox, readOnly bool, keywords []string) (*selection, bridge.MailboxInfo) {
-	sel := &selection{mb: mb, readOnly: readOnly, notify: make(chan struct{}, 1)}
-	var info bridge.MailboxInfo
-	mb.View(func(i bridge.MailboxInfo, uids []bridge.UID) {
-		info = i
+// open selects mb for a session. Under the bridge's mailbox lock (Watch)
+// it creates the shared state if nobody has the mailbox selected yet and
+// registers the session, so the snapshot and the stream of updates after
+// it fit together exactly. A read-write IMAP4rev1 session takes the
+// mailbox's recent messages.
+func (h *hub) open(ctx context.Context, mb *bridge.Mailbox, readOnly, rev1 bool) (*selection, bridge.Snapshot, error) {
+	sel := &selection{mb: mb, readOnly: readOnly, rev1: rev1, notify: make(chan struct{}, 1)}
+	var snap bridge.Snapshot
+	w, err := mb.Watch(ctx, !readOnly && rev1, func(s bridge.Snapshot) {
+		snap = s
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		st := h.boxes[i.ID]
+		st := h.boxes[s.Info.ID]
 		if st == nil {
-			maxUID := bridge.UID(0)
-			if i.UIDNext > 0 {
-				maxUID = i.UIDNext - 1
-			}
 			st = &mailboxState{
-				id:       i.ID,
-				uids:     uids,
-				maxUID:   maxUID,
+				id:       s.Info.ID,
+				uids:     s.UIDs,
 				keywords: make(map[string]bool),
-				tracker:  imapserver.NewMailboxTracker(uint32(len(uids))),
 				sels:     make(map[*selection]struct{}),
 			}
-			h.boxes[i.ID] = st
+			h.boxes[s.Info.ID] = st
 		}
 		st.mu.Lock()
 		defer st.mu.Unlock()
-		for _, k := range keywords {
+		for _, k := range s.Info.Keywords {
 			st.keywords[k] = true
 		}
 		sel.st = st
-		sel.tracker = st.tracker.NewSession()
+		sel.known = uint32(len(st.uids))
+		sel.recentFrom, sel.recentTo = s.FirstRecent, s.Info.UIDNext
+		sel.recentCount = s.Info.Recent
+		sel.recentTold = sel.recentCount
 		st.sels[sel] = struct{}{}
 	})
-	return sel, info
+	if err != nil {
+		return nil, snap, err
+	}
+	sel.watch = w
+	return sel, snap, nil
 }
 
 // close releases a selection, and the mailbox's state with the last one.
 func (h *hub) close(sel *selection) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	st := sel.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	delete(st.sels, sel)
-	sel.tracker.Close()
-	if len(st.sels) == 0 && h.boxes[st.id] == st {
-		delete(h.boxes, st.id)
-	}
-}
-
-// wake tells every idling session of st that updates are queued. Called
-// with st.mu held.
-func (st *mailboxState) wake() {
-	for sel := range st.sels {
-		select {
-		case sel.notify <- struct{}{}:
-		default:
+	sel.watch.Close(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		st := sel.st
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		delete(st.sels, sel)
+		if len(st.sels) == 0 && h.boxes[st.id] == st {
+			delete(h.boxes, st.id)
 		}
+	})
+}
+
+// push queues an update for one session and wakes it if it idles. Called
+// with st.mu held.
+func (sel *selection) push(u update) {
+	sel.queue = append(sel.queue, u)
+	select {
+	case sel.notify <- struct{}{}:
+	default:
 	}
 }
 
-// Appended implements bridge.Observer. The tracker gets one EXISTS update
-// per message: beta.8's SessionTracker.EncodeSeqNum only recognises a
-// not-yet-announced message if the count grew by one at a time.
-func (h *hub) Appended(mb *bridge.Mailbox, uids []bridge.UID) {
+// Appended implements bridge.Observer: a FLAGS update first if the new
+// messages bring keywords the mailbox had not used, then EXISTS, and for
+// IMAP4rev1 sessions RECENT when their count of recent messages changed.
+func (h *hub) Appended(mb *bridge.Mailbox, msgs []bridge.MessageFlags, recentFor *bridge.Watch) {
 	st := h.state(mb.ID())
 	if st == nil {
 		return
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for _, uid := range uids {
-		if n := len(st.uids); n > 0 && st.uids[n-1] >= uid {
+	before := uint32(len(st.uids))
+	newKeyword := false
+	for _, m := range msgs {
+		if n := len(st.uids); n > 0 && st.uids[n-1] >= m.UID {
 			continue // never happens: UIDs ascend; refuse to corrupt the view
 		}
-		st.uids = append(st.uids, uid)
-		if uid > st.maxUID {
-			st.maxUID = uid
-		}
-		st.tracker.QueueNumMessages(uint32(len(st.uids)))
+		st.uids = append(st.uids, m.UID)
+		newKeyword = st.addKeywords(m.Flags) || newKeyword
 	}
-	st.wake()
+	after := uint32(len(st.uids))
+	if after == before {
+		return
+	}
+	added := st.uids[before:]
+	for sel := range st.sels {
+		if newKeyword {
+			sel.push(update{kind: updMailboxFlags, flags: st.mailboxFlags()})
+		}
+		sel.push(update{kind: updExists, num: after, before: before})
+		// Recent here: given to this session's watch, or nobody's and
+		// this session is one that takes nothing (read-only).
+		if recentFor == sel.watch || (recentFor == nil && sel.readOnly) {
+			if sel.recentNew == nil {
+				sel.recentNew = make(map[bridge.UID]bool)
+			}
+			for _, uid := range added {
+				sel.recentNew[uid] = true
+			}
+			sel.recentCount += uint32(len(added))
+		}
+		if sel.rev1 && sel.recentCount != sel.recentTold {
+			sel.recentTold = sel.recentCount
+			sel.push(update{kind: updRecent, num: sel.recentCount})
+		}
+	}
 }
 
-// Expunged implements bridge.Observer. The sequence numbers are computed
-// from the highest UID down, each against the list as it is before the
-// removal, so one pass over the list suffices and every number is in range
-// when the tracker sees it.
+// addKeywords records keywords in use and reports whether any was new.
+// Called with st.mu held.
+func (st *mailboxState) addKeywords(flags []string) bool {
+	added := false
+	for _, f := range flags {
+		if !strings.HasPrefix(f, `\`) && !st.keywords[f] {
+			st.keywords[f] = true
+			added = true
+		}
+	}
+	return added
+}
+
+// Expunged implements bridge.Observer. The expunges go out in ascending
+// order, each number counted after the ones before it are gone, as in the
+// example of RFC 9051 section 6.4.3 (messages 3, 4, 7 and 11 expunged:
+// "* 3 EXPUNGE", "* 3 EXPUNGE", "* 5 EXPUNGE", "* 8 EXPUNGE").
 func (h *hub) Expunged(mb *bridge.Mailbox, uids []bridge.UID) {
 	st := h.state(mb.ID())
 	if st == nil {
@@ -164,19 +285,25 @@ func (h *hub) Expunged(mb *bridge.Mailbox, uids []bridge.UID) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	gone := make(map[bridge.UID]bool, len(uids))
-	n := 0
-	for i := len(uids) - 1; i >= 0; i-- {
-		uid := uids[i]
+	sorted := append([]bridge.UID(nil), uids...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	gone := make(map[bridge.UID]bool, len(sorted))
+	for _, uid := range sorted {
 		idx, ok := st.index(uid)
 		if !ok || gone[uid] {
 			continue
 		}
+		seq := uint32(idx+1) - uint32(len(gone))
 		gone[uid] = true
-		st.tracker.QueueExpunge(uint32(idx + 1))
-		n++
+		for sel := range st.sels {
+			sel.push(update{kind: updExpunge, num: seq, uid: uid})
+			if sel.isRecentLocked(uid) {
+				sel.recentCount--
+				sel.recentTold = min(sel.recentTold, sel.recentCount)
+			}
+		}
 	}
-	if n == 0 {
+	if len(gone) == 0 {
 		return
 	}
 	kept := st.uids[:0]
@@ -186,39 +313,33 @@ func (h *hub) Expunged(mb *bridge.Mailbox, uids []bridge.UID) {
 		}
 	}
 	st.uids = kept
-	for sel := range st.sels {
-		sel.expungesHi += n
-	}
-	st.wake()
 }
 
 // FlagsChanged implements bridge.Observer. The session that made the change
-// (origin, its *imapserver.SessionTracker) answers for itself and is
-// skipped. A keyword new to the mailbox also queues a FLAGS update.
+// (origin, its *selection) answers for itself and is skipped. A keyword new
+// to the mailbox also queues a FLAGS update.
 func (h *hub) FlagsChanged(mb *bridge.Mailbox, uid bridge.UID, flags []string, origin any) {
 	st := h.state(mb.ID())
 	if st == nil {
 		return
 	}
-	src, _ := origin.(*imapserver.SessionTracker)
+	src, _ := origin.(*selection)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	idx, ok := st.index(uid)
 	if !ok {
 		return
 	}
-	newKeyword := false
-	for _, f := range flags {
-		if !strings.HasPrefix(f, `\`) && !st.keywords[f] {
-			st.keywords[f] = true
-			newKeyword = true
+	newKeyword := st.addKeywords(flags)
+	for sel := range st.sels {
+		if newKeyword {
+			sel.push(update{kind: updMailboxFlags, flags: st.mailboxFlags()})
 		}
+		if sel == src {
+			continue
+		}
+		sel.push(update{kind: updFetch, num: uint32(idx + 1), uid: uid, flags: sel.flagsForLocked(uid, flags)})
 	}
-	if newKeyword {
-		st.tracker.QueueMailboxFlags(st.mailboxFlags())
-	}
-	st.tracker.QueueMessageFlags(uint32(idx+1), imap.UID(uid), imapFlags(flags), src)
-	st.wake()
 }
 
 // index finds uid in the server view. Called with st.mu held.
@@ -252,6 +373,66 @@ func imapFlags(flags []string) []imap.Flag {
 	return out
 }
 
+// encodeLocked maps a position in the server view (1-based) to the
+// client's sequence number, or 0 if the client has not been told of that
+// message yet. It undoes the queued updates from the last to the first.
+func (sel *selection) encodeLocked(pos uint32) uint32 {
+	for i := len(sel.queue) - 1; i >= 0; i-- {
+		u := &sel.queue[i]
+		switch u.kind {
+		case updExists:
+			if pos > u.before {
+				return 0
+			}
+		case updExpunge:
+			if pos >= u.num {
+				pos++
+			}
+		}
+	}
+	return pos
+}
+
+// decodeLocked maps a client's sequence number to a position in the server
+// view, or 0 if the message is expunged (and the client not told yet) or
+// the number is not one the client knows.
+func (sel *selection) decodeLocked(seq uint32) uint32 {
+	if seq == 0 || seq > sel.known {
+		return 0
+	}
+	for i := range sel.queue {
+		u := &sel.queue[i]
+		if u.kind != updExpunge {
+			continue
+		}
+		switch {
+		case seq == u.num:
+			return 0
+		case seq > u.num:
+			seq--
+		}
+	}
+	return seq
+}
+
+// uidStarLocked is what "*" means in the client's UID sets: the UID of the
+// last message it knows of, which may be one expunged and not reported.
+func (sel *selection) uidStarLocked() uint32 {
+	var star bridge.UID
+	for i := len(sel.st.uids); i > 0; i-- {
+		if sel.encodeLocked(uint32(i)) != 0 {
+			star = sel.st.uids[i-1]
+			break
+		}
+	}
+	for _, u := range sel.queue {
+		if u.kind == updExpunge && u.uid > star {
+			star = u.uid
+		}
+	}
+	return uint32(star)
+}
+
 // msgRef is one message as a session's client knows it.
 type msgRef struct {
 	seq uint32 // the client's sequence number
@@ -260,8 +441,11 @@ type msgRef struct {
 
 // resolve turns a client's number set into the messages it names that
 // still exist and that the client has been told about, in ascending order.
-// saved is the SEARCHRES result, for "$".
-func (sel *selection) resolve(set imap.NumSet, saved imap.UIDSet) []msgRef {
+// saved is the SEARCHRES result, for "$". A sequence number past the
+// client's last message, or "*" when it knows of none, is answered BAD, as
+// RFC 9051 (formal syntax, seq-number) says; a UID that does not exist is
+// ignored (section 6.4.9).
+func (sel *selection) resolve(set imap.NumSet, saved imap.UIDSet) ([]msgRef, error) {
 	st := sel.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -270,16 +454,32 @@ func (sel *selection) resolve(set imap.NumSet, saved imap.UIDSet) []msgRef {
 	}
 	switch set := set.(type) {
 	case imap.SeqSet:
-		return sel.resolveSeqLocked(set)
+		for _, r := range set {
+			for _, n := range []uint32{r.Start, r.Stop} {
+				if n > sel.known || (n == 0 && sel.known == 0) {
+					return nil, errBadSeq(sel.known)
+				}
+			}
+		}
+		return sel.resolveSeqLocked(set), nil
 	case imap.UIDSet:
-		return sel.resolveUIDLocked(set)
+		return sel.resolveUIDLocked(set), nil
 	}
-	return nil
+	return nil, nil
 }
 
+func errBadSeq(known uint32) error {
+	if known == 0 {
+		return badErr("No messages: the mailbox is empty")
+	}
+	return badErr(fmt.Sprintf("No such message: the last message is %d", known))
+}
+
+// resolveSeqLocked: "*" is the client's last message; numbers past it name
+// nothing (a client may name only messages it was told of).
 func (sel *selection) resolveSeqLocked(set imap.SeqSet) []msgRef {
 	uids := sel.st.uids
-	star, limit := sel.seqStarLocked()
+	star := sel.known
 	var ranges [][2]uint32
 	for _, r := range set {
 		a, b := r.Start, r.Stop
@@ -292,12 +492,8 @@ func (sel *selection) resolveSeqLocked(set imap.SeqSet) []msgRef {
 		if a > b {
 			a, b = b, a
 		}
-		if b > limit {
-			b = limit
-		}
-		if a == 0 {
-			a = 1
-		}
+		b = min(b, star)
+		a = max(a, 1)
 		if a <= b {
 			ranges = append(ranges, [2]uint32{a, b})
 		}
@@ -306,65 +502,27 @@ func (sel *selection) resolveSeqLocked(set imap.SeqSet) []msgRef {
 	var out []msgRef
 	next := uint32(1)
 	for _, r := range ranges {
-		a := max(r[0], next)
-		for c := a; c <= r[1]; c++ {
-			s := sel.tracker.DecodeSeqNum(c)
-			if s == 0 || s > uint32(len(uids)) {
-				continue
+		for c := max(r[0], next); c <= r[1]; c++ {
+			if p := sel.decodeLocked(c); p != 0 {
+				out = append(out, msgRef{seq: c, uid: uids[p-1]})
 			}
-			// DecodeSeqNum also maps numbers past the client's view onto
-			// messages not announced yet; those are not the client's.
-			if sel.tracker.EncodeSeqNum(s) != c {
-				continue
-			}
-			out = append(out, msgRef{seq: c, uid: uids[s-1]})
 		}
-		if r[1]+1 > next {
-			next = r[1] + 1
-		}
+		next = max(next, r[1]+1)
 	}
 	return out
 }
 
-// seqStarLocked returns what "*" means in a client's sequence set, which is
-// also the highest number worth looking at.
-//
-// The client's message count C is the server's count adjusted by the
-// updates queued and not yet written, which the tracker does not expose.
-// Let A be the messages at the end of the server view not announced yet
-// (EncodeSeqNum gives 0), M the client number of the last announced one,
-// and E an upper bound on queued expunges (counted by the observer, reset
-// when a poll writes them). Then M ≤ C ≤ N−A+E. When the bounds meet, "*"
-// is exact; when they don't, the client's last message(s) are expunged and
-// waiting to be reported, so "*" is taken as the upper bound: "n:*" still
-// names the right live messages for every n ≤ M and none above, where a
-// lower guess could wrongly name message M.
-func (sel *selection) seqStarLocked() (star, limit uint32) {
-	uids := sel.st.uids
-	n := uint32(len(uids))
-	announced := n
-	for announced > 0 && sel.tracker.EncodeSeqNum(announced) == 0 {
-		announced--
-	}
-	var m uint32
-	if announced > 0 {
-		m = sel.tracker.EncodeSeqNum(announced)
-	}
-	hi := max(announced+uint32(sel.expungesHi), m)
-	return hi, hi
-}
-
 func (sel *selection) resolveUIDLocked(set imap.UIDSet) []msgRef {
 	uids := sel.st.uids
-	maxUID := uint32(sel.st.maxUID)
+	star := sel.uidStarLocked()
 	var ranges [][2]uint32
 	for _, r := range set {
 		a, b := uint32(r.Start), uint32(r.Stop)
 		if a == 0 {
-			a = maxUID
+			a = star
 		}
 		if b == 0 {
-			b = maxUID
+			b = star
 		}
 		if a > b {
 			a, b = b, a
@@ -378,31 +536,28 @@ func (sel *selection) resolveUIDLocked(set imap.UIDSet) []msgRef {
 		i := sort.Search(len(uids), func(i int) bool { return uint32(uids[i]) >= r[0] })
 		i = max(i, next)
 		for ; i < len(uids) && uint32(uids[i]) <= r[1]; i++ {
-			c := sel.tracker.EncodeSeqNum(uint32(i + 1))
-			if c == 0 {
-				continue // not announced to this client yet
+			if c := sel.encodeLocked(uint32(i + 1)); c != 0 {
+				out = append(out, msgRef{seq: c, uid: uids[i]})
 			}
-			out = append(out, msgRef{seq: c, uid: uids[i]})
 		}
 		next = max(next, i)
 	}
 	return out
 }
 
-// all returns every message the client knows of that still exists.
-func (sel *selection) all() []msgRef {
+// snapshot returns every message the client knows of that still exists,
+// with what "*" means in its sequence and UID sets.
+func (sel *selection) snapshot() (refs []msgRef, seqStar, uidStar uint32) {
 	st := sel.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	out := make([]msgRef, 0, len(st.uids))
+	refs = make([]msgRef, 0, len(st.uids))
 	for i, uid := range st.uids {
-		c := sel.tracker.EncodeSeqNum(uint32(i + 1))
-		if c == 0 {
-			continue
+		if c := sel.encodeLocked(uint32(i + 1)); c != 0 {
+			refs = append(refs, msgRef{seq: c, uid: uid})
 		}
-		out = append(out, msgRef{seq: c, uid: uid})
 	}
-	return out
+	return refs, sel.known, sel.uidStarLocked()
 }
 
 // clientSeq returns the client's sequence number of uid now, or 0.
@@ -414,18 +569,56 @@ func (sel *selection) clientSeq(uid bridge.UID) uint32 {
 	if !ok {
 		return 0
 	}
-	return sel.tracker.EncodeSeqNum(uint32(i + 1))
+	return sel.encodeLocked(uint32(i + 1))
 }
 
-// poll writes the queued updates. When expunges may be written, the
-// expunge bound is reset first: an expunge queued between the reset and the
-// tracker taking its queue is counted although written, which keeps the
-// count an upper bound.
+// poll writes the queued updates; without allowExpunge (FETCH, STORE,
+// SEARCH) only those before the first EXPUNGE, which must wait. The queue
+// is taken under the lock and written without it.
 func (sel *selection) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
-	if allowExpunge {
-		sel.st.mu.Lock()
-		sel.expungesHi = 0
-		sel.st.mu.Unlock()
+	st := sel.st
+	st.mu.Lock()
+	n := len(sel.queue)
+	if !allowExpunge {
+		for i, u := range sel.queue {
+			if u.kind == updExpunge {
+				n = i
+				break
+			}
+		}
 	}
-	return sel.tracker.Poll(w, allowExpunge)
+	updates := make([]update, n)
+	copy(updates, sel.queue[:n])
+	rest := copy(sel.queue, sel.queue[n:])
+	clear(sel.queue[rest:])
+	sel.queue = sel.queue[:rest]
+	for _, u := range updates {
+		switch u.kind {
+		case updExists:
+			sel.known = u.num
+		case updExpunge:
+			sel.known--
+		}
+	}
+	st.mu.Unlock()
+
+	for _, u := range updates {
+		var err error
+		switch u.kind {
+		case updExpunge:
+			err = w.WriteExpunge(u.num)
+		case updExists:
+			err = w.WriteNumMessages(u.num)
+		case updRecent:
+			err = w.WriteNumRecent(u.num)
+		case updMailboxFlags:
+			err = w.WriteMailboxFlags(u.flags)
+		case updFetch:
+			err = w.WriteMessageFlags(u.num, imap.UID(u.uid), u.flags)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

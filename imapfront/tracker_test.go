@@ -63,7 +63,11 @@ func appendN(t *testing.T, mb *bridge.Mailbox, n int) {
 
 func refsOf(sel *selection, set imap.NumSet) string {
 	var parts []string
-	for _, r := range sel.resolve(set, nil) {
+	refs, err := sel.resolve(set, nil)
+	if err != nil {
+		return err.Error()
+	}
+	for _, r := range refs {
 		parts = append(parts, fmt.Sprintf("%d=%d", r.seq, r.uid))
 	}
 	return strings.Join(parts, " ")
@@ -82,7 +86,7 @@ func TestResolveWithPendingUpdates(t *testing.T) {
 	}{
 		{"nothing pending", nil, seq(1, 0), "1=1 2=2 3=3 4=4 5=5"},
 		{"star alone", nil, seq(0, 0), "5=5"},
-		{"past the end names the last", nil, seq(9, 0), "5=5"},
+		{"past the end is the client's mistake", nil, seq(9, 0), "imap: BAD [CLIENTBUG] No such message: the last message is 5"},
 		{"new mail not yet announced", func(t *testing.T, mb *bridge.Mailbox) { appendN(t, mb, 2) }, seq(1, 0), "1=1 2=2 3=3 4=4 5=5"},
 		{"star with new mail", func(t *testing.T, mb *bridge.Mailbox) { appendN(t, mb, 2) }, seq(0, 0), "5=5"},
 		{"expunged in the middle", func(t *testing.T, mb *bridge.Mailbox) { expunge(t, mb, 2) }, seq(1, 0), "1=1 3=3 4=4 5=5"},
@@ -98,7 +102,7 @@ func TestResolveWithPendingUpdates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, mb := trackerFixture(t, 5)
-			sel, _ := h.open(mb, false, nil)
+			sel := openSel(t, h, mb, false)
 			defer h.close(sel)
 			if tt.change != nil {
 				tt.change(t, mb)
@@ -110,11 +114,27 @@ func TestResolveWithPendingUpdates(t *testing.T) {
 	}
 }
 
+// openSel selects mb for a read-write (or read-only) IMAP4rev1 session.
+func openSel(t *testing.T, h *hub, mb *bridge.Mailbox, readOnly bool) *selection {
+	t.Helper()
+	sel, _, err := h.open(context.Background(), mb, readOnly, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sel
+}
+
 func TestHubReleasesState(t *testing.T) {
 	h, mb := trackerFixture(t, 3)
-	a, _ := h.open(mb, false, nil)
-	b, info := h.open(mb, true, []string{"$Seen-By-Test"})
-	if a.st != b.st || info.Messages != 3 {
+	if _, err := mb.Store(context.Background(), []bridge.UID{2}, bridge.FlagsAdd, []string{"$Seen-By-Test"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	a := openSel(t, h, mb, false)
+	b, snap, err := h.open(context.Background(), mb, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.st != b.st || snap.Info.Messages != 3 {
 		t.Fatalf("two selections of one mailbox do not share state")
 	}
 	if got := b.st.mailboxFlags(); !reflect.DeepEqual(got[len(got)-1], imap.Flag("$Seen-By-Test")) {
@@ -131,7 +151,7 @@ func TestHubReleasesState(t *testing.T) {
 	// Changes with nobody watching are ignored, and a new selection
 	// starts from the mailbox as it is.
 	expunge(t, mb, 1)
-	c, _ := h.open(mb, false, nil)
+	c := openSel(t, h, mb, false)
 	defer h.close(c)
 	if got := refsOf(c, imap.SeqSet{{Start: 1, Stop: 0}}); got != "1=2 2=3" {
 		t.Errorf("after reopen: %q", got)
