@@ -328,19 +328,24 @@ func civilDate(t time.Time) int {
 	return y*10000 + int(m)*100 + d
 }
 
+// rangeBounds turns one range of a set into ascending bounds, with 0 (the
+// client's "*") standing for star.
+func rangeBounds(start, stop, star uint32) (uint32, uint32) {
+	if start == 0 {
+		start = star
+	}
+	if stop == 0 {
+		stop = star
+	}
+	if start > stop {
+		start, stop = stop, start
+	}
+	return start, stop
+}
+
 func seqSetContains(set imap.SeqSet, num, star uint32) bool {
 	for _, r := range set {
-		a, b := r.Start, r.Stop
-		if a == 0 {
-			a = star
-		}
-		if b == 0 {
-			b = star
-		}
-		if a > b {
-			a, b = b, a
-		}
-		if a <= num && num <= b {
+		if a, b := rangeBounds(r.Start, r.Stop, star); a <= num && num <= b {
 			return true
 		}
 	}
@@ -349,17 +354,7 @@ func seqSetContains(set imap.SeqSet, num, star uint32) bool {
 
 func uidSetContains(set imap.UIDSet, uid, star uint32) bool {
 	for _, r := range set {
-		a, b := uint32(r.Start), uint32(r.Stop)
-		if a == 0 {
-			a = star
-		}
-		if b == 0 {
-			b = star
-		}
-		if a > b {
-			a, b = b, a
-		}
-		if a <= uid && uid <= b {
+		if a, b := rangeBounds(uint32(r.Start), uint32(r.Stop), star); a <= uid && uid <= b {
 			return true
 		}
 	}

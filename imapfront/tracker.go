@@ -482,16 +482,7 @@ func (sel *selection) resolveSeqLocked(set imap.SeqSet) []msgRef {
 	star := sel.known
 	var ranges [][2]uint32
 	for _, r := range set {
-		a, b := r.Start, r.Stop
-		if a == 0 {
-			a = star
-		}
-		if b == 0 {
-			b = star
-		}
-		if a > b {
-			a, b = b, a
-		}
+		a, b := rangeBounds(r.Start, r.Stop, star)
 		b = min(b, star)
 		a = max(a, 1)
 		if a <= b {
@@ -517,16 +508,7 @@ func (sel *selection) resolveUIDLocked(set imap.UIDSet) []msgRef {
 	star := sel.uidStarLocked()
 	var ranges [][2]uint32
 	for _, r := range set {
-		a, b := uint32(r.Start), uint32(r.Stop)
-		if a == 0 {
-			a = star
-		}
-		if b == 0 {
-			b = star
-		}
-		if a > b {
-			a, b = b, a
-		}
+		a, b := rangeBounds(uint32(r.Start), uint32(r.Stop), star)
 		ranges = append(ranges, [2]uint32{a, b})
 	}
 	sort.Slice(ranges, func(i, j int) bool { return ranges[i][0] < ranges[j][0] })
