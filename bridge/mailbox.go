@@ -748,16 +748,13 @@ func (m *Mailbox) transfer(ctx context.Context, uids []UID, dest *Mailbox, move 
 			ne.uid = next
 			ne.modseq = modseq
 			next++
-			originExpr := "NULL"
-			if move {
-				originExpr = "(SELECT origin_id FROM messages WHERE mailbox_id=? AND uid=?)"
-			}
+			// The copy keeps the link to the source message (copies and
+			// moves alike): the source message counts as expunged by the
+			// user only once every copy is gone, so a client that moves by
+			// COPY + EXPUNGE never triggers an on_expunge deletion.
 			zone := sql.NullInt32{Int32: e.zone, Valid: e.zoned}
-			args := []any{dest.id, ne.uid, e.blob, joinFlags(e.flags), e.date, zone, ne.modseq}
-			if move {
-				args = append(args, m.id, e.uid)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, blob_id, flags, internal_date, date_zone, modseq, origin_id) VALUES (?,?,?,?,?,?,?,`+originExpr+`)`, args...); err != nil {
+			args := []any{dest.id, ne.uid, e.blob, joinFlags(e.flags), e.date, zone, ne.modseq, m.id, e.uid}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, blob_id, flags, internal_date, date_zone, modseq, origin_id) VALUES (?,?,?,?,?,?,?,(SELECT origin_id FROM messages WHERE mailbox_id=? AND uid=?))`, args...); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE blobs SET refs=refs+1 WHERE id=?`, e.blob); err != nil {

@@ -340,3 +340,40 @@ func TestPollPartialListingStoresGoodMessagesDeletesNothing(t *testing.T) {
 		t.Fatalf("source holds %d, want 2: nothing may be deleted on a partial listing", n)
 	}
 }
+
+// TestOnExpungeCopyThenExpunge: a client that moves by COPY + EXPUNGE
+// (no MOVE) must not get the message deleted at the host; expunging every
+// copy does.
+func TestOnExpungeCopyThenExpunge(t *testing.T) {
+	ctx := context.Background()
+	b := openStore(t, t.TempDir())
+	defer b.Close()
+	src := bridgetest.NewSource("legacy")
+	src.Deliver("alice", msg(1), time.Time{})
+	feed := bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}, Policy: bridge.DeletePolicy{Mode: bridge.DeleteOnExpunge}}
+	u, _ := b.User(ctx, "alice")
+	if _, err := b.Poll(ctx, u, feed); err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := u.Mailbox(ctx, "INBOX")
+	archive, _ := u.Mailbox(ctx, "Archive")
+	if _, _, _, err := inbox.CopyTo(ctx, []bridge.UID{1}, archive); err != nil {
+		t.Fatal(err)
+	}
+	inbox.Store(ctx, []bridge.UID{1}, bridge.FlagsAdd, []string{bridge.FlagDeleted}, nil)
+	inbox.Expunge(ctx, nil)
+	if _, err := b.Poll(ctx, u, feed); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(src.Messages("alice")); n != 1 {
+		t.Fatalf("host holds %d after COPY + EXPUNGE of the original, want 1 (a copy is still in Archive)", n)
+	}
+	archive.Store(ctx, archive.UIDs(), bridge.FlagsAdd, []string{bridge.FlagDeleted}, nil)
+	archive.Expunge(ctx, nil)
+	if _, err := b.Poll(ctx, u, feed); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(src.Messages("alice")); n != 0 {
+		t.Fatalf("host holds %d after every copy was expunged, want 0", n)
+	}
+}
