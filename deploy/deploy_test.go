@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
+
+	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 // What the files here promise about the binary and the image. Each test
@@ -1344,11 +1346,7 @@ func TestSystemdUnit(t *testing.T) {
 
 	// systemd's own check, where systemd is installed. The binary is not:
 	// verify a copy that runs /bin/true instead.
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Log("systemd-analyze not found: skipping systemd-analyze verify")
-		return
-	}
+	analyze := testtool.Need(t, "systemd-analyze", "systemd")
 	dir := t.TempDir()
 	copyUnit := filepath.Join(dir, "imapbridge.service")
 	if err := os.WriteFile(copyUnit, []byte(strings.ReplaceAll(data, binaryPath, "/bin/true")), 0o644); err != nil {
@@ -1366,13 +1364,7 @@ func TestSystemdUnit(t *testing.T) {
 
 func TestPromtool(t *testing.T) {
 	t.Parallel()
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool not found; install it: apt-get install -y prometheus")
-		}
-		t.Skip("promtool not found (apt-get install -y prometheus)")
-	}
+	promtool := testtool.Need(t, "promtool", "prometheus")
 	for _, args := range [][]string{
 		{"check", "config", "prometheus/prometheus.yml"},
 		{"check", "rules", "prometheus/alerts.yml"},

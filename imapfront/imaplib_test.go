@@ -9,18 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 // TestPythonImaplib runs a real client, Python's imaplib, through login,
 // select, fetch, search, store, copy, append and expunge.
 func TestPythonImaplib(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 is required in CI")
-		}
-		t.Skip("python3 not installed")
-	}
+	python := testtool.Need(t, "python3", "python3")
 	e := newEnv(t)
 	e.deliver("alice", simpleMsg(1), multipartMsg)
 	msgFile := filepath.Join(t.TempDir(), "msg1.eml")

@@ -5,12 +5,13 @@
 #   dovecot + its pop3 and imap services   the real POP3 host of the tests
 #   mbsync (isync), python3, curl          real IMAP clients
 #   promtool (prometheus)                  checks the metrics and alert rules
+#   systemd-analyze (systemd)              verifies the systemd unit
 #   gcc                                    cgo, which go test -race needs
 #
 # Not root and something missing: prints the apt-get command and exits 1.
 set -euo pipefail
 
-packages="dovecot-pop3d dovecot-imapd isync python3 curl prometheus gcc"
+packages="dovecot-pop3d dovecot-imapd isync python3 curl prometheus systemd gcc"
 
 missing() {
 	local m=()
@@ -18,7 +19,7 @@ missing() {
 	[ -x /usr/lib/dovecot/pop3 ] || m+=("/usr/lib/dovecot/pop3")
 	[ -x /usr/lib/dovecot/imap ] || m+=("/usr/lib/dovecot/imap")
 	local tool
-	for tool in mbsync python3 curl promtool gcc; do
+	for tool in mbsync python3 curl promtool systemd-analyze gcc; do
 		command -v "$tool" >/dev/null 2>&1 || m+=("$tool")
 	done
 	echo "${m[*]:-}"

@@ -19,6 +19,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 // Real IMAP clients against the built binary, doing what a user's devices
@@ -211,7 +213,7 @@ type thunderbirdResult struct {
 // The server's state is then checked message by message, and again after
 // a restart of the binary.
 func TestClientsThunderbirdFlow(t *testing.T) {
-	python := needTool(t, "python3", "python3")
+	python := testtool.Need(t, "python3", "python3")
 	b := clStartBridge(t, clMessages())
 	host, port, _ := net.SplitHostPort(b.imapAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -303,7 +305,7 @@ Trash (\HasNoChildren \Trash) subscribed uidnext=2
 // sequence number and by section, checks UIDVALIDITY in the URL, and
 // uploads (APPEND).
 func TestClientsCurl(t *testing.T) {
-	curl := needTool(t, "curl", "curl")
+	curl := testtool.Need(t, "curl", "curl")
 	msgs := clMessages()
 	b := clStartBridge(t, msgs)
 	defer b.proc.stop()
@@ -445,50 +447,11 @@ func clRenderLocal(files []clLocal) string {
 // pushes all of it; the next sync changes nothing on either side; the
 // server's state is checked message by message, and again after a restart.
 func TestClientsMbsyncTwoWay(t *testing.T) {
-	mbsync := needTool(t, "mbsync", "isync")
 	b := clStartBridge(t, clMessages())
 	defer func() { b.proc.stop() }() // the process after the restart
-	host, port, _ := net.SplitHostPort(b.imapAddr)
 	local := filepath.Join(b.dir, "Maildir")
-	if err := os.MkdirAll(local, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	rc := filepath.Join(b.dir, "mbsyncrc")
-	if err := os.WriteFile(rc, []byte(fmt.Sprintf(`IMAPAccount bridge
-Host %s
-Port %s
-User alice
-Pass %s
-SSLType None
-AuthMechs LOGIN
-
-IMAPStore bridge-remote
-Account bridge
-
-MaildirStore bridge-local
-Path %s/
-Inbox %s/INBOX
-SubFolders Verbatim
-
-Channel bridge
-Far :bridge-remote:
-Near :bridge-local:
-Patterns *
-Create Both
-Expunge Both
-SyncState *
-`, host, port, clPassword, local, local)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sync := func(step string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, mbsync, "-c", rc, "bridge").CombinedOutput()
-		if err != nil {
-			t.Fatalf("mbsync %s: %v\n%s\nbridge log:\n%s", step, err, out, b.logs.String())
-		}
-	}
+	run := mbsyncChannel(t, b.dir, b.imapAddr, clPassword, local, b.logs)
+	sync := func(step string) { t.Helper(); run(step) }
 
 	sync("pull")
 	clDiff(t, "Maildir after the first pull", clRenderLocal(clMaildir(t, local)), `INBOX <tb-1@example.org> 

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 // The end-to-end tests run the built binary against real clients: Python's
@@ -52,19 +54,6 @@ func binary(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
-}
-
-func needTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		msg := fmt.Sprintf("%s not found; install it with: apt-get install -y %s", name, pkg)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
 }
 
 func freePort(t *testing.T) string {
@@ -337,7 +326,7 @@ func startSpoolBridge(t *testing.T) *spoolBridge {
 }
 
 func TestEndToEndImaplib(t *testing.T) {
-	python := needTool(t, "python3", "python3")
+	python := testtool.Need(t, "python3", "python3")
 	e := startSpoolBridge(t)
 	spool, msgs, imapAddr, adminAddr, config, logs, p := e.spool, e.msgs, e.imapAddr, e.adminAddr, e.config, e.logs, e.proc
 
@@ -416,24 +405,23 @@ func TestEndToEndImaplib(t *testing.T) {
 	}
 }
 
-// mbsync (isync) pulls the mailbox to a local Maildir, changes flags and
-// folders locally, pushes, and a second pull is a no-op.
-func TestEndToEndMbsync(t *testing.T) {
-	mbsync := needTool(t, "mbsync", "isync")
-	python := needTool(t, "python3", "python3")
-	e := startSpoolBridge(t)
-	dir, spool, msgs, imapAddr, logs, p := e.dir, e.spool, e.msgs, e.imapAddr, e.logs, e.proc
-	defer p.stop()
-
+// mbsyncChannel writes an mbsync config syncing user alice's whole
+// account at imapAddr (plain IMAP, LOGIN) two ways with the Maildir local,
+// and returns a function running one sync; a failing sync fails the test
+// with mbsync's output and the bridge's log.
+func mbsyncChannel(t *testing.T, dir, imapAddr, password, local string, logs *syncBuffer) func(step string) string {
+	t.Helper()
+	mbsync := testtool.Need(t, "mbsync", "isync")
 	host, port, _ := net.SplitHostPort(imapAddr)
-	local := filepath.Join(dir, "Maildir")
-	os.MkdirAll(local, 0o700)
+	if err := os.MkdirAll(local, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	rc := filepath.Join(dir, "mbsyncrc")
-	os.WriteFile(rc, []byte(fmt.Sprintf(`IMAPAccount bridge
+	if err := os.WriteFile(rc, []byte(fmt.Sprintf(`IMAPAccount bridge
 Host %s
 Port %s
 User alice
-Pass s3cret-pass
+Pass %s
 SSLType None
 AuthMechs LOGIN
 
@@ -452,8 +440,11 @@ Patterns *
 Create Both
 Expunge Both
 SyncState *
-`, host, port, local, local)), 0o600)
-	runMbsync := func(step string) string {
+`, host, port, password, local, local)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func(step string) string {
+		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		out, err := exec.CommandContext(ctx, mbsync, "-c", rc, "bridge").CombinedOutput()
@@ -462,6 +453,18 @@ SyncState *
 		}
 		return string(out)
 	}
+}
+
+// mbsync (isync) pulls the mailbox to a local Maildir, changes flags and
+// folders locally, pushes, and a second pull is a no-op.
+func TestEndToEndMbsync(t *testing.T) {
+	python := testtool.Need(t, "python3", "python3")
+	e := startSpoolBridge(t)
+	dir, spool, msgs, imapAddr, logs, p := e.dir, e.spool, e.msgs, e.imapAddr, e.logs, e.proc
+	defer p.stop()
+
+	local := filepath.Join(dir, "Maildir")
+	runMbsync := mbsyncChannel(t, dir, imapAddr, "s3cret-pass", local, logs)
 	runMbsync("pull")
 	files, _ := filepath.Glob(filepath.Join(local, "INBOX", "cur", "*"))
 	newFiles, _ := filepath.Glob(filepath.Join(local, "INBOX", "new", "*"))

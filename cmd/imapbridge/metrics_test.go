@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/imapbridge/imapbridge/internal/dovecottest"
+	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 // startTestApp runs the whole bridge in-process over an mbox spool holding
@@ -235,15 +236,7 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("metric lint: %s: %s", p.Metric, p.Text)
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool not found; install it with: apt-get install -y prometheus")
-		}
-		t.Log("promtool not found (apt-get install -y prometheus): skipping promtool check metrics")
-		return
-	}
-	cmd := exec.Command(promtool, "check", "metrics")
+	cmd := exec.Command(testtool.Need(t, "promtool", "prometheus"), "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)

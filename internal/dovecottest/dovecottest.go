@@ -40,6 +40,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 // InstallCommand is the command that installs the Dovecot POP3 server on
@@ -118,10 +120,7 @@ type Server struct {
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
 	if err := Available(); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("dovecottest: %v; install it with: %s", err, InstallCommand)
-		}
-		tb.Skipf("dovecottest: %v; install it with: %s", err, InstallCommand)
+		testtool.Require(tb, fmt.Errorf("dovecottest: %w", err), InstallCommand)
 	}
 	s, err := start(tb, opts)
 	if err != nil {

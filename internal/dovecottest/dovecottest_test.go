@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 // rawSession is a deliberately small POP3 conversation for testing the
@@ -299,9 +301,7 @@ func TestStopEndsDovecot(t *testing.T) {
 
 func TestStartFailureShowsLog(t *testing.T) {
 	t.Parallel()
-	if err := Available(); err != nil {
-		t.Skip(err)
-	}
+	testtool.Require(t, Available(), InstallCommand)
 	_, err := start(t, Options{ExtraConfig: "this_setting_does_not_exist = 1"})
 	if err == nil {
 		t.Fatal("start with a bad setting succeeded")
