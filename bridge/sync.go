@@ -150,11 +150,6 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		return res, fmt.Errorf("poll %s: %w", src, err)
 	}
 	plan := Plan(listing, known, feed.Policy, time.Now())
-	if listErr != nil {
-		// A partial listing: store what could be read, delete nothing.
-		plan.Delete = nil
-		feed.Policy.Mode = DeleteKeep
-	}
 	if len(plan.Fetch) > 0 {
 		inbox, err := u.Mailbox(ctx, InboxName)
 		if err != nil {
@@ -211,8 +206,8 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		}
 	}
 	if listErr != nil {
-		sess.Abort()
-		committed = true
+		// A partial listing: what could be read is stored; the deferred
+		// Abort ends the session without deleting anything.
 		return res, fmt.Errorf("poll %s: list (stored the %d messages before the problem): %w", src, len(listing), listErr)
 	}
 	if len(plan.Delete) > 0 {
@@ -267,12 +262,6 @@ func (b *Bridge) markDeleted(ctx context.Context, u *User, source string, ids []
 		}
 		return nil
 	})
-}
-
-// KnownSourceIDs returns the source-id map of one user and source, for
-// tools and tests.
-func (b *Bridge) KnownSourceIDs(ctx context.Context, u *User, source string) (map[SourceID]KnownMessage, error) {
-	return b.knownMessages(ctx, u, source)
 }
 
 // SyncerOptions configure the poll loops.

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"sort"
 	"sync"
 	"time"
 
@@ -24,7 +23,6 @@ type Source struct {
 	mu        sync.Mutex
 	drops     map[string][]*Message
 	failOpen  error
-	failFetch error
 	failClose error
 	opened    int
 	seq       int
@@ -85,9 +83,6 @@ func (s *Source) Messages(user string) []bridge.SourceID {
 // FailOpen makes every Open fail with err until called with nil.
 func (s *Source) FailOpen(err error) { s.mu.Lock(); s.failOpen = err; s.mu.Unlock() }
 
-// FailFetch makes every Fetch fail with err until called with nil.
-func (s *Source) FailFetch(err error) { s.mu.Lock(); s.failFetch = err; s.mu.Unlock() }
-
 // FailClose makes every Close fail (committing nothing) until called with nil.
 func (s *Source) FailClose(err error) { s.mu.Lock(); s.failClose = err; s.mu.Unlock() }
 
@@ -124,9 +119,6 @@ func (ss *session) List(ctx context.Context) ([]bridge.SourceMessage, error) {
 func (ss *session) Fetch(ctx context.Context, id bridge.SourceID) (io.ReadCloser, error) {
 	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
-	if ss.s.failFetch != nil {
-		return nil, ss.s.failFetch
-	}
 	for _, m := range ss.s.drops[ss.user] {
 		if m.ID == id {
 			return io.NopCloser(bytes.NewReader(m.Body)), nil
@@ -159,10 +151,3 @@ func (ss *session) Close(ctx context.Context) error {
 }
 
 func (ss *session) Abort() {}
-
-// SortedIDs is a helper for comparing listings.
-func SortedIDs(ids []bridge.SourceID) []bridge.SourceID {
-	out := append([]bridge.SourceID(nil), ids...)
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
