@@ -26,6 +26,20 @@ const DefaultAppendLimit = 64 << 20
 // never refused after the client sent it.
 const MinAppendLimit = 4096
 
+// Default timeouts, for Options fields left at 0.
+const (
+	// DefaultLoginTimeout: go-imap itself closes a connection that sends
+	// nothing for 30 seconds before logging in.
+	DefaultLoginTimeout = time.Minute
+	// DefaultIdleTimeout is RFC 3501's minimum autologout timer (section
+	// 5.4). go-imap closes a logged-in connection silent for 35 minutes
+	// without a word, so a longer value has no effect.
+	DefaultIdleTimeout = 30 * time.Minute
+	// DefaultMaxIdleDuration: RFC 2177 says a server may log a client off
+	// after 30 minutes of IDLE.
+	DefaultMaxIdleDuration = 30 * time.Minute
+)
+
 // ErrServerClosed is returned by Serve and ServeTLS after Shutdown.
 var ErrServerClosed = errors.New("imapfront: server closed")
 
@@ -52,6 +66,26 @@ type Options struct {
 	// MaxConnections bounds the connections served at once (0: no bound);
 	// one over it is greeted with BYE and closed.
 	MaxConnections int
+	// MaxConnectionsPerAddress bounds the connections from one client IP
+	// address (0: no bound); one over it is greeted with BYE and closed.
+	// Loopback is not exempt: behind a proxy on the same host every client
+	// has the proxy's address, and the bound must be raised to match.
+	MaxConnectionsPerAddress int
+	// MaxConnectionsPerUser bounds the logged-in sessions of one user (0:
+	// no bound); a LOGIN or AUTHENTICATE beyond it is answered NO [LIMIT]
+	// and is not counted as an authentication failure.
+	MaxConnectionsPerUser int
+	// LoginTimeout is how long a connection may stay unauthenticated,
+	// however busy (0: DefaultLoginTimeout); then it gets BYE.
+	LoginTimeout time.Duration
+	// IdleTimeout is the autologout timer: a logged-in session that sends
+	// no command (and is sent nothing) for this long gets BYE (0:
+	// DefaultIdleTimeout). It does not apply during IDLE.
+	IdleTimeout time.Duration
+	// MaxIdleDuration is how long one IDLE command may last (0:
+	// DefaultMaxIdleDuration); then the session gets BYE. RFC 2177 asks
+	// clients to re-issue IDLE at least every 29 minutes.
+	MaxIdleDuration time.Duration
 	// Metrics receives what operators watch; nil keeps nothing.
 	Metrics *Metrics
 }
@@ -75,6 +109,20 @@ type Metrics struct {
 	// Recovered is called for every panic caught at a goroutine root (a
 	// connection's goroutine or its IDLE goroutine). It should stay at 0.
 	Recovered func()
+	// Limit is called each time a limit ends or refuses something, with
+	// the limit's name: "max_connections", "max_connections_per_address",
+	// "max_connections_per_user", "login_timeout", "idle_timeout",
+	// "idle_duration", "command_length", "literal_size" or
+	// "starttls_injection".
+	Limit func(limit string)
+}
+
+// Limits enforced by Metrics.Limit's callers, for metrics that want every
+// label up front.
+var Limits = []string{
+	"max_connections", "max_connections_per_address", "max_connections_per_user",
+	"login_timeout", "idle_timeout", "idle_duration",
+	"command_length", "literal_size", "starttls_injection",
 }
 
 func (m *Metrics) commandDone(cmd, result string, took time.Duration) {
@@ -98,6 +146,12 @@ func (m *Metrics) authAttempt(result string) {
 func (m *Metrics) idleSessions(delta int) {
 	if m != nil && m.IdleSessions != nil {
 		m.IdleSessions(delta)
+	}
+}
+
+func (m *Metrics) limit(name string) {
+	if m != nil && m.Limit != nil {
+		m.Limit(name)
 	}
 }
 
@@ -129,6 +183,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	servers   []*imapserver.Server
 	sessions  map[*session]struct{}
+	perAddr   map[string]int // open sessions by client IP address
+	perUser   map[string]int // logged-in sessions by user name
 }
 
 // New creates a server. It registers an observer with opts.Bridge, so that
@@ -140,6 +196,15 @@ func New(opts Options) *Server {
 	}
 	if opts.AppendLimit == 0 {
 		opts.AppendLimit = DefaultAppendLimit
+	}
+	if opts.LoginTimeout <= 0 {
+		opts.LoginTimeout = DefaultLoginTimeout
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.MaxIdleDuration <= 0 {
+		opts.MaxIdleDuration = DefaultMaxIdleDuration
 	}
 	if opts.AppendLimit < MinAppendLimit {
 		logger.Warn("imap: append limit raised to the minimum", "configured", opts.AppendLimit, "limit", MinAppendLimit)
@@ -156,6 +221,8 @@ func New(opts Options) *Server {
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
+		perAddr:   make(map[string]int),
+		perUser:   make(map[string]int),
 	}
 	if opts.Bridge != nil {
 		opts.Bridge.AddObserver(s.hub)
@@ -188,7 +255,7 @@ func capabilities() imap.CapSet {
 // Serve accepts plain connections on ln (with STARTTLS when a TLS
 // configuration is set) until Shutdown, then returns ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.serve(ln, "imap")
+	return s.serve(&guardListener{Listener: ln, srv: s, startTLS: s.opts.TLSConfig != nil}, "imap")
 }
 
 // ServeTLS accepts implicit-TLS connections (port 993 style) on ln until
@@ -197,12 +264,19 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if s.opts.TLSConfig == nil {
 		return errors.New("imapfront: ServeTLS without a TLS configuration")
 	}
-	return s.serve(tls.NewListener(ln, s.opts.TLSConfig), "imaps")
+	return s.serve(&guardListener{Listener: ln, srv: s, tlsConfig: s.opts.TLSConfig}, "imaps")
 }
 
-func (s *Server) serve(ln net.Listener, label string) error {
+func (s *Server) serve(ln *guardListener, label string) error {
 	if s.opts.Bridge == nil || s.opts.Authenticate == nil {
 		return errors.New("imapfront: Options.Bridge and Options.Authenticate are required")
+	}
+	// With implicit TLS the guard hides the *tls.Conn from go-imap, which
+	// would then offer STARTTLS and refuse LOGIN: that listener gets no
+	// STARTTLS and no LOGINDISABLED, as it is all TLS.
+	tlsConfig, insecureAuth := s.opts.TLSConfig, s.opts.AllowInsecureAuth
+	if ln.tlsConfig != nil {
+		tlsConfig, insecureAuth = nil, true
 	}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -210,8 +284,8 @@ func (s *Server) serve(ln net.Listener, label string) error {
 		},
 		Caps:         s.caps,
 		Logger:       goimapLogger{s},
-		TLSConfig:    s.opts.TLSConfig,
-		InsecureAuth: s.opts.AllowInsecureAuth,
+		TLSConfig:    tlsConfig,
+		InsecureAuth: insecureAuth,
 	})
 	s.mu.Lock()
 	if s.closed {
@@ -305,9 +379,16 @@ func (s *Server) newSession(c *imapserver.Conn, label string) (imapserver.Sessio
 	}
 	if max := s.opts.MaxConnections; max > 0 && len(s.sessions) >= max {
 		s.mu.Unlock()
-		s.log.Warn("imap: connection refused: too many connections", "remote", remote.String(), "max", max)
+		s.limitHit("max_connections", remote, "connection refused: too many connections", "max", max)
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Too many connections, try again later"}
 	}
+	host := hostOf(remote)
+	if max := s.opts.MaxConnectionsPerAddress; max > 0 && s.perAddr[host] >= max {
+		s.mu.Unlock()
+		s.limitHit("max_connections_per_address", remote, "connection refused: too many connections from this address", "max", max)
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: fmt.Sprintf("Too many connections from your address (limit %d)", max)}
+	}
+	s.perAddr[host]++
 	ctx, cancel := context.WithCancel(s.baseCtx)
 	sess := &session{
 		srv:      s,
@@ -315,20 +396,43 @@ func (s *Server) newSession(c *imapserver.Conn, label string) (imapserver.Sessio
 		ctx:      ctx,
 		cancel:   cancel,
 		remote:   remote,
+		host:     host,
 		listener: label,
 		log:      s.log.With("remote", remote.String()),
+		started:  time.Now(),
+		kick:     make(chan struct{}, 1),
+	}
+	sess.guard, _ = c.NetConn().(*guardConn)
+	if sess.guard != nil {
+		sess.guard.sess.Store(sess)
 	}
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.active.Add(1)
 	s.metrics.connections(label, 1)
+	sess.watchWG.Add(1)
+	go sess.watch()
 	return sess, nil, nil
+}
+
+// limitHit logs and counts one enforcement of a limit.
+func (s *Server) limitHit(limit string, remote net.Addr, msg string, args ...any) {
+	s.metrics.limit(limit)
+	s.log.Warn("imap: "+msg, append([]any{"remote", remote.String(), "limit", limit}, args...)...)
 }
 
 func (s *Server) sessionClosed(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
+	if s.perAddr[sess.host]--; s.perAddr[sess.host] <= 0 {
+		delete(s.perAddr, sess.host)
+	}
+	if sess.userKey != "" {
+		if s.perUser[sess.userKey]--; s.perUser[sess.userKey] <= 0 {
+			delete(s.perUser, sess.userKey)
+		}
+	}
 	s.mu.Unlock()
 	s.active.Add(-1)
 	s.metrics.connections(sess.listener, -1)

@@ -3,9 +3,11 @@ package imapfront
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -22,8 +24,20 @@ type session struct {
 	ctx      context.Context // cancelled when the session ends or the server gives up waiting
 	cancel   context.CancelFunc
 	remote   net.Addr
+	host     string // remote's IP address, the per-address count's key
 	listener string
 	log      *slog.Logger
+	guard    *guardConn // nil only for a connection not from our listener
+	started  time.Time
+
+	// authed is set once logged in; idleSince is the start of the IDLE
+	// command running (unix nanoseconds), or 0. The watchdog reads both.
+	authed    atomic.Bool
+	idleSince atomic.Int64
+	kick      chan struct{} // wakes the watchdog when its deadline moves
+	watchWG   sync.WaitGroup
+	// userKey is the user counted in Server.perUser, "" before login.
+	userKey string
 
 	user *bridge.User
 	sel  *selection // nil unless a mailbox is selected
@@ -58,6 +72,7 @@ func (s *session) Close() error {
 	}
 	s.cancel()
 	s.idleWG.Wait()
+	s.watchWG.Wait()
 	if s.sel != nil {
 		s.srv.hub.close(s.sel)
 		s.sel = nil
@@ -152,7 +167,17 @@ func (s *session) Login(username, password string) (err error) {
 		return errInternal
 	}
 	s.srv.metrics.authAttempt("success")
+	if !s.srv.countUser(u.Name()) {
+		// Not a failure: the password was right, and no BYE follows.
+		max := s.srv.opts.MaxConnectionsPerUser
+		s.srv.limitHit("max_connections_per_user", s.remote, "login refused: too many sessions for this user", "user", u.Name(), "max", max)
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+			Text: fmt.Sprintf("Too many connections for this user (limit %d); log out elsewhere and try again", max)}
+	}
+	s.userKey = u.Name()
 	s.user = u
+	s.authed.Store(true)
+	s.wake()
 	s.log = s.log.With("user", u.Name())
 	s.log.Info("imap: logged in", "listener", s.listener)
 	u.PollNow()
@@ -193,6 +218,12 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	}
 	s.srv.metrics.idleSessions(1)
 	defer s.srv.metrics.idleSessions(-1)
+	s.idleSince.Store(time.Now().UnixNano())
+	s.wake()
+	defer func() {
+		s.idleSince.Store(0)
+		s.wake()
+	}()
 
 	sel := s.sel
 	if sel == nil {

@@ -1,0 +1,365 @@
+package imapfront
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MaxCommandLength is the longest command a client may send, counting
+// every byte except literal data (go-imap counts the same way and stops
+// at 50 KiB; this limit sits below it, so that the client gets a BYE that
+// says why instead of a closed connection). RFC 7162 section 4 asks
+// servers to take command lines of at least 8192 octets.
+const MaxCommandLength = 48 << 10
+
+// maxNonSyncLiteral is the largest non-synchronizing literal LITERAL-
+// allows (RFC 7888 section 5).
+const maxNonSyncLiteral = 4096
+
+// errRefused is what a guarded connection's Read returns once it has said
+// BYE for a limit.
+var errRefused = errors.New("imapfront: connection closed by a limit")
+
+// guardListener wraps every accepted connection in a guardConn. For
+// implicit TLS it does the TLS layer itself, below the guard, so that the
+// guard sees the client's plaintext.
+type guardListener struct {
+	net.Listener
+	srv       *Server
+	tlsConfig *tls.Config // implicit TLS: the server side of every connection
+	startTLS  bool        // plain listener that offers STARTTLS
+}
+
+func (l *guardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	remote := c.RemoteAddr()
+	if l.tlsConfig != nil {
+		c = tls.Server(c, l.tlsConfig)
+	}
+	g := &guardConn{Conn: c, srv: l.srv, remote: remote, startTLS: l.startTLS, pendingSync: -1}
+	g.touch()
+	return g, nil
+}
+
+// guardConn sits between a client and go-imap. It follows the framing of
+// the IMAP stream in both directions (lines, and the literals they
+// announce) without buffering anything, and
+//   - says BYE to a command longer than MaxCommandLength, before go-imap
+//     has read it all;
+//   - says BYE to a non-synchronizing literal over 4096 bytes, which
+//     LITERAL- forbids and which go-imap would refuse and then read the
+//     literal's bytes as commands;
+//   - closes a connection on which plaintext follows STARTTLS in the same
+//     packet (command injection, CVE-2011-0411 style; go-imap would feed
+//     those bytes to the TLS handshake, which fails too);
+//   - notes the time of the last byte in either direction, for the idle
+//     timeout.
+//
+// After STARTTLS it only counts activity: it is then below TLS.
+type guardConn struct {
+	net.Conn
+	srv      *Server
+	remote   net.Addr
+	startTLS bool
+
+	lastActive atomic.Int64 // unix nanoseconds of the last read or write
+	sess       atomic.Pointer[session]
+
+	wmu sync.Mutex // serialises writes: go-imap's and the guard's BYE
+
+	mu          sync.Mutex
+	in, out     framer
+	pendingSync int64  // size of a synchronizing literal awaiting "+", or -1
+	pendingTag  string // tag of the command that announced it
+	passthrough bool   // STARTTLS done: the bytes here are TLS records
+	refusal     *refusal
+	refused     bool
+}
+
+// refusal is a limit a client ran into; the guard acts on it at the next
+// Read, after go-imap has answered everything before it.
+type refusal struct {
+	limit string // metric label
+	text  string // BYE text; "" closes without a word
+}
+
+func (g *guardConn) touch() { g.lastActive.Store(time.Now().UnixNano()) }
+
+// idleFor is how long the connection has seen no byte either way.
+func (g *guardConn) idleFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, g.lastActive.Load()))
+}
+
+func (g *guardConn) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	r := g.refusal
+	g.mu.Unlock()
+	if r != nil {
+		return 0, g.refuse(r)
+	}
+	n, err := g.Conn.Read(p)
+	if n <= 0 {
+		return n, err
+	}
+	g.touch()
+	g.mu.Lock()
+	if !g.passthrough && g.startTLS {
+		if s := g.sess.Load(); s != nil && s.conn.NetConn() != net.Conn(g) {
+			g.passthrough = true // go-imap replaced us by a *tls.Conn over us
+		}
+	}
+	if g.passthrough {
+		g.mu.Unlock()
+		return n, err
+	}
+	k, r := g.scanIn(p[:n])
+	if r != nil {
+		g.refusal = r
+	}
+	g.mu.Unlock()
+	if r != nil && k == 0 {
+		return 0, g.refuse(r)
+	}
+	return k, err
+}
+
+func (g *guardConn) Write(p []byte) (int, error) {
+	g.touch()
+	g.mu.Lock()
+	if !g.passthrough {
+		g.scanOut(p)
+	}
+	g.mu.Unlock()
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	return g.Conn.Write(p)
+}
+
+// refuse says BYE (unless the refusal is silent), closes the connection and
+// returns errRefused for go-imap, which then ends the session.
+func (g *guardConn) refuse(r *refusal) error {
+	g.mu.Lock()
+	first := !g.refused
+	g.refused = true
+	g.refusal = r
+	g.mu.Unlock()
+	if first && r.text != "" {
+		g.srv.limitHit(r.limit, g.remote, r.text)
+		g.wmu.Lock()
+		g.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		g.Conn.Write([]byte("* BYE " + r.text + "\r\n"))
+		g.wmu.Unlock()
+	} else if first {
+		g.srv.limitHit(r.limit, g.remote, "connection closed")
+	}
+	g.Conn.Close()
+	return errRefused
+}
+
+// scanIn follows the client's bytes. It returns how many of them go-imap
+// may have and, if the client broke a limit, the refusal.
+func (g *guardConn) scanIn(p []byte) (int, *refusal) {
+	f := &g.in
+	for i := 0; i < len(p); {
+		if f.lit > 0 {
+			skip := min(f.lit, int64(len(p)-i))
+			f.lit -= skip
+			i += int(skip)
+			continue
+		}
+		end, ok := f.line(p[i:], MaxCommandLength)
+		if !ok {
+			return i + end, &refusal{limit: "command_length", text: fmt.Sprintf("Command line too long (limit %d bytes)", MaxCommandLength)}
+		}
+		if end < 0 {
+			break // the line goes on in the next read
+		}
+		i += end
+		switch {
+		case !f.marker:
+			if g.startTLS && f.isCommand("STARTTLS") && i < len(p) {
+				return i, &refusal{limit: "starttls_injection"}
+			}
+			f.reset()
+		case f.nonSync && f.size > maxNonSyncLiteral:
+			// Stop before the line's end: go-imap never sees it whole.
+			return i - 1, &refusal{limit: "literal_size", text: fmt.Sprintf("Non-synchronizing literal of %d bytes refused (LITERAL- allows %d)", f.size, maxNonSyncLiteral)}
+		case f.nonSync:
+			f.lit = f.size
+		default:
+			g.pendingSync, g.pendingTag = f.size, f.tag()
+		}
+		f.marker = false
+	}
+	return len(p), nil
+}
+
+// scanOut follows the server's bytes, to learn whether a synchronizing
+// literal the client announced was accepted ("+") or refused (tagged).
+func (g *guardConn) scanOut(p []byte) {
+	f := &g.out
+	for i := 0; i < len(p); {
+		if f.lit > 0 {
+			skip := min(f.lit, int64(len(p)-i))
+			f.lit -= skip
+			i += int(skip)
+			continue
+		}
+		end, _ := f.line(p[i:], 0)
+		if end < 0 {
+			return
+		}
+		i += end
+		if f.marker {
+			f.lit = f.size // a server literal follows at once
+			f.marker = false
+			continue
+		}
+		if g.pendingSync >= 0 {
+			switch h := f.head(); {
+			case len(h) > 0 && h[0] == '+':
+				g.in.lit = g.pendingSync
+				g.pendingSync = -1
+			case g.pendingTag != "" && len(h) > len(g.pendingTag) && string(h[:len(g.pendingTag)]) == g.pendingTag && h[len(g.pendingTag)] == ' ':
+				// Refused: the client sends no literal and starts anew.
+				g.pendingSync = -1
+				g.in.reset()
+			}
+		}
+		f.reset()
+	}
+}
+
+// framer follows one direction of an IMAP stream: where a line ends and
+// whether it ends with a literal marker ("{N}", "{N+}", "~{N}", as go-imap
+// reads them: an optional SP and CR before the LF).
+type framer struct {
+	lit    int64 // literal bytes still to come
+	n      int   // bytes of the current command outside literals
+	hd     [64]byte
+	hdN    int
+	ms     uint8 // marker state, see line
+	digits int
+	size   int64
+
+	// Set by line when a line ended.
+	marker  bool
+	nonSync bool
+}
+
+const (
+	msNone   = iota
+	msDigits // after "{" (and digits)
+	msPlus   // after "{N+"
+	msClose  // after "}"
+	msSP     // after "} "
+	msCR     // after "}\r" or "} \r"
+)
+
+// line reads p up to the end of the current line: it returns the index
+// just past the LF, or -1 if p ends first. ok is false if the command
+// outside literals grew beyond limit (0: no bound); end is then the index of
+// the first byte over it.
+func (f *framer) line(p []byte, limit int) (end int, ok bool) {
+	n, hdN, ms, digits, size := f.n, f.hdN, f.ms, f.digits, f.size
+	defer func() { f.n, f.hdN, f.ms, f.digits, f.size = n, hdN, ms, digits, size }()
+	for i, b := range p {
+		n++
+		if limit > 0 && n > limit {
+			return i, false
+		}
+		if hdN < len(f.hd) {
+			f.hd[hdN] = b
+			hdN++
+		}
+		switch {
+		case b == '\n':
+			f.marker = ms == msClose || ms == msSP || ms == msCR
+			ms = msNone
+			return i + 1, true
+		case b == '{':
+			ms, digits, size, f.nonSync = msDigits, 0, 0, false
+		case ms == msDigits && b >= '0' && b <= '9' && digits < 18:
+			size = size*10 + int64(b-'0')
+			digits++
+		case ms == msDigits && b == '+' && digits > 0:
+			ms = msPlus
+		case (ms == msDigits && digits > 0 || ms == msPlus) && b == '}':
+			if ms == msPlus {
+				f.nonSync = true
+			}
+			ms = msClose
+		case ms == msClose && b == ' ':
+			ms = msSP
+		case (ms == msClose || ms == msSP) && b == '\r':
+			ms = msCR
+		default:
+			ms = msNone
+		}
+	}
+	return -1, true
+}
+
+func (f *framer) reset() { f.n, f.hdN, f.ms = 0, 0, msNone }
+
+// head is the start of the current command (up to 64 bytes).
+func (f *framer) head() []byte { return f.hd[:f.hdN] }
+
+// tag is the command's first word.
+func (f *framer) tag() string {
+	h := f.head()
+	for i, b := range h {
+		if b == ' ' {
+			return string(h[:i])
+		}
+	}
+	return ""
+}
+
+// isCommand reports whether the line just ended is "<tag> <name>" with
+// nothing after the name.
+func (f *framer) isCommand(name string) bool {
+	h := f.head()
+	t := f.tag()
+	if t == "" || f.hdN >= len(f.hd) {
+		return false
+	}
+	rest := h[len(t)+1:]
+	for len(rest) > 0 && (rest[len(rest)-1] == '\n' || rest[len(rest)-1] == '\r' || rest[len(rest)-1] == ' ') {
+		rest = rest[:len(rest)-1]
+	}
+	if len(rest) != len(name) {
+		return false
+	}
+	for i := range rest {
+		c := rest[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != name[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// hostOf is the address part of a remote address, the key of the
+// per-address connection count.
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
