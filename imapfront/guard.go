@@ -17,6 +17,11 @@ import (
 // servers to take command lines of at least 8192 octets.
 const MaxCommandLength = 48 << 10
 
+// MaxBadCommands is how many commands in a row may be answered BAD
+// before the server says BYE (Dovecot uses the same number): a client
+// streaming junk is cut off after a few lines, not after all of them.
+const MaxBadCommands = 20
+
 // maxNonSyncLiteral is the largest non-synchronizing literal LITERAL-
 // allows (RFC 7888 section 5).
 const maxNonSyncLiteral = 4096
@@ -82,6 +87,7 @@ type guardConn struct {
 	passthrough bool   // STARTTLS done: the bytes here are TLS records
 	refusal     *refusal
 	refused     bool
+	bad         int // commands answered BAD in a row
 }
 
 // refusal is a limit a client ran into; the guard acts on it at the next
@@ -223,8 +229,12 @@ func (g *guardConn) scanOut(p []byte) {
 			f.marker = false
 			continue
 		}
+		h := f.head()
+		if len(h) > 0 && h[0] != '*' && h[0] != '+' {
+			g.tagged(h)
+		}
 		if g.pendingSync >= 0 {
-			switch h := f.head(); {
+			switch {
 			case len(h) > 0 && h[0] == '+':
 				g.in.lit = g.pendingSync
 				g.pendingSync = -1
@@ -236,6 +246,23 @@ func (g *guardConn) scanOut(p []byte) {
 		}
 		f.reset()
 	}
+}
+
+// tagged counts the BAD answers in a row in a tagged response line.
+func (g *guardConn) tagged(h []byte) {
+	i := 0
+	for i < len(h) && h[i] != ' ' {
+		i++
+	}
+	rest := h[i:]
+	if len(rest) >= 5 && string(rest[:5]) == " BAD " {
+		g.bad++
+		if g.bad >= MaxBadCommands && g.refusal == nil {
+			g.refusal = &refusal{limit: "bad_commands", text: "Too many invalid commands"}
+		}
+		return
+	}
+	g.bad = 0
 }
 
 // framer follows one direction of an IMAP stream: where a line ends and

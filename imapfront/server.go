@@ -55,6 +55,7 @@ type Options struct {
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// TLSConfig enables STARTTLS on Serve and is required by ServeTLS.
+	// A MinVersion below TLS 1.2 is raised to it.
 	TLSConfig *tls.Config
 	// AllowInsecureAuth allows LOGIN and AUTHENTICATE without TLS. Without
 	// it, plain connections advertise LOGINDISABLED until STARTTLS.
@@ -112,8 +113,8 @@ type Metrics struct {
 	// Limit is called each time a limit ends or refuses something, with
 	// the limit's name: "max_connections", "max_connections_per_address",
 	// "max_connections_per_user", "login_timeout", "idle_timeout",
-	// "idle_duration", "command_length", "literal_size" or
-	// "starttls_injection".
+	// "idle_duration", "command_length", "literal_size", "bad_commands"
+	// or "starttls_injection".
 	Limit func(limit string)
 }
 
@@ -122,7 +123,7 @@ type Metrics struct {
 var Limits = []string{
 	"max_connections", "max_connections_per_address", "max_connections_per_user",
 	"login_timeout", "idle_timeout", "idle_duration",
-	"command_length", "literal_size", "starttls_injection",
+	"command_length", "literal_size", "bad_commands", "starttls_injection",
 }
 
 func (m *Metrics) commandDone(cmd, result string, took time.Duration) {
@@ -196,6 +197,10 @@ func New(opts Options) *Server {
 	}
 	if opts.AppendLimit == 0 {
 		opts.AppendLimit = DefaultAppendLimit
+	}
+	if opts.TLSConfig != nil && opts.TLSConfig.MinVersion < tls.VersionTLS12 {
+		opts.TLSConfig = opts.TLSConfig.Clone()
+		opts.TLSConfig.MinVersion = tls.VersionTLS12
 	}
 	if opts.LoginTimeout <= 0 {
 		opts.LoginTimeout = DefaultLoginTimeout
