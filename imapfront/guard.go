@@ -161,14 +161,27 @@ func (g *guardConn) refuse(r *refusal) error {
 		g.srv.limitHit(r.limit, g.remote, r.text)
 		g.wmu.Lock()
 		g.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		g.Conn.Write([]byte("* BYE " + r.text + "\r\n"))
+		_, err := g.Conn.Write([]byte("* BYE " + r.text + "\r\n"))
 		g.wmu.Unlock()
+		if err == nil {
+			// A client still sending would get a reset on Close, which
+			// can discard the BYE before it reads it: send FIN and give it
+			// a moment first (net/http does the same).
+			if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
+			time.Sleep(rstAvoidanceDelay)
+		}
 	} else if first {
 		g.srv.limitHit(r.limit, g.remote, "connection closed")
 	}
 	g.Conn.Close()
 	return errRefused
 }
+
+// rstAvoidanceDelay is how long a refused connection stays half-closed
+// before it is closed.
+const rstAvoidanceDelay = 250 * time.Millisecond
 
 // scanIn follows the client's bytes. It returns how many of them go-imap
 // may have and, if the client broke a limit, the refusal.
