@@ -865,7 +865,7 @@ func TestExampleConfig(t *testing.T) {
 	for _, k := range []string{
 		"log.level", "log.format",
 		"imap.listen", "imap.tls_listen", "imap.tls.cert_file", "imap.tls.key_file", "imap.allow_insecure_auth",
-		"imap.max_connections", "imap.max_connections_per_user", "imap.append_limit",
+		"imap.max_connections", "imap.max_connections_per_address", "imap.max_connections_per_user", "imap.append_limit",
 		"imap.login_timeout", "imap.idle_timeout",
 		"admin.listen", "secrets.key_file",
 		"sources.name", "sources.type", "sources.path", "sources.lock", "sources.poll_interval",

@@ -88,15 +88,21 @@ type IMAPConfig struct {
 	AllowInsecureAuth bool `yaml:"allow_insecure_auth"`
 	// MaxConnections caps concurrent IMAP connections in total.
 	MaxConnections int `yaml:"max_connections"`
-	// MaxConnectionsPerUser caps concurrent authenticated sessions per user.
+	// MaxConnectionsPerAddress caps concurrent IMAP connections from one
+	// client IP address (loopback included).
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
+	// MaxConnectionsPerUser caps concurrent authenticated sessions per user;
+	// a login beyond it is answered NO [LIMIT].
 	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
 	// AppendLimit is the largest message APPEND accepts, in bytes
 	// (advertised as APPENDLIMIT; at most 2^32-1).
 	AppendLimit int64 `yaml:"append_limit"`
-	// LoginTimeout is how long a connection may stay unauthenticated.
+	// LoginTimeout is how long a connection may stay unauthenticated,
+	// however many commands it sends.
 	LoginTimeout time.Duration `yaml:"login_timeout"`
-	// IdleTimeout is how long an authenticated connection may stay silent
-	// (including in IDLE) before it is logged out.
+	// IdleTimeout is the autologout timer: how long an authenticated
+	// connection may send no command before it is logged out. A session in
+	// IDLE is not subject to it; one IDLE command may last 30 minutes.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
@@ -274,9 +280,11 @@ const (
 	defaultAdminListen       = "127.0.0.1:9154"
 	defaultMaxConnections    = 1000
 	defaultMaxConnsPerUser   = 50
+	defaultMaxConnsPerAddr   = 100 // a tenth of max_connections; an office behind NAT
 	defaultAppendLimit       = 50 << 20
 	defaultLoginTimeout      = time.Minute
-	defaultIdleTimeout       = 30 * time.Minute // RFC 9051: at least 30 minutes
+	defaultIdleTimeout       = 30 * time.Minute // RFC 3501 section 5.4: at least 30 minutes
+	maxUsefulIdleTimeout     = 35 * time.Minute // go-imap closes a silent session then, without a word
 	defaultMboxPollInterval  = 5 * time.Second
 	defaultPOP3PollInterval  = 60 * time.Second
 	defaultIdlePollInterval  = 15 * time.Second // or poll_interval, if shorter
@@ -307,6 +315,7 @@ func applyDefaults(c *Config, keys keyLookup) {
 	setDefault(has, "imap.listen", &c.IMAP.Listen, defaultIMAPListen)
 	setDefault(has, "imap.max_connections", &c.IMAP.MaxConnections, defaultMaxConnections)
 	setDefault(has, "imap.max_connections_per_user", &c.IMAP.MaxConnectionsPerUser, defaultMaxConnsPerUser)
+	setDefault(has, "imap.max_connections_per_address", &c.IMAP.MaxConnectionsPerAddress, defaultMaxConnsPerAddr)
 	setDefault(has, "imap.append_limit", &c.IMAP.AppendLimit, defaultAppendLimit)
 	setDefault(has, "imap.login_timeout", &c.IMAP.LoginTimeout, defaultLoginTimeout)
 	setDefault(has, "imap.idle_timeout", &c.IMAP.IdleTimeout, defaultIdleTimeout)
@@ -901,9 +910,22 @@ func (p *configParser) checkIMAP(m *IMAPConfig) {
 	}
 	p.positive("imap.max_connections", int64(m.MaxConnections), math.MaxInt32)
 	p.positive("imap.max_connections_per_user", int64(m.MaxConnectionsPerUser), math.MaxInt32)
+	p.positive("imap.max_connections_per_address", int64(m.MaxConnectionsPerAddress), math.MaxInt32)
+	if p.has("imap.max_connections_per_address") && m.MaxConnectionsPerAddress > m.MaxConnections && m.MaxConnections > 0 {
+		p.warnf("imap.max_connections_per_address", "%d is more than max_connections %d, so one address can take every connection", m.MaxConnectionsPerAddress, m.MaxConnections)
+	}
 	p.positive("imap.append_limit", m.AppendLimit, math.MaxUint32)
 	p.positiveDuration("imap.login_timeout", m.LoginTimeout)
-	p.positiveDuration("imap.idle_timeout", m.IdleTimeout)
+	if p.positiveDuration("imap.idle_timeout", m.IdleTimeout) {
+		switch {
+		case m.IdleTimeout < defaultIdleTimeout:
+			// Allowed (a NAT or load balancer may drop quiet connections
+			// sooner), but clients are entitled to 30 minutes.
+			p.warnf("imap.idle_timeout", "%v is below the 30 minutes RFC 3501 requires: clients that send NOOP every 29 minutes to stay connected are logged out", m.IdleTimeout)
+		case m.IdleTimeout > maxUsefulIdleTimeout:
+			p.warnf("imap.idle_timeout", "%v has no effect beyond 35m: the IMAP library closes a connection silent for 35 minutes", m.IdleTimeout)
+		}
+	}
 }
 
 func (p *configParser) checkSource(key string, s *SourceConfig) {

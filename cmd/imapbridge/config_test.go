@@ -84,6 +84,8 @@ var configFileTests = []struct {
 		file: "good_warnings.yaml",
 		warnings: []string{
 			`imap.allow_insecure_auth: passwords may cross the network in cleartext: imap.listen "0.0.0.0:143" is not a loopback address`,
+			`imap.max_connections_per_address: 50 is more than max_connections 10, so one address can take every connection`,
+			`imap.idle_timeout: 5m0s is below the 30 minutes RFC 3501 requires: clients that send NOOP every 29 minutes to stay connected are logged out`,
 			`sources[0].delete_after: ignored: delete_policy is "keep", not after_days`,
 			`sources[1].tls: none: passwords cross the network to 192.0.2.10:110 in cleartext`,
 			`sources[2].tls_skip_verify: the certificate of pop.example.org:995 is not verified`,
@@ -181,6 +183,7 @@ var configFileTests = []struct {
 			`imap.max_connections: invalid integer "lots"`,
 			`imap.allow_insecure_auth: invalid boolean "maybe" (want true or false)`,
 			`imap.max_connections_per_user: must be between 1 and 2147483647`,
+			`imap.max_connections_per_address: must be between 1 and 2147483647`,
 			`imap.append_limit: must be between 1 and 4294967295`,
 			`imap.login_timeout: must be a positive duration`,
 		},
@@ -327,12 +330,13 @@ func TestConfigDefaults(t *testing.T) {
 		DataDir: "/etc/imapbridge/data",
 		Log:     LogConfig{Level: "info", Format: "text"},
 		IMAP: IMAPConfig{
-			Listen:                "127.0.0.1:1143",
-			MaxConnections:        1000,
-			MaxConnectionsPerUser: 50,
-			AppendLimit:           52428800,
-			LoginTimeout:          time.Minute,
-			IdleTimeout:           30 * time.Minute,
+			Listen:                   "127.0.0.1:1143",
+			MaxConnections:           1000,
+			MaxConnectionsPerUser:    50,
+			MaxConnectionsPerAddress: 100,
+			AppendLimit:              52428800,
+			LoginTimeout:             time.Minute,
+			IdleTimeout:              30 * time.Minute,
 		},
 		Admin: AdminConfig{Listen: "127.0.0.1:9154"},
 		Sources: []SourceConfig{{
@@ -367,13 +371,14 @@ func TestConfigFull(t *testing.T) {
 		DataDir: "/var/lib/imapbridge",
 		Log:     LogConfig{Level: "debug", Format: "json"},
 		IMAP: IMAPConfig{
-			Listen:                "127.0.0.1:1143",
-			AllowInsecureAuth:     true,
-			MaxConnections:        200,
-			MaxConnectionsPerUser: 10,
-			AppendLimit:           10485760,
-			LoginTimeout:          30 * time.Second,
-			IdleTimeout:           45 * time.Minute,
+			Listen:                   "127.0.0.1:1143",
+			AllowInsecureAuth:        true,
+			MaxConnections:           200,
+			MaxConnectionsPerUser:    10,
+			MaxConnectionsPerAddress: 20,
+			AppendLimit:              10485760,
+			LoginTimeout:             30 * time.Second,
+			IdleTimeout:              35 * time.Minute,
 		},
 		Admin: AdminConfig{Listen: "127.0.0.1:9154"},
 		Sources: []SourceConfig{{
@@ -935,4 +940,37 @@ func TestConfigAliasBomb(t *testing.T) {
 	}
 	_, _, err := parseTest([]byte(b.String()), "", nil)
 	diffLines(t, "problems", problemsOf(t, err), []string{"yaml: document contains excessive aliasing"})
+}
+
+// TestConfigIdleTimeoutBounds: below RFC 3501's 30 minutes is allowed with
+// a warning; beyond go-imap's own 35 minutes has no effect and says so.
+func TestConfigIdleTimeoutBounds(t *testing.T) {
+	base, err := os.ReadFile("testdata/config/good_minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		value   string
+		want    time.Duration
+		warning string
+	}{
+		{"30m", 30 * time.Minute, ""},
+		{"35m", 35 * time.Minute, ""},
+		{"29m", 29 * time.Minute, "imap.idle_timeout: 29m0s is below the 30 minutes RFC 3501 requires: clients that send NOOP every 29 minutes to stay connected are logged out"},
+		{"1h", time.Hour, "imap.idle_timeout: 1h0m0s has no effect beyond 35m: the IMAP library closes a connection silent for 35 minutes"},
+	} {
+		data := append([]byte("imap:\n  idle_timeout: "+tc.value+"\n"), base...)
+		cfg, warnings, err := parseTest(data, "/etc/imapbridge", nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.value, err)
+		}
+		if cfg.IMAP.IdleTimeout != tc.want {
+			t.Errorf("%s: IdleTimeout %v", tc.value, cfg.IMAP.IdleTimeout)
+		}
+		var want []string
+		if tc.warning != "" {
+			want = []string{tc.warning}
+		}
+		diffLines(t, tc.value+" warnings", warnings, want)
+	}
 }

@@ -23,6 +23,7 @@ type metrics struct {
 	commandDuration *prometheus.HistogramVec
 	authAttempts    *prometheus.CounterVec
 	idleSessions    prometheus.Gauge
+	limits          *prometheus.CounterVec
 
 	polls          *prometheus.CounterVec
 	pollDuration   *prometheus.HistogramVec
@@ -63,6 +64,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Namespace: ns, Name: "idle_sessions",
 			Help: "IMAP sessions in IDLE now, waiting for pushed changes.",
 		}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "imap_limits_total",
+			Help: "IMAP connections, logins and sessions refused or ended by a limit, by limit: max_connections, max_connections_per_address, max_connections_per_user, login_timeout, idle_timeout, idle_duration (one IDLE over 30 minutes), command_length, literal_size, bad_commands, starttls_injection.",
+		}, []string{"limit"}),
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "source_polls_total",
 			Help: "Polls of legacy sources, by source and result (success, error, busy: maildrop locked elsewhere, auth: credentials refused).",
@@ -110,7 +115,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		Help: "Always 1; labels give the version of imapbridge and of Go it was built with.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	reg.MustRegister(buildInfo, m.connections, m.commands, m.commandDuration, m.authAttempts, m.idleSessions,
+	reg.MustRegister(buildInfo, m.connections, m.commands, m.commandDuration, m.authAttempts, m.idleSessions, m.limits,
 		m.polls, m.pollDuration, m.fetched, m.fetchedBytes, m.deleted, m.lastSuccess,
 		m.storeWriteErrs, m.rollbacks, m.uvResets, m.recovered,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -119,6 +124,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}
 	for _, r := range []string{"success", "failure", "ratelimited", "error"} {
 		m.authAttempts.WithLabelValues(r)
+	}
+	for _, l := range imapfront.Limits {
+		m.limits.WithLabelValues(l)
 	}
 	return m
 }
@@ -195,5 +203,6 @@ func (m *metrics) frontHooks() *imapfront.Metrics {
 		Connections:  func(listener string, delta int) { m.connections.WithLabelValues(listener).Add(float64(delta)) },
 		IdleSessions: func(delta int) { m.idleSessions.Add(float64(delta)) },
 		Recovered:    func() { m.recovered.Inc() },
+		Limit:        func(limit string) { m.limits.WithLabelValues(limit).Inc() },
 	}
 }

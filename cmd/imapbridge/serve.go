@@ -144,14 +144,18 @@ func startApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, erro
 		go certs.reloadOnSIGHUP(ctx)
 	}
 	a.front = imapfront.New(imapfront.Options{
-		Bridge:            b,
-		Authenticate:      a.auth.authenticate,
-		Logger:            logger,
-		TLSConfig:         tlsConfig,
-		AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
-		AppendLimit:       uint32(cfg.IMAP.AppendLimit),
-		MaxConnections:    cfg.IMAP.MaxConnections,
-		Metrics:           m.frontHooks(),
+		Bridge:                   b,
+		Authenticate:             a.auth.authenticate,
+		Logger:                   logger,
+		TLSConfig:                tlsConfig,
+		AllowInsecureAuth:        cfg.IMAP.AllowInsecureAuth,
+		AppendLimit:              uint32(cfg.IMAP.AppendLimit),
+		MaxConnections:           cfg.IMAP.MaxConnections,
+		MaxConnectionsPerAddress: cfg.IMAP.MaxConnectionsPerAddress,
+		MaxConnectionsPerUser:    cfg.IMAP.MaxConnectionsPerUser,
+		LoginTimeout:             cfg.IMAP.LoginTimeout,
+		IdleTimeout:              cfg.IMAP.IdleTimeout,
+		Metrics:                  m.frontHooks(),
 	})
 
 	if cfg.IMAP.Listen != "" {
