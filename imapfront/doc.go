@@ -31,9 +31,56 @@
 //
 // LITERAL+ is not offered (LITERAL- is, by go-imap), and the APPEND limit is
 // at least 4096 bytes: go-imap refuses a literal over the limit without
-// reading it, so a non-synchronizing one would have its bytes read as
-// commands. CONDSTORE is not offered: UNCHANGEDSINCE, CHANGEDSINCE and
+// reading it. CONDSTORE is not offered: UNCHANGEDSINCE, CHANGEDSINCE and
 // MODSEQ are refused with BAD.
+//
+// # Limits
+//
+// A public server must bound what one client can take. Each limit below
+// ends in a BYE (or a NO) whose text says which, a log line, and a call of
+// Metrics.Limit:
+//
+//   - MaxConnections in total and MaxConnectionsPerAddress from one IP
+//     address (loopback included): the connection over it is greeted with
+//     "* BYE" and closed.
+//   - MaxConnectionsPerUser: a LOGIN or AUTHENTICATE beyond it is answered
+//     "NO [LIMIT]" (RFC 5530); it is not an authentication failure, so it
+//     does not count towards the BYE after three failures.
+//   - LoginTimeout: a connection not logged in within it gets "* BYE Login
+//     timeout", however many commands it sends. (go-imap itself closes a
+//     connection silent for 30 seconds before login, without a word.)
+//   - IdleTimeout, the autologout timer of RFC 3501 section 5.4: a
+//     logged-in session with no byte either way for that long gets "* BYE
+//     Autologout; idle for too long". It is 30 minutes by default, RFC
+//     3501's minimum; go-imap closes a session silent for 35 minutes
+//     without a word, so more has no effect.
+//   - MaxIdleDuration: IDLE is not subject to IdleTimeout; one IDLE command
+//     may last MaxIdleDuration (30 minutes, as RFC 2177 allows: clients
+//     re-issue IDLE every 29), then the session gets "* BYE Autologout;
+//     IDLE for too long".
+//   - MaxCommandLength (48 KiB, not counting literal data): a longer
+//     command gets "* BYE Command line too long" before go-imap has read
+//     it, instead of go-imap's silent close at 50 KiB. Memory does not grow
+//     with the line: nothing buffers more than go-imap's 50 KiB.
+//   - A non-synchronizing literal over 4096 bytes (LITERAL- forbids it)
+//     gets "* BYE Non-synchronizing literal of N bytes refused": go-imap
+//     would refuse it and then read its bytes as commands. A synchronizing
+//     literal over the APPEND limit is refused by go-imap with NO [TOOBIG]
+//     before the client sends it.
+//   - MaxBadCommands (20) BAD answers in a row: "* BYE Too many invalid
+//     commands", so a client streaming junk is cut off after a few lines.
+//   - Plaintext pipelined after STARTTLS in the same packet (the command
+//     injection of CVE-2011-0411) closes the connection; it is never
+//     answered (go-imap would feed it to the TLS handshake, which fails).
+//
+// All but the first three are enforced by a guard between the socket and
+// go-imap (guard.go) that follows the IMAP framing in both directions —
+// lines, and the literals they announce, and whether the server accepted
+// a synchronizing literal with "+" — without buffering anything; after
+// STARTTLS it sits below TLS and only notes activity. With implicit TLS
+// the guard does the TLS layer itself, below it. A per-session watchdog
+// goroutine enforces the timeouts. TLS below 1.2 is refused whatever the
+// caller's tls.Config says.
 //
 // Index is the bridge.Indexer that computes ENVELOPE and BODYSTRUCTURE once
 // at ingest, so FETCH of them never re-parses a message.
@@ -44,9 +91,7 @@
 // Known deviations, all from go-imap v2 beta.8 parsing a command before the
 // session is called: a mailbox name that is not valid modified UTF-7, an
 // invalid date-time or an unknown search key is answered "NO [SERVERBUG]
-// Internal server error" rather than BAD (nothing is changed); a
-// non-synchronizing literal over 4096 bytes, which LITERAL- forbids, is
-// refused with BAD but its bytes are then read as commands; SEARCH RETURN
+// Internal server error" rather than BAD (nothing is changed); SEARCH RETURN
 // (SAVE) with no other return option still sends an ESEARCH response; in
 // UTF-8 mode a "&" in a mailbox name is still written and read as "&-"; and
 // there is no MULTIAPPEND.

@@ -241,9 +241,9 @@ func New(opts Options) *Server {
 //
 // LITERAL+ is not offered: go-imap refuses an APPEND over the limit before
 // reading its literal, and with a non-synchronizing literal the client has
-// already sent the message, whose lines go-imap would then read as
-// commands. LITERAL- (non-synchronizing literals up to 4096 bytes) keeps
-// that from a client that follows the protocol, with MinAppendLimit.
+// already sent the message. LITERAL- (non-synchronizing literals up to 4096
+// bytes) keeps that from a client that follows the protocol, with
+// MinAppendLimit; the guard says BYE to one that does not.
 func capabilities() imap.CapSet {
 	set := imap.CapSet{}
 	for _, c := range []imap.Cap{
