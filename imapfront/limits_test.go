@@ -295,12 +295,19 @@ func TestCommandLength(t *testing.T) {
 
 // TestLongLineInLiteral: the command length does not count literal data,
 // so a message with a 1 MB line is appended and fetched back intact.
+// Lines inside it that look like a huge non-synchronizing literal or a
+// STARTTLS are data too. The APPEND is pipelined after a NOOP: the NOOP's
+// answer does not settle the literal, the "+" does.
 func TestLongLineInLiteral(t *testing.T) {
 	e := newEnv(t)
 	c := e.raw()
 	c.login("alice")
-	msg := "Subject: long\r\n\r\n" + strings.Repeat("y", 1<<20) + "\r\n"
-	c.send(fmt.Sprintf("a APPEND INBOX {%d}", len(msg)))
+	msg := "Subject: long\r\n\r\n" + strings.Repeat("y", 1<<20) + "\r\n" +
+		"x APPEND INBOX {99999999+}\r\n" + "s STARTTLS\r\n" + "end\r\n"
+	c.conn.Write([]byte(fmt.Sprintf("n NOOP\r\na APPEND INBOX {%d}\r\n", len(msg))))
+	if got := c.line(); got != "n OK NOOP completed" {
+		t.Fatalf("NOOP: %q", got)
+	}
 	if got := c.line(); !strings.HasPrefix(got, "+ ") {
 		t.Fatalf("APPEND: %q", got)
 	}
@@ -312,6 +319,21 @@ func TestLongLineInLiteral(t *testing.T) {
 	got := c.ok("FETCH 1 BODY.PEEK[]")
 	if want := fmt.Sprintf("* 1 FETCH (BODY[] {%d}\r\n%s)", len(msg), msg); len(got) != 1 || got[0] != want {
 		t.Errorf("FETCH: %d responses, first %d bytes, want %d", len(got), len(got[0]), len(want))
+	}
+	// The server's own literal (the FETCH above) held lines starting with
+	// "x" and "s": the next synchronizing literal is still followed.
+	small := "Subject: s\r\n\r\nhi\r\n"
+	c.send(fmt.Sprintf("b APPEND INBOX {%d}", len(small)))
+	if got := c.line(); !strings.HasPrefix(got, "+ ") {
+		t.Fatalf("second APPEND: %q", got)
+	}
+	c.conn.Write([]byte(small + "\r\n"))
+	got2 := c.line()
+	for strings.HasPrefix(got2, "* ") { // EXISTS of the selected INBOX
+		got2 = c.line()
+	}
+	if !strings.HasPrefix(got2, "b OK [APPENDUID ") {
+		t.Fatalf("second APPEND: %q", got2)
 	}
 }
 
@@ -458,5 +480,48 @@ func TestTLSMinVersion(t *testing.T) {
 				t.Errorf("STARTTLS: err %v", err)
 			}
 		})
+	}
+}
+
+// TestLimitsOverImplicitTLS: with implicit TLS the guard sits above TLS,
+// sees the client's plaintext and enforces the same limits; the listener
+// still offers LOGIN (no LOGINDISABLED, no STARTTLS).
+func TestLimitsOverImplicitTLS(t *testing.T) {
+	serverTLS, clientTLS := selfSignedTLS(t)
+	e := newEnv(t, withServer(func(o *imapfront.Options) {
+		o.TLSConfig = serverTLS
+		o.AllowInsecureAuth = false
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.srv.ServeTLS(ln)
+	dial := func() *rawClient {
+		conn, err := tls.Dial("tcp", ln.Addr().String(), clientTLS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		c := &rawClient{t: t, conn: conn, r: bufio.NewReader(conn)}
+		if g := c.line(); !strings.HasPrefix(g, "* OK ") {
+			t.Fatalf("greeting %q", g)
+		}
+		return c
+	}
+	c := dial()
+	if got := c.ok("CAPABILITY"); got[0] != "* CAPABILITY IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN" {
+		t.Errorf("capabilities over TLS: %q", got)
+	}
+	c.login("alice")
+	c.send("b APPEND INBOX {5000+}")
+	if got := c.line(); got != "* BYE Non-synchronizing literal of 5000 bytes refused (LITERAL- allows 4096)" {
+		t.Errorf("{5000+} over TLS: %q", got)
+	}
+
+	c = dial()
+	go writeAll(c.conn, "a NOOP ", []byte(strings.Repeat("x", 64<<10)), 1<<20)
+	if got := c.line(); got != fmt.Sprintf("* BYE Command line too long (limit %d bytes)", imapfront.MaxCommandLength) {
+		t.Errorf("long line over TLS: %q", got)
 	}
 }
