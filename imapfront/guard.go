@@ -47,6 +47,11 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	}
 	remote := c.RemoteAddr()
 	if l.tlsConfig != nil {
+		// The handshake runs inside go-imap's first write, before go-imap
+		// sets any read deadline: bound it by the login timeout, or a
+		// client that never sends its hello would hold the connection
+		// until the watchdog. go-imap replaces the deadline afterwards.
+		c.SetReadDeadline(time.Now().Add(l.srv.opts.LoginTimeout))
 		c = tls.Server(c, l.tlsConfig)
 	}
 	g := &guardConn{Conn: c, srv: l.srv, remote: remote, startTLS: l.startTLS, pendingSync: -1}

@@ -525,3 +525,36 @@ func TestLimitsOverImplicitTLS(t *testing.T) {
 		t.Errorf("long line over TLS: %q", got)
 	}
 }
+
+// TestSilentTLSClient: a client that opens the implicit-TLS port and sends
+// no hello is dropped at the login timeout.
+func TestSilentTLSClient(t *testing.T) {
+	serverTLS, _ := selfSignedTLS(t)
+	e := newEnv(t, withServer(func(o *imapfront.Options) {
+		o.TLSConfig = serverTLS
+		o.LoginTimeout = 300 * time.Millisecond
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.srv.ServeTLS(ln)
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := conn.Read(make([]byte, 1))
+	if n != 0 || err == nil {
+		t.Fatalf("read %d bytes, %v", n, err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("connection still open after 10 s")
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
+		t.Errorf("closed after %v, want the 300ms login timeout", d)
+	}
+}

@@ -130,7 +130,7 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	before, _ := scrape(t, admin)
 	for _, name := range []string{
 		"imapbridge_build_info", "imapbridge_imap_connections", "imapbridge_auth_attempts_total",
-		"imapbridge_idle_sessions", "imapbridge_source_polls_total", "imapbridge_source_poll_duration_seconds",
+		"imapbridge_idle_sessions", "imapbridge_imap_limits_total", "imapbridge_source_polls_total", "imapbridge_source_poll_duration_seconds",
 		"imapbridge_source_messages_fetched_total", "imapbridge_source_bytes_fetched_total",
 		"imapbridge_source_messages_deleted_total", "imapbridge_source_last_success_timestamp_seconds",
 		"imapbridge_store_messages", "imapbridge_store_bytes", "go_goroutines", "process_resident_memory_bytes",
