@@ -117,10 +117,10 @@ func TestMaxConnectionsPerUser(t *testing.T) {
 		t.Errorf("limit counted %d times, want 5", n)
 	}
 	e.metrics.mu.Lock()
-	failures := e.metrics.auth["failure"]
+	failures, successes := e.metrics.auth["failure"], e.metrics.auth["success"]
 	e.metrics.mu.Unlock()
-	if failures != 0 {
-		t.Errorf("%d authentication failures counted, want 0", failures)
+	if failures != 0 || successes != 3 {
+		t.Errorf("%d authentication failures and %d successes counted, want 0 and 3", failures, successes)
 	}
 
 	a1.ok("LOGOUT")

@@ -166,14 +166,15 @@ func (s *session) Login(username, password string) (err error) {
 		log.Error("imap: authenticator returned no user")
 		return errInternal
 	}
-	s.srv.metrics.authAttempt("success")
 	if !s.srv.countUser(u.Name()) {
-		// Not a failure: the password was right, and no BYE follows.
+		// Not a failure (the password was right, and no BYE follows) nor a
+		// success: counted as a limit only.
 		max := s.srv.opts.MaxConnectionsPerUser
 		s.srv.limitHit("max_connections_per_user", s.remote, "login refused: too many sessions for this user", "user", u.Name(), "max", max)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
 			Text: fmt.Sprintf("Too many connections for this user (limit %d); log out elsewhere and try again", max)}
 	}
+	s.srv.metrics.authAttempt("success")
 	s.userKey = u.Name()
 	s.user = u
 	s.authed.Store(true)
