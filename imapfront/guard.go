@@ -104,11 +104,6 @@ type refusal struct {
 
 func (g *guardConn) touch() { g.lastActive.Store(time.Now().UnixNano()) }
 
-// idleFor is how long the connection has seen no byte either way.
-func (g *guardConn) idleFor(now time.Time) time.Duration {
-	return now.Sub(time.Unix(0, g.lastActive.Load()))
-}
-
 func (g *guardConn) Read(p []byte) (int, error) {
 	g.mu.Lock()
 	r := g.refusal
