@@ -232,6 +232,10 @@ type Snapshot struct {
 	// FirstRecent: the messages with this UID or above are recent for the
 	// watch (UIDNext when none is).
 	FirstRecent UID
+	// Watch is the watch being opened, set before fn runs, so that an
+	// observer can record it under the mailbox lock and recognise it in
+	// the events that follow (Appended's recentFor) from the first one.
+	Watch *Watch
 }
 
 // Watch is one session's hold on a mailbox it has open (an IMAP SELECT or
@@ -279,6 +283,7 @@ func (m *Mailbox) Watch(ctx context.Context, claim bool, fn func(Snapshot)) (*Wa
 	}
 	w := &Watch{mb: m, claim: claim}
 	m.watches = append(m.watches, w)
+	snap.Watch = w
 	fn(snap)
 	return w, nil
 }

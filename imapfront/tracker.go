@@ -156,7 +156,7 @@ func (h *hub) state(id bridge.MailboxID) *mailboxState {
 func (h *hub) open(ctx context.Context, mb *bridge.Mailbox, readOnly, rev1 bool) (*selection, bridge.Snapshot, error) {
 	sel := &selection{mb: mb, readOnly: readOnly, rev1: rev1, notify: make(chan struct{}, 1)}
 	var snap bridge.Snapshot
-	w, err := mb.Watch(ctx, !readOnly && rev1, func(s bridge.Snapshot) {
+	_, err := mb.Watch(ctx, !readOnly && rev1, func(s bridge.Snapshot) {
 		snap = s
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -176,6 +176,10 @@ func (h *hub) open(ctx context.Context, mb *bridge.Mailbox, readOnly, rev1 bool)
 			st.keywords[k] = true
 		}
 		sel.st = st
+		// Set here, under the mailbox lock, not after Watch returns: an
+		// Appended may come the moment the lock is released, and reads
+		// sel.watch to hand out \Recent.
+		sel.watch = s.Watch
 		sel.known = uint32(len(st.uids))
 		sel.recentFrom, sel.recentTo = s.FirstRecent, s.Info.UIDNext
 		sel.recentCount = s.Info.Recent
@@ -185,7 +189,6 @@ func (h *hub) open(ctx context.Context, mb *bridge.Mailbox, readOnly, rev1 bool)
 	if err != nil {
 		return nil, snap, err
 	}
-	sel.watch = w
 	return sel, snap, nil
 }
 
