@@ -132,6 +132,11 @@ type loadConn struct {
 
 	uids  []uint32            // sequence number - 1 → UID; 0 while unknown
 	flags map[uint32][]string // UID → flags (sorted, without \Recent)
+
+	// failed is set once a command failed: the session's state is then
+	// unknown and it is left out of the final checks (the failure is
+	// already reported).
+	failed bool
 }
 
 var (
@@ -617,12 +622,14 @@ func TestLoadManySessionsOneAccount(t *testing.T) {
 			}
 			actives[a] = c
 			if err := c.open(); err != nil {
+				c.failed = true
 				errs.add(err)
 				return
 			}
 			rng := rand.New(rand.NewPCG(uint64(a), 7))
 			for i := 0; i < size.ops && ctx.Err() == nil; i++ {
 				if err := c.randomOp(rng); err != nil {
+					c.failed = true
 					errs.add(fmt.Errorf("op %d: %w", i, err))
 					return
 				}
@@ -662,7 +669,7 @@ func TestLoadManySessionsOneAccount(t *testing.T) {
 
 	var knownBefore, positions atomic.Int64
 	check := func(c *loadConn, stopIdle func() error) {
-		if c == nil {
+		if c == nil || c.failed {
 			return
 		}
 		if stopIdle != nil {
@@ -796,7 +803,7 @@ func (c *loadConn) randomOp(rng *rand.Rand) error {
 		return err
 	default:
 		uid := pickUID()
-		if uid == 0 || n < 25 || rng.IntN(2) == 0 { // keep the mailbox from draining
+		if uid == 0 || n < 40 || rng.IntN(2) == 0 { // keep the mailbox from draining
 			_, err := c.cmd("NOOP")
 			return err
 		}

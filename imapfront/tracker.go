@@ -319,7 +319,8 @@ func (h *hub) Expunged(mb *bridge.Mailbox, uids []bridge.UID) {
 }
 
 // FlagsChanged implements bridge.Observer. The session that made the change
-// (origin, its *selection) answers for itself and is skipped. A keyword new
+// (origin, its *selection) answers for itself and gets no new update, but
+// any it has queued for the message are brought up to date. A keyword new
 // to the mailbox also queues a FLAGS update.
 func (h *hub) FlagsChanged(mb *bridge.Mailbox, uid bridge.UID, flags []string, origin any) {
 	st := h.state(mb.ID())
@@ -339,6 +340,16 @@ func (h *hub) FlagsChanged(mb *bridge.Mailbox, uid bridge.UID, flags []string, o
 			sel.push(update{kind: updMailboxFlags, flags: st.mailboxFlags()})
 		}
 		if sel == src {
+			// The session answers for its own change (STORE's FETCH, or
+			// nothing with .SILENT). Updates of this message still queued
+			// for it are older, and written after that answer (go-imap
+			// polls after the command) they would take the change back
+			// in the client's view: they now carry the flags after it.
+			for i := range sel.queue {
+				if u := &sel.queue[i]; u.kind == updFetch && u.uid == uid {
+					u.flags = sel.flagsForLocked(uid, flags)
+				}
+			}
 			continue
 		}
 		sel.push(update{kind: updFetch, num: uint32(idx + 1), uid: uid, flags: sel.flagsForLocked(uid, flags)})
