@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -421,6 +422,17 @@ func (m *Mailbox) Open(ctx context.Context, uid UID) (*os.File, error) {
 	}
 	f, err := os.Open(m.b.blobPath(hex.EncodeToString(e.hash[:])))
 	if err != nil {
+		// An expunge may have taken the message, and removed its blob,
+		// between the lookup above and the open: that is a message gone,
+		// not a store failure.
+		if errors.Is(err, fs.ErrNotExist) {
+			m.mu.Lock()
+			_, still := m.findLocked(uid)
+			m.mu.Unlock()
+			if !still {
+				return nil, fmt.Errorf("%w: uid %d", ErrNoSuchMessage, uid)
+			}
+		}
 		return nil, fmt.Errorf("store: open message %d: %w", uid, err)
 	}
 	return f, nil
