@@ -28,7 +28,7 @@ func TestOpenWhileExpunged(t *testing.T) {
 		t.Fatal(err)
 	}
 	inbox := mailbox(t, u, "INBOX")
-	const n = 200
+	const n = 100
 	uids := make([]bridge.UID, n)
 	for i := range uids {
 		uids[i] = appendTo(t, u, "INBOX", i, []string{bridge.FlagDeleted}, time.Now())
