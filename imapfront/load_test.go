@@ -404,6 +404,54 @@ func (c *loadConn) verify(want mailboxView) (int, error) {
 	return known, nil
 }
 
+// heapSides is the in-use heap split by who allocated it.
+type heapSides struct{ client, server uint64 }
+
+// heapBySide sums the in-use heap of the memory profile: allocations with
+// a frame of the load test's clients on their stack (the test function,
+// whose goroutines run the clients, dialLoad, loadConn) are the clients',
+// all others the server's (its accept loop and connection goroutines run
+// go-imap and imapfront code). Exact while runtime.MemProfileRate is 1.
+func heapBySide() heapSides {
+	runtime.GC()
+	runtime.GC()
+	var recs []runtime.MemProfileRecord
+	for {
+		n, ok := runtime.MemProfile(recs, true)
+		if ok {
+			recs = recs[:n]
+			break
+		}
+		recs = make([]runtime.MemProfileRecord, n+n/4+64)
+	}
+	var h heapSides
+	for i := range recs {
+		r := &recs[i]
+		inUse := uint64(r.InUseBytes())
+		if inUse == 0 {
+			continue
+		}
+		client := false
+		frames := runtime.CallersFrames(r.Stack())
+		for {
+			fr, more := frames.Next()
+			if strings.Contains(fr.Function, "imapfront_test.TestLoadManySessionsOneAccount") || strings.Contains(fr.Function, "imapfront_test.(*loadConn)") || strings.Contains(fr.Function, "imapfront_test.dialLoad") {
+				client = true
+				break
+			}
+			if !more {
+				break
+			}
+		}
+		if client {
+			h.client += inUse
+		} else {
+			h.server += inUse
+		}
+	}
+	return h
+}
+
 // errLogWriter turns each line the server logs at ERROR into a failure.
 type errLogWriter struct{ errs *errList }
 
@@ -517,7 +565,12 @@ func TestLoadManySessionsOneAccount(t *testing.T) {
 
 	// The idle sessions: select, learn, IDLE; a goroutine each applies
 	// what is pushed until the IDLE ends.
+	// Every allocation of the idle sessions' setup is recorded, so the
+	// heap can be split between the clients and the server.
+	oldRate := runtime.MemProfileRate
+	runtime.MemProfileRate = 1
 	memBefore := sampleMem(true)
+	sidesBefore := heapBySide()
 	idlers := make([]*loadConn, size.idle)
 	idleTags := make([]string, size.idle)
 	var opened sync.WaitGroup
@@ -558,6 +611,8 @@ func TestLoadManySessionsOneAccount(t *testing.T) {
 		t.FailNow()
 	}
 	memIdle := sampleMem(true)
+	sidesIdle := heapBySide()
+	runtime.MemProfileRate = oldRate
 	e.metrics.mu.Lock()
 	idleAtPeak := e.metrics.idle
 	e.metrics.mu.Unlock()
@@ -742,6 +797,9 @@ func TestLoadManySessionsOneAccount(t *testing.T) {
 		len(want.uids), knownBefore.Load(), positions.Load())
 	t.Logf("load: per idle connection (client and server ends, one process): heap in-use %.1f KiB, stacks %.1f KiB, RSS %.1f KiB",
 		heapPer/1024, stackPer/1024, rssPer/1024)
+	serverPer := perConn(sidesIdle.server, sidesBefore.server, size.idle)
+	t.Logf("load: heap per idle connection by side (memory profile): server %.1f KiB, test client %.1f KiB; server / one end of the bare pair: %s",
+		serverPer/1024, perConn(sidesIdle.client, sidesBefore.client, size.idle)/1024, ratio(serverPer, base.heapInuse/2))
 	t.Logf("load: baseline bare TCP pair with a reader each: heap %.1f KiB, stacks %.1f KiB, RSS %.1f KiB; IMAP idle / baseline: heap %s, stacks %s, RSS %s",
 		float64(base.heapInuse)/1024, float64(base.stackInuse)/1024, float64(base.rss)/1024,
 		ratio(heapPer, base.heapInuse), ratio(stackPer, base.stackInuse), ratio(rssPer, base.rss))
