@@ -493,7 +493,6 @@ func baselineConnCost(t *testing.T, n int) memSample {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	var wg sync.WaitGroup
 	var conns []net.Conn
 	var mu sync.Mutex
@@ -518,6 +517,16 @@ func baselineConnCost(t *testing.T, n int) memSample {
 			hold(c)
 		}
 	}()
+	defer func() {
+		ln.Close()
+		<-accepted
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
 	before := sampleMem(true)
 	for i := 0; i < n; i++ {
 		c, err := net.Dial("tcp", ln.Addr().String())
@@ -528,12 +537,6 @@ func baselineConnCost(t *testing.T, n int) memSample {
 	}
 	<-accepted
 	after := sampleMem(true)
-	mu.Lock()
-	for _, c := range conns {
-		c.Close()
-	}
-	mu.Unlock()
-	wg.Wait()
 	return memSample{
 		heapInuse:  uint64(perConn(after.heapInuse, before.heapInuse, n)),
 		stackInuse: uint64(perConn(after.stackInuse, before.stackInuse, n)),
@@ -541,6 +544,13 @@ func baselineConnCost(t *testing.T, n int) memSample {
 	}
 }
 
+// TestLoadManySessionsOneAccount: idle sessions (SELECT, learn every UID,
+// IDLE) and active ones (FETCH, STORE, SEARCH, IDLE, now and then an
+// EXPUNGE) on one account while the source delivers. No command may fail,
+// no response contradict a session's model, the server log no error; at
+// the end every session's UIDs and flags equal a fresh SELECT's, first
+// as it knew them, then after FETCH 1:*. Prints memory per idle
+// connection against a bare-TCP baseline.
 func TestLoadManySessionsOneAccount(t *testing.T) {
 	size := loadSizeFromEnv(t)
 	raiseNoFile(t, uint64(2*(size.idle+size.active)+256))
