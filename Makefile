@@ -5,8 +5,9 @@ BIN      := bin/imapbridge
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
+FUZZ     ?= .
 
-.PHONY: all build run test bench lint fuzz clean help
+.PHONY: all build run test bench lint fuzz load clean help
 
 all: lint test build
 
@@ -16,7 +17,8 @@ help:
 	@echo "make test    check test tools, then go test -race ./..."
 	@echo "make bench   run the benchmarks"
 	@echo "make lint    gofmt and go vet"
-	@echo "make fuzz    run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
+	@echo "make fuzz    run every fuzz target (matching FUZZ=regexp) for FUZZTIME ($(FUZZTIME)) each"
+	@echo "make load    1,000 idle + 50 active IMAP sessions on one account; prints memory figures"
 	@echo "make clean   remove bin/"
 
 build:
@@ -42,16 +44,37 @@ lint:
 	fi
 	$(GO) vet ./...
 
-# Every FuzzXxx of every package, one after the other.
+# Every FuzzXxx of every package (those matching FUZZ), one after the
+# other, each for FUZZTIME; a failing target does not stop the others.
+# Crashers are kept by go test under the package's testdata/fuzz/.
 fuzz:
-	@set -e; \
+	@targets=""; \
 	for pkg in $$($(GO) list ./...); do \
-		list="$$($(GO) test -list '^Fuzz' $$pkg)"; \
-		for name in $$(printf '%s\n' "$$list" | grep '^Fuzz' || true); do \
-			echo "== $$pkg $$name ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		for name in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' | grep -E '$(FUZZ)' || true); do \
+			targets="$$targets $$pkg:$$name"; \
 		done; \
-	done
+	done; \
+	n=$$(echo $$targets | wc -w); \
+	echo "fuzz: $$n targets, $(FUZZTIME) each (at most about $$n x $(FUZZTIME) plus builds)"; \
+	start=$$(date +%s); failed=""; log=$$(mktemp); \
+	for t in $$targets; do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		printf '%-48s %-28s ' "$$pkg" "$$name"; \
+		if $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1; then \
+			echo "ok   $$(grep -o 'execs: [0-9]*' $$log | tail -n 1)"; \
+		else \
+			echo "FAIL"; cat $$log; failed="$$failed $$t"; \
+		fi; \
+	done; \
+	rm -f $$log; \
+	echo "fuzz: $$n targets in $$(( $$(date +%s) - start ))s"; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi
+
+# The full-size load test (the default go test runs a small one). Bounded:
+# 60 s of load, 60 s of checks. Without -race so the memory figures mean
+# something; GOFLAGS=-race make load for the race detector (slow).
+load:
+	IMAPBRIDGE_LOAD=full $(GO) test -run '^TestLoadManySessionsOneAccount$$' -count=1 -v -timeout 5m ./imapfront/
 
 clean:
 	rm -rf bin/

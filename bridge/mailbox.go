@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -232,6 +233,10 @@ type Snapshot struct {
 	// FirstRecent: the messages with this UID or above are recent for the
 	// watch (UIDNext when none is).
 	FirstRecent UID
+	// Watch is the watch being opened, set before fn runs, so that an
+	// observer can record it under the mailbox lock and recognise it in
+	// the events that follow (Appended's recentFor) from the first one.
+	Watch *Watch
 }
 
 // Watch is one session's hold on a mailbox it has open (an IMAP SELECT or
@@ -279,6 +284,7 @@ func (m *Mailbox) Watch(ctx context.Context, claim bool, fn func(Snapshot)) (*Wa
 	}
 	w := &Watch{mb: m, claim: claim}
 	m.watches = append(m.watches, w)
+	snap.Watch = w
 	fn(snap)
 	return w, nil
 }
@@ -416,6 +422,17 @@ func (m *Mailbox) Open(ctx context.Context, uid UID) (*os.File, error) {
 	}
 	f, err := os.Open(m.b.blobPath(hex.EncodeToString(e.hash[:])))
 	if err != nil {
+		// An expunge may have taken the message, and removed its blob,
+		// between the lookup above and the open: that is a message gone,
+		// not a store failure.
+		if errors.Is(err, fs.ErrNotExist) {
+			m.mu.Lock()
+			_, still := m.findLocked(uid)
+			m.mu.Unlock()
+			if !still {
+				return nil, fmt.Errorf("%w: uid %d", ErrNoSuchMessage, uid)
+			}
+		}
 		return nil, fmt.Errorf("store: open message %d: %w", uid, err)
 	}
 	return f, nil

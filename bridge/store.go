@@ -94,7 +94,7 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		mailboxes: make(map[MailboxID]*Mailbox),
 	}
 	path := filepath.Join(opts.DataDir, dbFile)
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	dsn := "file:" + sqliteURIPath(path) + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	var err error
 	if b.db, err = sql.Open("sqlite", dsn); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -105,7 +105,7 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		return nil, err
 	}
 	_ = os.Chmod(path, 0o600)
-	if b.rd, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)"); err != nil {
+	if b.rd, err = sql.Open("sqlite", "file:"+sqliteURIPath(path)+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)"); err != nil {
 		b.db.Close()
 		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
 	}

@@ -156,7 +156,7 @@ func (h *hub) state(id bridge.MailboxID) *mailboxState {
 func (h *hub) open(ctx context.Context, mb *bridge.Mailbox, readOnly, rev1 bool) (*selection, bridge.Snapshot, error) {
 	sel := &selection{mb: mb, readOnly: readOnly, rev1: rev1, notify: make(chan struct{}, 1)}
 	var snap bridge.Snapshot
-	w, err := mb.Watch(ctx, !readOnly && rev1, func(s bridge.Snapshot) {
+	_, err := mb.Watch(ctx, !readOnly && rev1, func(s bridge.Snapshot) {
 		snap = s
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -176,6 +176,10 @@ func (h *hub) open(ctx context.Context, mb *bridge.Mailbox, readOnly, rev1 bool)
 			st.keywords[k] = true
 		}
 		sel.st = st
+		// Set here, under the mailbox lock, not after Watch returns: an
+		// Appended may come the moment the lock is released, and reads
+		// sel.watch to hand out \Recent.
+		sel.watch = s.Watch
 		sel.known = uint32(len(st.uids))
 		sel.recentFrom, sel.recentTo = s.FirstRecent, s.Info.UIDNext
 		sel.recentCount = s.Info.Recent
@@ -185,7 +189,6 @@ func (h *hub) open(ctx context.Context, mb *bridge.Mailbox, readOnly, rev1 bool)
 	if err != nil {
 		return nil, snap, err
 	}
-	sel.watch = w
 	return sel, snap, nil
 }
 
@@ -316,7 +319,8 @@ func (h *hub) Expunged(mb *bridge.Mailbox, uids []bridge.UID) {
 }
 
 // FlagsChanged implements bridge.Observer. The session that made the change
-// (origin, its *selection) answers for itself and is skipped. A keyword new
+// (origin, its *selection) answers for itself and gets no new update, but
+// any it has queued for the message are brought up to date. A keyword new
 // to the mailbox also queues a FLAGS update.
 func (h *hub) FlagsChanged(mb *bridge.Mailbox, uid bridge.UID, flags []string, origin any) {
 	st := h.state(mb.ID())
@@ -336,6 +340,16 @@ func (h *hub) FlagsChanged(mb *bridge.Mailbox, uid bridge.UID, flags []string, o
 			sel.push(update{kind: updMailboxFlags, flags: st.mailboxFlags()})
 		}
 		if sel == src {
+			// The session answers for its own change (STORE's FETCH, or
+			// nothing with .SILENT). Updates of this message still queued
+			// for it are older, and written after that answer (go-imap
+			// polls after the command) they would take the change back
+			// in the client's view: they now carry the flags after it.
+			for i := range sel.queue {
+				if u := &sel.queue[i]; u.kind == updFetch && u.uid == uid {
+					u.flags = sel.flagsForLocked(uid, flags)
+				}
+			}
 			continue
 		}
 		sel.push(update{kind: updFetch, num: uint32(idx + 1), uid: uid, flags: sel.flagsForLocked(uid, flags)})

@@ -30,6 +30,9 @@ var fromDateLayouts = []string{
 	"Mon 2 Jan 2006 15:04:05 -0700",        // RFC 5322 without the comma
 }
 
+// maxDateFields is the most blank-separated fields a layout above has.
+const maxDateFields = 7
+
 var weekdays = [...]string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
 func isWeekday(tok string) bool {
@@ -81,7 +84,10 @@ func parseFromLine(line []byte, loc *time.Location) (sender string, date time.Ti
 		if !isWeekday(toks[i].s) || len(toks)-i < 4 {
 			continue
 		}
-		for j := len(toks); j >= i+4; j-- {
+		// No layout has more than maxDateFields fields, so longer runs
+		// cannot match: trying them made a line of many weekday-like
+		// words cost cubic time (a 3 KB From_ line took 18 s).
+		for j := min(len(toks), i+maxDateFields); j >= i+4; j-- {
 			parts := make([]string, 0, j-i)
 			for _, t := range toks[i:j] {
 				parts = append(parts, t.s)
