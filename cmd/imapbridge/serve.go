@@ -233,9 +233,10 @@ func (a *app) serve(name string, fn func() error) {
 }
 
 type readiness struct {
-	mu      sync.Mutex
-	err     error
-	started bool
+	mu        sync.Mutex
+	err       error
+	started   bool
+	lastProbe time.Time
 }
 
 func (r *readiness) set(err error) {
@@ -257,9 +258,38 @@ func (a *app) readyCheck() error {
 		return err
 	}
 	if err := a.bridge.Ready(); err != nil {
+		if errors.Is(err, bridge.ErrStoreNotWritable) && a.ready.probeDue() {
+			// The disk may have come back with nothing else to write:
+			// try, instead of waiting for the next message.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if perr := a.bridge.ProbeWrites(ctx); perr == nil {
+				a.log.Info("store takes writes again")
+				return nil
+			}
+			err = a.bridge.Ready()
+		}
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, bridge.ErrStoreNotWritable) {
+			return err // the text names the store, the path and why
+		}
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
+}
+
+// probeDue says whether a write probe may run now: at most one a second,
+// however often /readyz is asked.
+func (r *readiness) probeDue() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.lastProbe) < time.Second {
+		return false
+	}
+	r.lastProbe = time.Now()
+	return true
 }
 
 // shutdown stops in order: stop listening and drain IMAP sessions, stop the
