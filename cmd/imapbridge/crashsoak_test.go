@@ -24,9 +24,9 @@ import (
 )
 
 // The crash-safety campaign. The built binary serves three users from
-// three real sources: alice from a Dovecot POP3 maildrop with
+// four real sources: alice from a Dovecot POP3 maildrop with
 // delete_policy after_sync, bob from another with keep, carol from an mbox
-// spool. While mail is delivered to the hosts, one IMAP session per user
+// spool, dave from a POP3 maildrop with on_expunge. While mail is delivered to the hosts, one IMAP session per user
 // APPENDs, MOVEs between INBOX and Archive, STOREs flags and EXPUNGEs; the
 // bridge is killed with SIGKILL at a random moment, or at a chosen one
 // (while an APPEND, MOVE, STORE or UID EXPUNGE is in flight, while the
@@ -46,7 +46,9 @@ import (
 //     acknowledged MOVE in the destination only (in flight: in exactly one
 //     of the two);
 //   - alice's POP3 maildrop drained (after_sync), bob's holding every
-//     message delivered (keep), carol's spool unchanged by the bridge.
+//     message delivered (keep), dave's holding exactly the delivered
+//     messages not expunged (on_expunge), carol's spool unchanged by the
+//     bridge.
 //
 // runCrashSoak runs rounds until maxRounds or until the time budget is
 // spent, whichever first (at least one round).
@@ -137,7 +139,7 @@ func newSoakEnv(t *testing.T, seed uint64) *soakEnv {
 	t.Helper()
 	e := &soakEnv{t: t, rng: rand.New(rand.NewPCG(seed, 0x50a6)), dir: t.TempDir(), logs: &syncBuffer{}}
 	e.srv = dovecottest.Start(t, dovecottest.Options{Users: []dovecottest.User{
-		{Name: "alice", Password: soakPOPPassword}, {Name: "bob", Password: soakPOPPassword}}})
+		{Name: "alice", Password: soakPOPPassword}, {Name: "bob", Password: soakPOPPassword}, {Name: "dave", Password: soakPOPPassword}}})
 	e.proxy = newFaultProxy(t, e.srv.Addr())
 	e.imap, e.admin = freePort(t), freePort(t)
 	spoolDir := filepath.Join(e.dir, "mail")
@@ -148,7 +150,7 @@ func newSoakEnv(t *testing.T, seed uint64) *soakEnv {
 	if err := os.WriteFile(e.spool, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []struct{ name, source string }{{"alice", "pop3-sync"}, {"bob", "pop3-keep"}, {"carol", "spool"}} {
+	for _, u := range []struct{ name, source string }{{"alice", "pop3-sync"}, {"bob", "pop3-keep"}, {"carol", "spool"}, {"dave", "pop3-expunge"}} {
 		e.users = append(e.users, &soakUser{name: u.name, source: u.source, msgs: map[string]*soakMsg{},
 			uidval: map[string]uint32{}, maxUID: map[string]imap.UID{}})
 	}
@@ -156,7 +158,7 @@ func newSoakEnv(t *testing.T, seed uint64) *soakEnv {
 	fmt.Fprintf(&b, "data_dir: %q\nlog: {level: info, format: text}\n", filepath.Join(e.dir, "data"))
 	fmt.Fprintf(&b, "imap:\n  listen: %q\n  allow_insecure_auth: true\nadmin:\n  listen: %q\n", e.imap, e.admin)
 	b.WriteString("sources:\n")
-	for _, s := range []struct{ name, policy string }{{"pop3-sync", "after_sync"}, {"pop3-keep", "keep"}} {
+	for _, s := range []struct{ name, policy string }{{"pop3-sync", "after_sync"}, {"pop3-keep", "keep"}, {"pop3-expunge", "on_expunge"}} {
 		fmt.Fprintf(&b, "  - name: %s\n    type: pop3\n    address: %q\n    tls: none\n    auth: static\n    poll_interval: 200ms\n    idle_poll_interval: 200ms\n    timeout: 5s\n    delete_policy: %s\n",
 			s.name, e.proxy.Addr(), s.policy)
 	}
@@ -408,13 +410,13 @@ func (e *soakEnv) opAppend(u *soakUser, s *p3IMAPSession, mbox string, hook *soa
 	u.inflight++
 	u.mu.Unlock()
 	cmd := s.c.Append(mbox, int64(len(raw)), &imap.AppendOptions{Flags: fl})
-	hook.fire(killAppend)
 	if _, err := cmd.Write(raw); err != nil {
 		return err
 	}
 	if err := cmd.Close(); err != nil {
 		return err
 	}
+	hook.fire(killAppend) // the whole command is sent
 	data, err := cmd.Wait()
 	if err != nil {
 		return err
@@ -724,6 +726,45 @@ func (e *soakEnv) checkHosts() []string {
 	if !slices.Equal(got, want) {
 		bad = append(bad, fmt.Sprintf("bob (keep): the host holds %d messages, want the %d delivered", len(got), len(want)))
 	}
+	// dave (on_expunge): the host holds what was delivered and is still
+	// in some mailbox; what the user expunged goes (there is no COPY in
+	// the workload, so an expunged message has no copy left).
+	dave := e.users[3]
+	hostWant := func() []string {
+		var want []string
+		dave.mu.Lock()
+		defer dave.mu.Unlock()
+		for _, id := range dave.order {
+			if m := dave.msgs[id]; m.delivered && !m.locs[""] {
+				want = append(want, id)
+			}
+		}
+		sort.Strings(want)
+		return want
+	}
+	want = hostWant()
+	var hostGot []string
+	lost := false
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		hostGot = p3HostIDs(e.srv, dave.name)
+		sort.Strings(hostGot)
+		if slices.Equal(hostGot, want) || time.Now().After(deadline) {
+			break
+		}
+		for _, id := range want {
+			if !slices.Contains(hostGot, id) {
+				bad = append(bad, fmt.Sprintf("dave (on_expunge): %s deleted at the host though it is still in a mailbox", id))
+				lost = true
+			}
+		}
+		if lost {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !slices.Equal(hostGot, want) && !lost {
+		bad = append(bad, fmt.Sprintf("dave (on_expunge): the host holds %d messages, want the %d delivered and not expunged", len(hostGot), len(want)))
+	}
 	e.spoolM.Lock()
 	now, err := os.ReadFile(e.spool)
 	if err != nil || !bytes.Equal(now, e.spoolW) {
@@ -876,6 +917,11 @@ func runCrashSoak(t *testing.T, maxRounds int, budget time.Duration) soakStats {
 			bad = append(bad, e.check(u)...)
 		}
 		bad = append(bad, e.checkHosts()...)
+		for _, metric := range []string{"imapbridge_store_uidvalidity_resets_total", "imapbridge_store_rollbacks_detected_total", "imapbridge_panics_recovered_total"} {
+			if n := p3MetricSum(e.admin, metric); n != 0 {
+				bad = append(bad, fmt.Sprintf("%s = %v after the restart, want 0", metric, n))
+			}
+		}
 		st.rounds++
 		total := 0
 		for _, u := range e.users {
