@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -164,6 +166,7 @@ type diskFaultCase struct {
 // UIDs. When the fault ends: /readyz 200, the new mail arrives once, the
 // host drains, APPEND works, and a restart finds everything intact.
 func TestDiskFaultDataDir(t *testing.T) {
+	t.Parallel()
 	cases := []diskFaultCase{
 		{
 			name:   "disk full",
@@ -189,7 +192,7 @@ func TestDiskFaultDataDir(t *testing.T) {
 			fault: func(t *testing.T, data string) func() {
 				undoTmp := mountReadOnly(t, filepath.Join(data, "tmp"))
 				undoBlobs := mountReadOnly(t, filepath.Join(data, "blobs"))
-				return func() { undoTmp(); undoBlobs() }
+				return func() { undoBlobs(); undoTmp() }
 			},
 		},
 	}
@@ -339,5 +342,54 @@ func diskFault(t *testing.T, c diskFaultCase) {
 	}
 	if got := p3MetricSum(e.admin, "imapbridge_store_uidvalidity_resets_total"); got != 0 {
 		t.Errorf("uidvalidity resets %v", got)
+	}
+}
+
+// A data directory that is read-only when the bridge starts: the bridge
+// exits 1 with an error that names the directory and says it cannot be
+// written and why (SQLite alone says "unable to open database file"); once
+// the directory is writable again it starts, with its mail and UIDs.
+func TestDiskFaultReadOnlyAtStart(t *testing.T) {
+	t.Parallel()
+	const popPW = "pop-ROStart-5"
+	e := newP3Env(t, dovecottest.Options{Users: []dovecottest.User{{Name: "alice", Password: popPW}}})
+	data := filepath.Join(e.dir, "data")
+	mountTmpfs(t, data, "8m")
+	m := p3GenMessage("rostart", 1, 5000)
+	e.srv.Deliver("alice", m)
+	expected := map[string][]byte{p3MessageID(m): dovecottest.ExpectedPOP3(m)}
+	conf := e.config([]p3Source{{Name: "legacy", Address: e.srv.Addr()}}, []p3User{p3StaticUser(t, "alice", popPW, "legacy")})
+	conf.LogLevel = "info"
+	cfgPath := conf.write(t)
+	p := p3LaunchBridge(t, cfgPath, e.imap, e.admin, e.logs)
+	uv, before := p3WaitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 1, 15*time.Second)
+	p.stop()
+
+	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV, "size=8m"); err != nil {
+		t.Fatalf("remount %s read-only: %v", data, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary(t), "serve", "-config", cfgPath).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("serve on a read-only data directory: %v, want exit status 1\n%s", err, out)
+	}
+	for _, want := range []string{"start failed", "data_dir " + data + " cannot be written", "read-only file system"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("serve on a read-only data directory: output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("serve on a read-only data directory: %s", strings.TrimSpace(string(out)))
+
+	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT|syscall.MS_NOSUID|syscall.MS_NODEV, "size=8m"); err != nil {
+		t.Fatalf("remount %s read-write: %v", data, err)
+	}
+	p = p3LaunchBridge(t, cfgPath, e.imap, e.admin, e.logs)
+	defer p.stop()
+	uv2, after := p3Snapshot(t, e.imap, "alice", p3IMAPPassword, "INBOX")
+	p3CheckMessages(t, "INBOX after the directory is writable again", after, expected)
+	if uv2 != uv || len(after) != 1 || after[0].UID != before[0].UID {
+		t.Errorf("UIDVALIDITY/UID after the restart: %d/%v, was %d/%v", uv2, p3UIDsByID(after), uv, p3UIDsByID(before))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"sync"
 	"syscall"
@@ -100,6 +101,11 @@ func startApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, erro
 		Metrics: m.bridgeHooks(),
 	})
 	if err != nil {
+		// SQLite says "unable to open database file" for a read-only
+		// directory: say what is wrong with it.
+		if werr := probeDataDir(cfg.DataDir); werr != nil {
+			return nil, fmt.Errorf("%w (data_dir %s cannot be written: %v)", err, cfg.DataDir, werr)
+		}
 		return nil, err
 	}
 	a.bridge = b
@@ -328,4 +334,15 @@ func (a *app) stopAll() {
 func (a *app) closeStore() {
 	a.syncer.Stop(context.Background())
 	a.bridge.Close()
+}
+
+// probeDataDir creates and removes a file in dir: nil if dir takes files.
+func probeDataDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".imapbridge-probe-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
 }
