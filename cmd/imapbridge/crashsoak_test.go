@@ -904,7 +904,7 @@ func runCrashSoak(t *testing.T, maxRounds int, budget time.Duration) soakStats {
 			// Killed again while starting up (opening the store,
 			// sweeping, first polls).
 			p := e.start(false)
-			d := time.Duration(e.intn(400)) * time.Millisecond
+			d := time.Duration(e.intn(800)) * time.Millisecond
 			time.Sleep(d)
 			p3KillBridge(p)
 			st.kills++

@@ -284,6 +284,10 @@ func diskFault(t *testing.T, c diskFaultCase) {
 	if !appendLogged {
 		t.Errorf("the refused APPEND was not logged with the path and %q", c.reason)
 	}
+	// A flag change needs no new blob, only the state database: it is
+	// either stored (the database had room) or answered NO [UNAVAILABLE],
+	// never an internal error; either way the answer holds after the fault.
+	flagged := storeFlagged(t, e.imap, "alice", before[0].UID)
 	// What was stored is intact and readable.
 	uv2, during := p3Snapshot(t, e.imap, "alice", p3IMAPPassword, "INBOX")
 	if uv2 != uv || fmt.Sprint(p3UIDsByID(during)) != fmt.Sprint(p3UIDsByID(before)) {
@@ -327,7 +331,8 @@ func diskFault(t *testing.T, c diskFaultCase) {
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, strings.TrimSpace(body))
 	})
 	p.stop()
-	// No corruption: a restart finds everything, same UIDs.
+	// No corruption: a restart finds everything, same UIDs, and the flag
+	// as the STORE during the fault was answered.
 	p = p3LaunchBridge(t, cfgPath, e.imap, e.admin, e.logs)
 	defer p.stop()
 	uv3, final := p3Snapshot(t, e.imap, "alice", p3IMAPPassword, "INBOX")
@@ -339,6 +344,9 @@ func diskFault(t *testing.T, c diskFaultCase) {
 		if p3UIDsByID(final)[m.MsgID] != m.UID {
 			t.Errorf("%s: UID %d after the restart, was %d", m.MsgID, p3UIDsByID(final)[m.MsgID], m.UID)
 		}
+	}
+	if got := hasFlag(t, e.imap, "alice", before[0].UID, imap.FlagFlagged); got != flagged {
+		t.Errorf("after the restart UID %d \\Flagged is %v; the STORE during the fault was answered %v", before[0].UID, got, map[bool]string{true: "OK", false: "NO"}[flagged])
 	}
 	if got := p3MetricSum(e.admin, "imapbridge_store_uidvalidity_resets_total"); got != 0 {
 		t.Errorf("uidvalidity resets %v", got)
@@ -392,4 +400,47 @@ func TestDiskFaultReadOnlyAtStart(t *testing.T) {
 	if uv2 != uv || len(after) != 1 || after[0].UID != before[0].UID {
 		t.Errorf("UIDVALIDITY/UID after the restart: %d/%v, was %d/%v", uv2, p3UIDsByID(after), uv, p3UIDsByID(before))
 	}
+}
+
+// storeFlagged sets \Flagged on uid in user's INBOX and says whether the
+// server answered OK; any answer but OK and NO [UNAVAILABLE] fails the test.
+func storeFlagged(t *testing.T, addr, user string, uid imap.UID) bool {
+	t.Helper()
+	s := p3LoginIMAP(t, addr, user, p3IMAPPassword)
+	defer s.c.Close()
+	if _, err := s.c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	err := s.c.Store(imap.UIDSetNum(uid), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close()
+	var ierr *imap.Error
+	switch {
+	case err == nil:
+		t.Logf("STORE during the fault: OK")
+		return true
+	case errors.As(err, &ierr) && ierr.Code == imap.ResponseCodeUnavailable:
+		t.Logf("STORE during the fault: NO [%s] %s", ierr.Code, ierr.Text)
+		return false
+	}
+	t.Errorf("STORE during the fault: %v, want OK or NO [UNAVAILABLE]", err)
+	return false
+}
+
+// hasFlag says whether uid in user's INBOX has flag.
+func hasFlag(t *testing.T, addr, user string, uid imap.UID, flag imap.Flag) bool {
+	t.Helper()
+	s := p3LoginIMAP(t, addr, user, p3IMAPPassword)
+	defer s.c.Close()
+	if _, err := s.c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{Flags: true}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("fetch flags of UID %d: %v (%d messages)", uid, err, len(msgs))
+	}
+	for _, f := range msgs[0].Flags {
+		if f == flag {
+			return true
+		}
+	}
+	return false
 }

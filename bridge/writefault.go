@@ -6,7 +6,29 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
+
+	"modernc.org/sqlite"
 )
+
+// diskFault says whether err is the data directory's filesystem refusing a
+// write (full, read-only, quota, I/O error), as an errno or as SQLite's
+// result code, as opposed to a caller's bad input or a bug.
+func diskFault(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EROFS, syscall.EDQUOT, syscall.EIO} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // the primary code of an extended one
+		case 13, 8, 10, 14: // SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN
+			return true
+		}
+	}
+	return false
+}
 
 // ProbeWrites checks, when the last write to the store failed, whether the
 // store takes writes again: it writes, fsyncs and removes a small file where
