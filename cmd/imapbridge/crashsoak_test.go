@@ -66,7 +66,10 @@ type soakMsg struct {
 	uid     imap.UID
 	uidMbox string
 	flags   map[imap.Flag]bool // acknowledged
-	maybe   map[imap.Flag]bool // a STORE of this flag was in flight
+	maybe   map[imap.Flag]bool // a STORE of this flag was in flight: the value it set
+	// target is where an operation in flight puts the message ("" for an
+	// expunge); meaningful while locs has two entries.
+	target string
 	// delivered at a host; it must arrive even if not seen yet.
 	delivered bool
 }
@@ -96,6 +99,17 @@ type soakUser struct {
 	maxUID map[string]imap.UID // highest UID the last check saw, per mailbox
 	// counters
 	delivered, appended, acked, inflight int
+	applied, notApplied                  int // in-flight operations, as a check found them
+}
+
+// resolved counts how an operation that was in flight at a kill turned
+// out: it took effect, or it did not.
+func (u *soakUser) resolved(applied bool) {
+	if applied {
+		u.applied++
+	} else {
+		u.notApplied++
+	}
 }
 
 func (u *soakUser) add(m *soakMsg) {
@@ -403,7 +417,7 @@ func (e *soakEnv) opAppend(u *soakUser, s *p3IMAPSession, mbox string, hook *soa
 			fl = append(fl, f)
 		}
 	}
-	m := &soakMsg{id: p3MessageID(raw), body: raw, locs: map[string]bool{"": true, mbox: true}, flags: flags, maybe: map[imap.Flag]bool{}}
+	m := &soakMsg{id: p3MessageID(raw), body: raw, locs: map[string]bool{"": true, mbox: true}, target: mbox, flags: flags, maybe: map[imap.Flag]bool{}}
 	u.add(m)
 	u.mu.Lock()
 	u.appended++
@@ -443,7 +457,7 @@ func (e *soakEnv) opStore(u *soakUser, s *p3IMAPSession, mbox string, hook *soak
 		op = imap.StoreFlagsDel
 	}
 	u.mu.Lock()
-	m.maybe[f] = true
+	m.maybe[f] = op == imap.StoreFlagsAdd
 	u.inflight++
 	u.mu.Unlock()
 	cmd := s.c.Store(imap.UIDSetNum(m.uid), &imap.StoreFlags{Op: op, Silent: true, Flags: []imap.Flag{f}}, nil)
@@ -471,6 +485,7 @@ func (e *soakEnv) opMove(u *soakUser, s *p3IMAPSession, from, to string, hook *s
 	}
 	u.mu.Lock()
 	m.locs[to] = true
+	m.target = to
 	u.inflight++
 	u.mu.Unlock()
 	cmd := s.c.Move(imap.UIDSetNum(m.uid), to)
@@ -511,6 +526,7 @@ func (e *soakEnv) opExpunge(u *soakUser, s *p3IMAPSession, mbox string, hook *so
 	delete(m.maybe, imap.FlagDeleted)
 	m.flags[imap.FlagDeleted] = true
 	m.locs[""] = true
+	m.target = ""
 	u.mu.Unlock()
 	cmd := s.c.UIDExpunge(imap.UIDSetNum(m.uid))
 	hook.fire(killExpunge)
@@ -642,6 +658,13 @@ func (e *soakEnv) check(u *soakUser) []string {
 			}
 			badf("%s is there %d times: %s (duplicated)", id, len(places), strings.Join(where, ", "))
 		}
+		if len(m.locs) == 2 {
+			at := ""
+			if len(places) > 0 {
+				at = places[0].mbox
+			}
+			u.resolved(at == m.target)
+		}
 		if len(places) == 0 {
 			if !m.locs[""] {
 				badf("%s lost: want it in %v", id, keys(m.locs))
@@ -667,7 +690,8 @@ func (e *soakEnv) check(u *soakUser) []string {
 			}
 		}
 		for _, f := range soakFlagsAll {
-			if m.maybe[f] {
+			if want, ok := m.maybe[f]; ok {
+				u.resolved(p.flags[f] == want)
 				continue
 			}
 			if p.flags[f] != m.flags[f] {
@@ -779,6 +803,7 @@ type soakStats struct {
 	rounds, kills, startupKills int
 	delivered, appended, acked  int
 	inflightAtKill              int
+	applied, notApplied         int
 	stored                      int
 	byKind                      map[soakKill]int
 }
@@ -951,6 +976,8 @@ func runCrashSoak(t *testing.T, maxRounds int, budget time.Duration) soakStats {
 		st.delivered += u.delivered
 		st.appended += u.appended
 		st.acked += u.acked
+		st.applied += u.applied
+		st.notApplied += u.notApplied
 		for _, m := range u.msgs {
 			if !m.locs[""] {
 				st.stored++
@@ -975,8 +1002,8 @@ func runCrashSoak(t *testing.T, maxRounds int, budget time.Duration) soakStats {
 	if failed || t.Failed() {
 		result = "FAIL"
 	}
-	t.Logf("crash soak summary: %d rounds, %d SIGKILLs (%d during start-up; %s), %d messages delivered to the hosts, %d APPENDed, %d IMAP changes acknowledged, %d in flight at a kill, %d messages held at the end, %v, %s (seed %d)",
-		st.rounds, st.kills, st.startupKills, strings.Join(kinds, ", "), st.delivered, st.appended, st.acked, st.inflightAtKill, st.stored,
+	t.Logf("crash soak summary: %d rounds, %d SIGKILLs (%d during start-up; %s), %d messages delivered to the hosts, %d APPENDed, %d IMAP changes acknowledged, %d in flight at a kill (found applied %d, not applied %d), %d messages held at the end, %v, %s (seed %d)",
+		st.rounds, st.kills, st.startupKills, strings.Join(kinds, ", "), st.delivered, st.appended, st.acked, st.inflightAtKill, st.applied, st.notApplied, st.stored,
 		time.Since(start).Round(time.Second), result, seed)
 	return st
 }
