@@ -33,7 +33,7 @@ func (b *Bridge) putBlob(ctx context.Context, r io.Reader) (*pendingBlob, error)
 	f, err := os.CreateTemp(filepath.Join(b.dir, tmpDir), "blob-*")
 	if err != nil {
 		b.noteWrite(fmt.Errorf("%w: %v", ErrStoreNotWritable, err))
-		return nil, fmt.Errorf("store: create temp blob: %w", err)
+		return nil, fmt.Errorf("store: create temp blob: %w (%w)", err, ErrStoreNotWritable)
 	}
 	p := &pendingBlob{b: b, tmp: f.Name()}
 	h := sha256.New()
@@ -52,8 +52,11 @@ func (b *Bridge) putBlob(ctx context.Context, r io.Reader) (*pendingBlob, error)
 	}
 	if err != nil {
 		var pe *os.PathError
-		if errors.As(err, &pe) {
-			b.noteWrite(fmt.Errorf("%w: %v", ErrStoreNotWritable, err))
+		if errors.As(err, &pe) && pe.Path == p.tmp {
+			// The temp file failed (disk full, read-only, I/O error),
+			// not the source being read.
+			err = fmt.Errorf("store: %s blob %s: %w (%w)", pe.Op, pe.Path, pe.Err, ErrStoreNotWritable)
+			b.noteWrite(err)
 		}
 		p.discard()
 		return nil, err

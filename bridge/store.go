@@ -427,6 +427,10 @@ func (b *Bridge) write(ctx context.Context, fn func(tx *wtx) error) error {
 	}
 	err := b.writeLocked(ctx, fn)
 	b.noteWrite(classifyWriteErr(err))
+	if err != nil && diskFault(err) && !errors.Is(err, ErrStoreNotWritable) {
+		// Callers (the IMAP front end) answer "unavailable", not "bug".
+		return fmt.Errorf("%w (%w)", err, ErrStoreNotWritable)
+	}
 	return err
 }
 

@@ -5,13 +5,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 
 	"github.com/imapbridge/imapbridge/internal/dovecottest"
 )
@@ -878,4 +882,261 @@ func replacedCases(prefix string, action faultAction) []faultCase {
 		}
 	}
 	return cases
+}
+
+// AllCommands returns the verbs sent in every session, whoever the user.
+func (p *faultProxy) AllCommands() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, verbs := range p.commands {
+		out = append(out, verbs...)
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// TLS faults.
+
+// silentTLSProxy forwards TCP connections to target byte for byte, except
+// while it is silent: then it accepts a connection, reads and drops what
+// the client sends (a TLS ClientHello) and never answers, until the client
+// gives up. That is a TLS server whose handshake never completes, which a
+// real Dovecot cannot be made to be on cue.
+type silentTLSProxy struct {
+	ln     net.Listener
+	target string
+
+	mu       sync.Mutex
+	silent   bool
+	unheard  int    // connections accepted while silent
+	hello    []byte // the first bytes a client sent to a silent proxy
+	forwards int    // connections forwarded
+	conns    map[net.Conn]bool
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+func newSilentTLSProxy(t *testing.T, target string) *silentTLSProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &silentTLSProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *silentTLSProxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *silentTLSProxy) setSilent(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.silent = on
+}
+
+// stats returns the connections met while silent, the first bytes one of
+// them sent, and the connections forwarded.
+func (p *silentTLSProxy) stats() (unheard int, hello []byte, forwards int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.unheard, append([]byte(nil), p.hello...), p.forwards
+}
+
+// track registers c so that close can end it; false if closing.
+func (p *silentTLSProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return false
+	}
+	p.conns[c] = true
+	return true
+}
+
+func (p *silentTLSProxy) close() {
+	p.mu.Lock()
+	p.closed = true
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.ln.Close()
+	p.wg.Wait()
+}
+
+func (p *silentTLSProxy) serve() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !p.track(client) {
+			continue
+		}
+		p.mu.Lock()
+		silent := p.silent
+		if silent {
+			p.unheard++
+		} else {
+			p.forwards++
+		}
+		p.mu.Unlock()
+		p.wg.Add(1)
+		if silent {
+			go func() {
+				defer p.wg.Done()
+				defer client.Close()
+				buf := make([]byte, 4096)
+				for first := true; ; first = false {
+					n, err := client.Read(buf)
+					if first && n > 0 {
+						p.mu.Lock()
+						if p.hello == nil {
+							p.hello = append([]byte(nil), buf[:n]...)
+						}
+						p.mu.Unlock()
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			continue
+		}
+		go func() {
+			defer p.wg.Done()
+			defer client.Close()
+			server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+			if err != nil || !p.track(server) {
+				return
+			}
+			defer server.Close()
+			done := make(chan struct{})
+			go func() {
+				io.Copy(server, client)
+				server.Close()
+				close(done)
+			}()
+			io.Copy(client, server)
+			client.Close()
+			<-done
+		}()
+	}
+}
+
+// The POP3 host (implicit TLS) accepts connections but never answers the
+// ClientHello. Every poll gives up after the source's timeout with an error
+// that says the TLS handshake timed out; IMAP serves on meanwhile; once the
+// host answers again the mail arrives, once and byte for byte, and
+// after_sync drains the host.
+func TestFaultTLSHandshakeNeverCompletes(t *testing.T) {
+	t.Parallel()
+	const popPW = "pop-Hello-52"
+	e := newP3Env(t, dovecottest.Options{TLS: true, Users: []dovecottest.User{{Name: "alice", Password: popPW}}})
+	expected := map[string][]byte{}
+	for i := 1; i <= 3; i++ {
+		m := p3GenMessage("tlsstall", i, 2000+i*500)
+		e.srv.Deliver("alice", m)
+		expected[p3MessageID(m)] = dovecottest.ExpectedPOP3(m)
+	}
+	proxy := newSilentTLSProxy(t, e.srv.TLSAddr())
+	proxy.setSilent(true)
+	conf := e.config([]p3Source{{Name: "legacy", Address: proxy.Addr(), TLS: "implicit", SkipVerify: true,
+		Timeout: time.Second, DeletePolicy: "after_sync"}}, []p3User{p3StaticUser(t, "alice", popPW, "legacy")})
+	conf.LogLevel = "info"
+	p := p3LaunchBridge(t, conf.write(t), e.imap, e.admin, e.logs)
+	defer p.stop()
+
+	p3WaitFor(t, 20*time.Second, "two polls failed on the silent TLS host", func() (bool, string) {
+		n := p3MetricSum(e.admin, "imapbridge_source_polls_total", `source="legacy"`, `result="error"`)
+		return n >= 2, fmt.Sprintf("%v failed polls", n)
+	})
+	unheard, hello, _ := proxy.stats()
+	if unheard < 2 {
+		t.Errorf("the silent host met %d connections, want at least 2", unheard)
+	}
+	// A TLS handshake record (0x16) of type ClientHello (1): the bridge
+	// started TLS and waited for an answer that never came.
+	if len(hello) < 6 || hello[0] != 0x16 || hello[5] != 1 {
+		t.Errorf("the first bytes sent to the silent host are no TLS ClientHello: % x", hello[:min(len(hello), 8)])
+	}
+	// IMAP serves while the host is stuck.
+	imapDuringOutage(t, e, "alice", nil, 0)
+	if got := p3MetricSum(e.admin, "imapbridge_source_polls_total", `source="legacy"`, `result="success"`); got != 0 {
+		t.Errorf("%v successful polls while the host never completed a handshake", got)
+	}
+	checkPollErrorLogged(t, e.logs.String(), "alice", "legacy", `open: .*tls handshake: .*(i/o timeout|deadline exceeded)`)
+	if n := len(e.srv.Messages("alice")); n != 3 {
+		t.Errorf("the host holds %d messages during the fault, want 3", n)
+	}
+
+	proxy.setSilent(false)
+	_, msgs := p3WaitCount(t, e.imap, "alice", p3IMAPPassword, "INBOX", 3, 20*time.Second)
+	p3CheckMessages(t, "INBOX after the handshake fault", msgs, expected)
+	p3WaitFor(t, 15*time.Second, "after_sync drains the host", func() (bool, string) {
+		n := len(e.srv.Messages("alice"))
+		return n == 0, fmt.Sprintf("host holds %d", n)
+	})
+	if _, _, fw := proxy.stats(); fw == 0 {
+		t.Errorf("no connection was forwarded after the fault ended")
+	}
+	p3CheckNoSecrets(t, e.logs, popPW, p3IMAPPassword)
+}
+
+// tls: starttls against a POP3 host that offers no STLS fails closed: no
+// credential is ever sent (neither the static source password nor a
+// passthrough user's IMAP password), the poll fails with an error that says
+// why, a passthrough LOGIN is answered NO [UNAVAILABLE] (the password was
+// not refused), and IMAP serves on.
+func TestFaultStartTLSNotOfferedFailsClosed(t *testing.T) {
+	t.Parallel()
+	const alicePOP, bobPOP = "pop-NoSTLS-31", "pop-NoSTLS-bob-8"
+	// No TLS: Dovecot offers no STLS.
+	e := newP3Env(t, dovecottest.Options{Users: []dovecottest.User{{Name: "alice", Password: alicePOP}, {Name: "bob", Password: bobPOP}}})
+	e.srv.Deliver("alice", p3GenMessage("nostls", 1, 1500))
+	proxy := newFaultProxy(t, e.srv.Addr())
+	conf := e.config([]p3Source{
+		{Name: "static-src", Address: proxy.Addr(), TLS: "starttls", Timeout: 2 * time.Second},
+		{Name: "pass-src", Address: proxy.Addr(), TLS: "starttls", Auth: "passthrough", Timeout: 2 * time.Second},
+	}, []p3User{p3StaticUser(t, "alice", alicePOP, "static-src"), {Name: "bob", Sources: []string{"pass-src"}}})
+	conf.LogLevel = "debug"
+	p := p3LaunchBridge(t, conf.write(t), e.imap, e.admin, e.logs)
+	defer p.stop()
+
+	p3WaitFor(t, 20*time.Second, "two polls of alice failed", func() (bool, string) {
+		n := p3MetricSum(e.admin, "imapbridge_source_polls_total", `source="static-src"`, `result="error"`)
+		return n >= 2, fmt.Sprintf("%v failed polls", n)
+	})
+	err := p3LoginError(e.imap, "bob", bobPOP)
+	var ierr *imap.Error
+	if !errors.As(err, &ierr) || ierr.Code != imap.ResponseCodeUnavailable {
+		t.Errorf("passthrough LOGIN through a host without STLS: %v, want NO [UNAVAILABLE]", err)
+	}
+	imapDuringOutage(t, e, "alice", nil, 0)
+
+	verbs := proxy.AllCommands()
+	for _, v := range verbs {
+		switch v {
+		case "USER", "PASS", "APOP", "AUTH":
+			t.Errorf("the bridge sent %s to a host that offered no STLS (tls: starttls must fail closed); commands: %v", v, verbs)
+		}
+	}
+	if !slices.Contains(verbs, "CAPA") {
+		t.Errorf("the bridge never asked for CAPA: %v", verbs)
+	}
+	logs := e.logs.String()
+	checkPollErrorLogged(t, logs, "alice", "static-src", `tls is \\"starttls\\" but the server does not offer STLS.*refusing to log in without TLS`)
+	if !strings.Contains(logs, "refusing to log in without TLS") {
+		t.Errorf("the passthrough login's failure was not logged with the reason")
+	}
+	if n := p3MetricSum(e.admin, "imapbridge_source_messages_fetched_total"); n != 0 {
+		t.Errorf("%v messages fetched without TLS", n)
+	}
+	p3CheckNoSecrets(t, e.logs, alicePOP, bobPOP, p3IMAPPassword)
 }

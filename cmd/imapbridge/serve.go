@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"sync"
 	"syscall"
@@ -100,6 +101,11 @@ func startApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, erro
 		Metrics: m.bridgeHooks(),
 	})
 	if err != nil {
+		// SQLite says "unable to open database file" for a read-only
+		// directory: say what is wrong with it.
+		if werr := probeDataDir(cfg.DataDir); werr != nil {
+			return nil, fmt.Errorf("%w (data_dir %s cannot be written: %v)", err, cfg.DataDir, werr)
+		}
 		return nil, err
 	}
 	a.bridge = b
@@ -237,9 +243,10 @@ func (a *app) serve(name string, fn func() error) {
 }
 
 type readiness struct {
-	mu      sync.Mutex
-	err     error
-	started bool
+	mu        sync.Mutex
+	err       error
+	started   bool
+	lastProbe time.Time
 }
 
 func (r *readiness) set(err error) {
@@ -261,9 +268,38 @@ func (a *app) readyCheck() error {
 		return err
 	}
 	if err := a.bridge.Ready(); err != nil {
+		if errors.Is(err, bridge.ErrStoreNotWritable) && a.ready.probeDue() {
+			// The disk may have come back with nothing else to write:
+			// try, instead of waiting for the next message.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if perr := a.bridge.ProbeWrites(ctx); perr == nil {
+				a.log.Info("store takes writes again")
+				return nil
+			}
+			err = a.bridge.Ready()
+		}
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, bridge.ErrStoreNotWritable) {
+			return err // the text names the store, the path and why
+		}
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
+}
+
+// probeDue says whether a write probe may run now: at most one a second,
+// however often /readyz is asked.
+func (r *readiness) probeDue() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.lastProbe) < time.Second {
+		return false
+	}
+	r.lastProbe = time.Now()
+	return true
 }
 
 // shutdown stops in order: stop listening and drain IMAP sessions, stop the
@@ -302,4 +338,15 @@ func (a *app) stopAll() {
 func (a *app) closeStore() {
 	a.syncer.Stop(context.Background())
 	a.bridge.Close()
+}
+
+// probeDataDir creates and removes a file in dir: nil if dir takes files.
+func probeDataDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".imapbridge-probe-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
 }

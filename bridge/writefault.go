@@ -1,0 +1,76 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"modernc.org/sqlite"
+)
+
+// diskFault says whether err is the data directory's filesystem refusing a
+// write (full, read-only, quota, I/O error), as an errno or as SQLite's
+// result code, as opposed to a caller's bad input or a bug.
+func diskFault(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EROFS, syscall.EDQUOT, syscall.EIO} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // the primary code of an extended one
+		case 13, 8, 10, 14: // SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN
+			return true
+		}
+	}
+	return false
+}
+
+// ProbeWrites checks, when the last write to the store failed, whether the
+// store takes writes again: it writes, fsyncs and removes a small file where
+// message bodies are written first, then commits an empty transaction to
+// the state database. Success clears the failure Ready reports; a failure
+// is recorded (and returned) like any other. With no failure recorded it
+// does nothing: a readiness check can call it on every request.
+//
+// Without it a store that met a full or read-only disk would report not
+// ready until some later write happened to succeed, which may be never
+// when no mail arrives.
+func (b *Bridge) ProbeWrites(ctx context.Context) error {
+	if err := b.Ready(); err == nil || !errors.Is(err, ErrStoreNotWritable) {
+		return err
+	}
+	if err := b.probeFile(); err != nil {
+		b.noteWrite(fmt.Errorf("%w: %v", ErrStoreNotWritable, err))
+		return err
+	}
+	// write records its own outcome (success clears the failure).
+	if err := b.write(ctx, func(*wtx) error { return nil }); err != nil {
+		return fmt.Errorf("store: probe the state database: %w", err)
+	}
+	return nil
+}
+
+func (b *Bridge) probeFile() error {
+	f, err := os.CreateTemp(filepath.Join(b.dir, tmpDir), "probe-*")
+	if err != nil {
+		return fmt.Errorf("store: probe: %w", err)
+	}
+	name := f.Name()
+	defer os.Remove(name)
+	_, err = f.Write(make([]byte, 4096))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: probe: %w", err)
+	}
+	return nil
+}
