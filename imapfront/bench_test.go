@@ -67,3 +67,20 @@ func BenchmarkFetchEnvelope(b *testing.B) { benchmarkFetchEnvelope(b) }
 // BenchmarkFetchEnvelopeWithoutIndex is the same with every message parsed
 // at FETCH time, for comparison.
 func BenchmarkFetchEnvelopeWithoutIndex(b *testing.B) { benchmarkFetchEnvelope(b, withoutIndex()) }
+
+// BenchmarkSearchFrom: SEARCH FROM on 10 000 messages, which reads each
+// message's header but not its body.
+func BenchmarkSearchFrom(b *testing.B) {
+	const n = 10000
+	e := newEnv(b)
+	fillInbox(b, e, n)
+	c := e.raw()
+	c.login("alice")
+	c.ok("SELECT INBOX")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.ok(`SEARCH FROM "example"`)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

@@ -18,11 +18,38 @@ import (
 	"github.com/imapbridge/imapbridge/bridge"
 )
 
-// The ingest index is a small binary record: one version byte, then the
-// ENVELOPE, then the BODYSTRUCTURE tree. Strings are a uvarint length and the
-// bytes; integers are varints. A new layout gets a new version byte; records
-// of an unknown version are ignored (FETCH falls back to parsing the body).
-const indexVersion1 = 1
+// The ingest index is a small binary record: one version byte, then (from
+// version 2) the header fields SEARCH asks for most, as a length-prefixed
+// section of (name, value) pairs, then the ENVELOPE, then the BODYSTRUCTURE
+// tree. Strings are a uvarint length and the bytes; integers are varints. A
+// new layout gets a new version byte; records of an unknown version are
+// ignored (FETCH falls back to parsing the body, SEARCH to reading the
+// header). Version 1 records, written before the search fields, are read as
+// they are.
+const (
+	indexVersion1 = 1
+	indexVersion2 = 2
+)
+
+// searchFields are the header fields the index keeps for SEARCH (FROM, TO,
+// CC, BCC, SUBJECT): every occurrence, value as in the message, unfolded.
+// They are a few hundred bytes a message; any other HEADER criterion reads
+// the message's header.
+var searchFields = [...]string{"From", "To", "Cc", "Bcc", "Subject"}
+
+// maxSearchFieldBytes bounds the search fields kept for one message; a
+// message whose fields are larger is searched from its header instead.
+const maxSearchFieldBytes = 16 << 10
+
+// isSearchField tells whether the index keeps key (canonical MIME form).
+func isSearchField(key string) bool {
+	for _, f := range searchFields {
+		if f == key {
+			return true
+		}
+	}
+	return false
+}
 
 // maxIndexDepth bounds the nesting of body parts kept in (and read back from)
 // an index, so a hostile message cannot make decoding recurse without end.
@@ -50,7 +77,8 @@ func Index(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("imapfront: index: read body: %w", err)
 	}
 	var w indexWriter
-	w.buf = append(w.buf, indexVersion1)
+	w.buf = append(w.buf, indexVersion2)
+	w.searchFields(header)
 	w.envelope(env)
 	w.body(bs, 0)
 	return w.buf, nil
@@ -69,10 +97,10 @@ func decodeIndex(b []byte) (*messageIndex, error) {
 	if len(b) == 0 {
 		return nil, errBadIndex
 	}
-	if b[0] != indexVersion1 {
+	r, ok := openIndex(b)
+	if !ok {
 		return nil, fmt.Errorf("%w: unknown version %d", errBadIndex, b[0])
 	}
-	r := indexReader{buf: b[1:]}
 	env := r.envelope()
 	bs := r.body(0)
 	if r.err != nil {
@@ -84,12 +112,60 @@ func decodeIndex(b []byte) (*messageIndex, error) {
 // indexSentDate returns only the Date header (the envelope's first field)
 // from an index, for SENTBEFORE and friends.
 func indexSentDate(b []byte) (time.Time, bool) {
-	if len(b) == 0 || b[0] != indexVersion1 {
+	r, ok := openIndex(b)
+	if !ok {
 		return time.Time{}, false
 	}
-	r := indexReader{buf: b[1:]}
 	t := r.date()
 	return t, r.err == nil
+}
+
+// openIndex positions a reader on an index's ENVELOPE, past the search
+// fields of a version 2 record. ok is false for an unknown version.
+func openIndex(b []byte) (r *indexReader, ok bool) {
+	if len(b) == 0 {
+		return nil, false
+	}
+	r = &indexReader{buf: b[1:]}
+	switch b[0] {
+	case indexVersion1:
+	case indexVersion2:
+		n := r.count()
+		r.buf = r.buf[n:]
+	default:
+		return nil, false
+	}
+	return r, true
+}
+
+// indexField is one header field kept in the index for SEARCH.
+type indexField struct{ key, value string }
+
+// indexSearchFields returns the search fields of a version 2 index; ok is
+// false for an older or unreadable record, whose message must be read.
+func indexSearchFields(b []byte) (fields []indexField, ok bool) {
+	if len(b) == 0 || b[0] != indexVersion2 {
+		return nil, false
+	}
+	r := indexReader{buf: b[1:]}
+	n := r.count()
+	if r.err != nil {
+		return nil, false
+	}
+	sec := indexReader{buf: r.buf[:n]}
+	if sec.byte() == 0 {
+		return nil, false // too large to keep: read the header
+	}
+	for len(sec.buf) > 0 && sec.err == nil {
+		k := sec.string()
+		for _, f := range searchFields {
+			if f == k {
+				k = f // one copy of each name, not one per message
+			}
+		}
+		fields = append(fields, indexField{k, sec.string()})
+	}
+	return fields, sec.err == nil
 }
 
 // sanitizeBodyStructure makes a tree the wire writer can always encode: a
@@ -190,6 +266,25 @@ func (w *indexWriter) date(t time.Time) {
 	_, off := t.Zone()
 	w.varint(t.Unix())
 	w.varint(int64(off))
+}
+
+// searchFields writes the length-prefixed search-field section: a byte that
+// says whether the fields are kept (0 when they exceed
+// maxSearchFieldBytes), then (name, value) pairs in header order.
+func (w *indexWriter) searchFields(h textproto.Header) {
+	var sec indexWriter
+	sec.byte(1)
+	for f := h.Fields(); f.Next(); {
+		if key := f.Key(); isSearchField(key) {
+			sec.string(key)
+			sec.string(f.Value())
+		}
+	}
+	if len(sec.buf) > maxSearchFieldBytes {
+		sec.buf = []byte{0}
+	}
+	w.uvarint(uint64(len(sec.buf)))
+	w.buf = append(w.buf, sec.buf...)
 }
 
 func (w *indexWriter) envelope(env *imap.Envelope) {

@@ -103,7 +103,7 @@ func TestIndexMatchesExtract(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Index: %v", err)
 			}
-			if b[0] != indexVersion1 {
+			if b[0] != indexVersion2 {
 				t.Fatalf("version byte %d", b[0])
 			}
 			idx, err := decodeIndex(b)
@@ -126,7 +126,71 @@ func TestIndexMatchesExtract(t *testing.T) {
 			if d, ok := indexSentDate(b); !ok || !d.Equal(idx.Envelope.Date) {
 				t.Errorf("sent date %v %v", d, ok)
 			}
+			fields, ok := indexSearchFields(b)
+			if !ok {
+				t.Fatal("no search fields")
+			}
+			for _, key := range searchFields {
+				var got []string
+				for _, f := range fields {
+					if f.key == key {
+						got = append(got, f.value)
+					}
+				}
+				if want := h.Values(key); !reflect.DeepEqual(got, want) {
+					t.Errorf("search field %s: got %q, want %q", key, got, want)
+				}
+			}
 		})
+	}
+}
+
+// TestIndexVersion1 reads a record as written before the search fields: its
+// envelope and body structure as they are, and no search fields, so SEARCH
+// reads the message's header instead.
+func TestIndexVersion1(t *testing.T) {
+	raw := readTestdata(t)["multipart.eml"]
+	v2, err := Index(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := indexReader{buf: v2[1:]}
+	n := r.count()
+	v1 := append([]byte{indexVersion1}, r.buf[n:]...)
+	a, err := decodeIndex(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := decodeIndex(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("version 1 decodes to %+v, version 2 to %+v", a, b)
+	}
+	if _, ok := indexSearchFields(v1); ok {
+		t.Error("search fields read from a version 1 record")
+	}
+}
+
+// TestIndexSearchFieldsTooLarge: a message whose search fields exceed the
+// bound keeps none (SEARCH reads its header), and the rest of the index is
+// whole.
+func TestIndexSearchFieldsTooLarge(t *testing.T) {
+	to := "To: " + strings.Repeat("someone@example.org, ", maxSearchFieldBytes/20) + "last@example.org\r\n"
+	b, err := Index(strings.NewReader("From: a@example.org\r\n" + to + "Subject: big\r\n\r\nbody\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := indexSearchFields(b); ok {
+		t.Error("search fields kept past the bound")
+	}
+	idx, err := decodeIndex(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx.Envelope.Subject != "big" || len(idx.Envelope.To) < maxSearchFieldBytes/20 {
+		t.Errorf("envelope: subject %q, %d To addresses", idx.Envelope.Subject, len(idx.Envelope.To))
 	}
 }
 
@@ -208,6 +272,7 @@ func FuzzDecodeIndex(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeIndex(b) // must not panic, whatever b holds
 		indexSentDate(b)
+		indexSearchFields(b)
 	})
 }
 

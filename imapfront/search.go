@@ -1,8 +1,11 @@
 package imapfront
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"io"
+	stdtextproto "net/textproto"
 	"strings"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 
 	"github.com/imapbridge/imapbridge/bridge"
 )
@@ -33,7 +37,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	se := &searcher{s: s, sel: sel, seqStar: seqStar, uidStar: uidStar, saved: s.searchRes}
 	var msgs []bridge.Message
 	if len(refs) > 0 {
-		msgs, err = sel.mb.Messages(s.ctx, refUIDs(refs), needsSentDate(criteria))
+		msgs, err = sel.mb.Messages(s.ctx, refUIDs(refs), needsIndex(criteria))
 		if err != nil {
 			return nil, s.imapErr(cmd, sel.mb.Name(), err, false)
 		}
@@ -133,17 +137,24 @@ func usesModSeq(c *imap.SearchCriteria) bool {
 	return false
 }
 
-func needsSentDate(c *imap.SearchCriteria) bool {
+// needsIndex tells whether the criteria use what the ingest index keeps:
+// the Date header or a search field.
+func needsIndex(c *imap.SearchCriteria) bool {
 	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
 		return true
 	}
+	for _, h := range c.Header {
+		if isSearchField(stdtextproto.CanonicalMIMEHeaderKey(h.Key)) {
+			return true
+		}
+	}
 	for i := range c.Not {
-		if needsSentDate(&c.Not[i]) {
+		if needsIndex(&c.Not[i]) {
 			return true
 		}
 	}
 	for i := range c.Or {
-		if needsSentDate(&c.Or[i][0]) || needsSentDate(&c.Or[i][1]) {
+		if needsIndex(&c.Or[i][0]) || needsIndex(&c.Or[i][1]) {
 			return true
 		}
 	}
@@ -165,6 +176,18 @@ type candidate struct {
 	ref  msgRef
 	m    *bridge.Message
 	text *searchText
+
+	// fields are the search fields of the ingest index (FROM, TO, CC,
+	// BCC, SUBJECT answered without opening the message).
+	fields       []indexField
+	fieldsOK     bool
+	fieldsLoaded bool
+
+	// hdr is the message's header alone, for the other header criteria:
+	// read without the body, which is most of the bytes and all of the
+	// MIME work.
+	hdr       *textproto.Header
+	hdrLoaded bool
 
 	sentLoaded bool
 	sent       time.Time
@@ -214,8 +237,8 @@ func (se *searcher) match(c *imap.SearchCriteria, cand *candidate) bool {
 	}
 	// Then the ones that read the message.
 	for _, h := range c.Header {
-		t := se.text(cand)
-		if t == nil || !headerMatches(t, h) {
+		values, ok := se.headerValues(cand, h.Key)
+		if !ok || !headerMatches(values, h) {
 			return false
 		}
 	}
@@ -276,6 +299,76 @@ func (se *searcher) text(cand *candidate) *searchText {
 	return cand.text
 }
 
+// headerValues returns the values of a header field: from the ingest index
+// for a search field, else from the message's header. ok is false when the
+// message could not be read.
+func (se *searcher) headerValues(cand *candidate, key string) (values []string, ok bool) {
+	key = stdtextproto.CanonicalMIMEHeaderKey(key)
+	if isSearchField(key) {
+		if !cand.fieldsLoaded {
+			cand.fieldsLoaded = true
+			cand.fields, cand.fieldsOK = indexSearchFields(cand.m.Index)
+		}
+		if cand.fieldsOK {
+			for _, f := range cand.fields {
+				if f.key == key {
+					values = append(values, f.value)
+				}
+			}
+			return values, true
+		}
+	}
+	h := se.header(cand)
+	if h == nil {
+		return nil, false
+	}
+	return h.Values(key), true
+}
+
+// header loads a message's header, once, reading no further than its end.
+// Like text, a message expunged meanwhile matches nothing.
+func (se *searcher) header(cand *candidate) *textproto.Header {
+	if cand.text != nil {
+		return &cand.text.header
+	}
+	if cand.hdrLoaded || se.err != nil {
+		return cand.hdr
+	}
+	cand.hdrLoaded = true
+	f, err := se.sel.mb.Open(se.s.ctx, cand.m.UID)
+	if err != nil {
+		if !errors.Is(err, bridge.ErrNoSuchMessage) {
+			se.err = err
+		}
+		return nil
+	}
+	defer f.Close()
+	// A malformed header is searched as far as it parses, as in text; a
+	// failure to read the file stops the search.
+	rr := &readErrReader{r: f}
+	h, _ := textproto.ReadHeader(bufio.NewReaderSize(rr, 4096))
+	if rr.err != nil {
+		se.err = rr.err
+		return nil
+	}
+	cand.hdr = &h
+	return cand.hdr
+}
+
+// readErrReader remembers the first read error other than io.EOF.
+type readErrReader struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
 // sentDate is the Date header: from the ingest index if there is one, else
 // from the message.
 func (se *searcher) sentDate(cand *candidate) (time.Time, bool) {
@@ -283,8 +376,8 @@ func (se *searcher) sentDate(cand *candidate) (time.Time, bool) {
 		cand.sentLoaded = true
 		if t, ok := indexSentDate(cand.m.Index); ok {
 			cand.sent = t
-		} else if t := se.text(cand); t != nil {
-			mh := mail.Header{Header: gomessage.Header{Header: t.header}}
+		} else if h := se.header(cand); h != nil {
+			mh := mail.Header{Header: gomessage.Header{Header: *h}}
 			cand.sent, _ = mh.Date()
 		}
 	}
@@ -293,8 +386,7 @@ func (se *searcher) sentDate(cand *candidate) (time.Time, bool) {
 
 // headerMatches: the field exists and, unless the value is empty, one of
 // its decoded values contains it (case-insensitively).
-func headerMatches(t *searchText, h imap.SearchCriteriaHeaderField) bool {
-	values := t.header.Values(h.Key)
+func headerMatches(values []string, h imap.SearchCriteriaHeaderField) bool {
 	if len(values) == 0 {
 		return false
 	}
@@ -303,11 +395,45 @@ func headerMatches(t *searchText, h imap.SearchCriteriaHeaderField) bool {
 	}
 	want := strings.ToLower(h.Value)
 	for _, v := range values {
-		if strings.Contains(strings.ToLower(decodeWords(v)), want) {
+		if containsFold(decodeWords(v), want) {
 			return true
 		}
 	}
 	return false
+}
+
+// containsFold reports whether s contains lowerNeedle (already lower-case),
+// ignoring case; ASCII text, the usual case, is compared without copying.
+func containsFold(s, lowerNeedle string) bool {
+	if !isASCII(s) || !isASCII(lowerNeedle) {
+		return strings.Contains(strings.ToLower(s), lowerNeedle)
+	}
+	n := len(lowerNeedle)
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for ; j < n; j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lowerNeedle[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // dateInRange compares dates only, "disregarding time and timezone": the
