@@ -28,6 +28,16 @@ import (
 func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, options *imap.FetchOptions) (err error) {
 	cmd := numSetCmd(set, "FETCH")
 	defer func(start time.Time) { err = s.done(cmd, start, err) }(time.Now())
+	if s.guard != nil {
+		// One FETCH answers many messages: write them in large writes, not
+		// one per response line.
+		s.guard.holdWrites()
+		defer func() {
+			if werr := s.guard.releaseWrites(); err == nil && werr != nil {
+				err = werr
+			}
+		}()
+	}
 	sel, err := s.selected()
 	if err != nil {
 		return err

@@ -84,6 +84,13 @@ type guardConn struct {
 	sess       atomic.Pointer[session]
 
 	wmu sync.Mutex // serialises writes: go-imap's and the guard's BYE
+	// While held (holdWrites), writes gather in held and go out in large
+	// writes: go-imap flushes after every response line, one syscall (and
+	// one TLS record) each, which for a FETCH of 10,000 messages was a
+	// quarter of its time. Guarded by wmu.
+	holding bool
+	held    []byte
+	heldErr error
 
 	mu          sync.Mutex
 	in, out     framer
@@ -146,7 +153,54 @@ func (g *guardConn) Write(p []byte) (int, error) {
 	g.mu.Unlock()
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
-	return g.Conn.Write(p)
+	if !g.holding {
+		return g.Conn.Write(p)
+	}
+	if g.heldErr != nil {
+		return 0, g.heldErr
+	}
+	if len(g.held)+len(p) > maxHeldWrites {
+		if err := g.writeHeldLocked(); err != nil {
+			return 0, err
+		}
+		if len(p) >= maxHeldWrites/2 {
+			return g.Conn.Write(p) // a large literal: no copy
+		}
+	}
+	g.held = append(g.held, p...)
+	return len(p), nil
+}
+
+// maxHeldWrites is how much output holdWrites gathers before writing.
+const maxHeldWrites = 64 << 10
+
+// holdWrites gathers what is written until releaseWrites. The caller must
+// call releaseWrites before it returns to go-imap.
+func (g *guardConn) holdWrites() {
+	g.wmu.Lock()
+	g.holding = true
+	g.wmu.Unlock()
+}
+
+// releaseWrites writes what was gathered and stops gathering. It returns
+// the first write error since holdWrites.
+func (g *guardConn) releaseWrites() error {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	err := g.writeHeldLocked()
+	g.holding, g.heldErr = false, nil
+	return err
+}
+
+func (g *guardConn) writeHeldLocked() error {
+	if g.heldErr == nil && len(g.held) > 0 {
+		_, g.heldErr = g.Conn.Write(g.held)
+	}
+	if cap(g.held) > maxHeldWrites {
+		g.held = nil
+	}
+	g.held = g.held[:0]
+	return g.heldErr
 }
 
 // refuse says BYE (unless the refusal is silent), closes the connection and
@@ -161,7 +215,10 @@ func (g *guardConn) refuse(r *refusal) error {
 		g.srv.limitHit(r.limit, g.remote, r.text)
 		g.wmu.Lock()
 		g.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, err := g.Conn.Write([]byte("* BYE " + r.text + "\r\n"))
+		err := g.writeHeldLocked()
+		if err == nil {
+			_, err = g.Conn.Write([]byte("* BYE " + r.text + "\r\n"))
+		}
 		g.wmu.Unlock()
 		if err == nil {
 			// A client still sending would get a reset on Close, which
