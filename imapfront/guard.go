@@ -1,6 +1,7 @@
 package imapfront
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -366,6 +367,33 @@ const (
 // outside literals grew beyond limit (0: no bound); end is then the index of
 // the first byte over it.
 func (f *framer) line(p []byte, limit int) (end int, ok bool) {
+	if limit == 0 {
+		// Unbounded (the server's output): only a line's first bytes (the
+		// head) and its last few (a literal marker is at most 23 bytes:
+		// "{", 18 digits, "+}", SP, CR) matter. Skip the middle of a long
+		// line instead of stepping through it.
+		seg := p
+		if j := bytes.IndexByte(p, '\n'); j >= 0 {
+			seg = p[:j+1]
+		}
+		const tail = 40
+		if len(seg) > 64+tail {
+			f.hdN += copy(f.hd[f.hdN:], seg)
+			skip := len(seg) - tail
+			f.n += skip
+			f.ms = msNone
+			end, ok := f.stepLine(seg[skip:], 0)
+			if end >= 0 {
+				end += skip
+			}
+			return end, ok
+		}
+	}
+	return f.stepLine(p, limit)
+}
+
+// stepLine is line, byte by byte.
+func (f *framer) stepLine(p []byte, limit int) (end int, ok bool) {
 	n, hdN, ms, digits, size := f.n, f.hdN, f.ms, f.digits, f.size
 	defer func() { f.n, f.hdN, f.ms, f.digits, f.size = n, hdN, ms, digits, size }()
 	for i, b := range p {
