@@ -45,6 +45,7 @@ var bridgeMetrics = map[string]string{
 	"imapbridge_imap_commands_total":                   "counter",
 	"imapbridge_imap_command_duration_seconds":         "histogram",
 	"imapbridge_auth_attempts_total":                   "counter",
+	"imapbridge_imap_limits_total":                     "counter",
 	"imapbridge_idle_sessions":                         "gauge",
 	"imapbridge_source_polls_total":                    "counter",
 	"imapbridge_source_poll_duration_seconds":          "histogram",
