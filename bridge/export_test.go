@@ -7,3 +7,7 @@ func SetMaxInList(n int) (restore func()) {
 	maxInList = n
 	return func() { maxInList = old }
 }
+
+// SetBeforeBatch makes b call fn before committing each batch of fetched
+// messages, with the batch's size (the crash campaign prints it).
+func SetBeforeBatch(b *Bridge, fn func(n int)) { b.beforeBatch = fn }

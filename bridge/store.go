@@ -35,6 +35,12 @@ type Options struct {
 	Index Indexer
 	// Metrics receives counts; nil means none are kept.
 	Metrics *Metrics
+	// NoSyncFS makes a batch of fetched messages durable file by file
+	// (fsync of each blob and of each directory) even where one syncfs(2)
+	// of the data directory's filesystem could do it. For a data directory
+	// on a filesystem shared with heavy unrelated writers, where syncfs
+	// would flush their data too.
+	NoSyncFS bool
 }
 
 // Bridge is the durable state of every user: mailboxes, messages, flags,
@@ -44,13 +50,22 @@ type Bridge struct {
 	log     *slog.Logger
 	index   Indexer
 	metrics *Metrics
+	// syncfs: one syncfs(2) makes a batch of blob files durable (see
+	// syncBlobs); otherwise each file is fsync'd when it is written.
+	syncfs bool
+	// beforeBatch, if set, runs before each batch of fetched messages is
+	// committed (a test hook).
+	beforeBatch func(n int)
 
 	db *sql.DB // one connection for writes (serialised by writeMu)
 	rd *sql.DB // a pool for reads (WAL lets them run beside the writer)
 
 	writeMu sync.Mutex
-	gen     uint64 // commit generation, for rollback detection
-	genSave time.Time
+	// blobDirs are the hash-prefix directories known to exist durably
+	// (guarded by writeMu).
+	blobDirs map[string]bool
+	gen      uint64 // commit generation, for rollback detection
+	genSave  time.Time
 
 	mu        sync.Mutex
 	closed    bool
@@ -90,8 +105,10 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		log:       logger,
 		index:     opts.Index,
 		metrics:   opts.Metrics.fill(),
+		syncfs:    syncfsUsable() && !opts.NoSyncFS,
 		users:     make(map[string]*User),
 		mailboxes: make(map[MailboxID]*Mailbox),
+		blobDirs:  make(map[string]bool),
 	}
 	path := filepath.Join(opts.DataDir, dbFile)
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"

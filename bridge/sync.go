@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -58,12 +59,14 @@ type originRef struct {
 	size     int64
 }
 
-func (o *originRef) insert(ctx context.Context, tx *wtx) (int64, error) {
+const insertOrigin = `INSERT INTO origins(user_id, source, source_id, size, stored_at, state) VALUES (?,?,?,?,?,?) RETURNING id`
+
+// insert records the row with stmt, a prepared insertOrigin.
+func (o *originRef) insert(ctx context.Context, stmt *sql.Stmt) (int64, error) {
 	var id int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO origins(user_id, source, source_id, size, stored_at, state) VALUES (?,?,?,?,?,?) RETURNING id`,
-		o.userID, o.source, string(o.sourceID), o.size, time.Now().Unix(), originLive).Scan(&id)
+	err := stmt.QueryRowContext(ctx, o.userID, o.source, string(o.sourceID), o.size, time.Now().Unix(), originLive).Scan(&id)
 	if err != nil {
-		return 0, fmt.Errorf("record source id: %w", err)
+		return 0, fmt.Errorf("record source id %s: %w", o.sourceID, err)
 	}
 	return id, nil
 }
@@ -124,9 +127,11 @@ type PollResult struct {
 }
 
 // Poll runs one poll of feed for user: one source session, fetch and store
-// every unknown message (each committed on its own, so an interrupted first
-// sync resumes where it stopped), then delete what the policy allows, then
-// close the session (which commits the deletions).
+// every unknown message, then delete what the policy allows, then close the
+// session (which commits the deletions). Messages are committed in batches
+// as they arrive (see ingester), each batch durable before the next poll
+// step relies on it, so an interrupted first sync resumes after the last
+// committed batch; nothing is deleted at the source that is not durable.
 func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, error) {
 	var res PollResult
 	src := feed.Source.Name()
@@ -161,35 +166,29 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 			byID[m.ID] = m
 			ids[i] = m.ID
 		}
+		// Messages are written to temp files here, as they arrive, and
+		// committed in batches by the ingester (one blob sync and one
+		// transaction per batch) while the next ones are fetched.
+		fctx, cancel := context.WithCancel(ctx)
+		g := b.startIngest(ctx, cancel, inbox)
 		store := func(id SourceID, r io.Reader) error {
 			m := byID[id]
-			blob, err := b.putBlob(ctx, r)
+			blob, err := b.writeBlob(fctx, r, !b.syncfs)
 			if err != nil {
 				return fmt.Errorf("store %s: %w", id, err)
 			}
-			defer blob.discard()
 			date := m.Date
 			if date.IsZero() {
 				date = time.Now()
 			}
-			if _, err := inbox.add(ctx, blob, nil, date, &originRef{userID: u.id, source: src, sourceID: id, size: m.Size}); err != nil {
-				return err
-			}
-			res.Fetched++
-			res.FetchedBytes += blob.size
-			// Eligible for deletion in this same session where the policy
-			// says so (after_sync): it is durable now.
-			if feed.Policy.Mode == DeleteAfterSync {
-				plan.Delete = append(plan.Delete, id)
-			}
-			return nil
+			return g.put(fctx, newMessage{blob: blob, date: date, origin: &originRef{userID: u.id, source: src, sourceID: id, size: m.Size}})
 		}
 		if bf, ok := sess.(SourceBatchFetcher); ok {
-			err = bf.FetchMany(ctx, ids, store)
+			err = bf.FetchMany(fctx, ids, store)
 		} else {
 			for _, id := range ids {
 				var r io.ReadCloser
-				r, err = sess.Fetch(ctx, id)
+				r, err = sess.Fetch(fctx, id)
 				if err != nil {
 					err = fmt.Errorf("fetch %s: %w", id, err)
 					break
@@ -200,6 +199,18 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 					break
 				}
 			}
+		}
+		commitErr := g.finish()
+		cancel()
+		res.Fetched, res.FetchedBytes = g.fetched, g.bytes
+		// What was committed is durable: eligible for deletion in this
+		// same session where the policy says so (after_sync).
+		if feed.Policy.Mode == DeleteAfterSync {
+			plan.Delete = append(plan.Delete, g.stored...)
+		}
+		if commitErr != nil {
+			// The fetch error, if any, is the cancellation it caused.
+			return res, fmt.Errorf("poll %s: %w", src, commitErr)
 		}
 		if err != nil {
 			return res, fmt.Errorf("poll %s: %w", src, err)
