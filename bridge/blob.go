@@ -213,6 +213,9 @@ func commitBlobs(ctx context.Context, tx *wtx, ps []*pendingBlob) ([]int64, erro
 	if err := tx.b.syncBlobs(placed, dirs); err != nil {
 		return nil, err
 	}
+	if tx.b.afterBlobSync != nil {
+		tx.b.afterBlobSync(len(placed))
+	}
 	for _, d := range made {
 		tx.b.blobDirs[d] = true
 	}

@@ -8,6 +8,7 @@ func SetMaxInList(n int) (restore func()) {
 	return func() { maxInList = old }
 }
 
-// SetBeforeBatch makes b call fn before committing each batch of fetched
-// messages, with the batch's size (the crash campaign prints it).
-func SetBeforeBatch(b *Bridge, fn func(n int)) { b.beforeBatch = fn }
+// SetAfterBlobSync makes b call fn once the blobs of a commit are placed
+// and durable, before the transaction that records them commits, with the
+// number of blob files placed.
+func SetAfterBlobSync(b *Bridge, fn func(n int)) { b.afterBlobSync = fn }

@@ -24,8 +24,6 @@ type ingester struct {
 	cancel context.CancelFunc // stops the fetch when a commit fails
 	in     chan newMessage
 	wg     sync.WaitGroup
-	// beforeCommit, if set, runs before each batch is committed (tests).
-	beforeCommit func(n int)
 
 	// Set by the goroutine; read after finish.
 	err     error
@@ -37,7 +35,7 @@ type ingester struct {
 // startIngest starts the committing goroutine for mb. ctx bounds the
 // commits; cancel is called if one fails, to stop the fetch feeding it.
 func (b *Bridge) startIngest(ctx context.Context, cancel context.CancelFunc, mb *Mailbox) *ingester {
-	g := &ingester{mb: mb, cancel: cancel, in: make(chan newMessage, maxBatchMessages), beforeCommit: b.beforeBatch}
+	g := &ingester{mb: mb, cancel: cancel, in: make(chan newMessage, maxBatchMessages)}
 	g.wg.Add(1)
 	go g.run(ctx)
 	return g
@@ -100,9 +98,6 @@ func (g *ingester) commit(ctx context.Context, batch []newMessage) {
 	}()
 	if g.err != nil {
 		return // a batch failed: drop the rest, the fetch is stopping
-	}
-	if g.beforeCommit != nil {
-		g.beforeCommit(len(batch))
 	}
 	if _, err := g.mb.addBatch(ctx, batch); err != nil {
 		g.err = err

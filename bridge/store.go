@@ -53,9 +53,10 @@ type Bridge struct {
 	// syncfs: one syncfs(2) makes a batch of blob files durable (see
 	// syncBlobs); otherwise each file is fsync'd when it is written.
 	syncfs bool
-	// beforeBatch, if set, runs before each batch of fetched messages is
-	// committed (a test hook).
-	beforeBatch func(n int)
+	// afterBlobSync, if set, runs once the blobs of a commit are placed
+	// and durable, before the transaction that records them commits (a
+	// test hook: the crash campaign kills the process there).
+	afterBlobSync func(n int)
 
 	db *sql.DB // one connection for writes (serialised by writeMu)
 	rd *sql.DB // a pool for reads (WAL lets them run beside the writer)
