@@ -506,6 +506,13 @@ func (m *Mailbox) addBatch(ctx context.Context, msgs []newMessage) ([]UID, error
 	if err != nil {
 		return nil, fmt.Errorf("store: add %d messages to %q: %w", len(msgs), m.name, err)
 	}
+	var origins []*originRef
+	for _, nm := range msgs {
+		if nm.origin != nil {
+			origins = append(origins, nm.origin)
+		}
+	}
+	m.b.known.stored(origins)
 	uids := make([]UID, len(entries))
 	arrived := make([]MessageFlags, len(entries))
 	for i, e := range entries {
@@ -742,6 +749,9 @@ func removeMessages(ctx context.Context, tx *wtx, mailbox MailboxID, uids []UID)
 		if _, err := tx.ExecContext(ctx, `UPDATE origins SET state=? WHERE id=? AND state=? AND NOT EXISTS (SELECT 1 FROM messages WHERE origin_id=?)`, originExpunged, o, originLive, o); err != nil {
 			return err
 		}
+	}
+	if len(origins) > 0 {
+		tx.originsChanged = true
 	}
 	return unrefBlobs(ctx, tx, blobs)
 }

@@ -61,6 +61,9 @@ type Bridge struct {
 	db *sql.DB // one connection for writes (serialised by writeMu)
 	rd *sql.DB // a pool for reads (WAL lets them run beside the writer)
 
+	// known caches the source-id maps between polls.
+	known *knownCache
+
 	writeMu sync.Mutex
 	// blobDirs are the hash-prefix directories known to exist durably
 	// (guarded by writeMu).
@@ -110,6 +113,7 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		users:     make(map[string]*User),
 		mailboxes: make(map[MailboxID]*Mailbox),
 		blobDirs:  make(map[string]bool),
+		known:     newKnownCache(knownBudget),
 	}
 	path := filepath.Join(opts.DataDir, dbFile)
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
@@ -432,6 +436,9 @@ type wtx struct {
 	*sql.Tx
 	b           *Bridge
 	removeFiles []string
+	// originsChanged: the source-id map changed in a way the known cache
+	// does not follow; it is dropped after the commit.
+	originsChanged bool
 }
 
 func (b *Bridge) write(ctx context.Context, fn func(tx *wtx) error) error {
@@ -466,6 +473,9 @@ func (b *Bridge) writeLocked(ctx context.Context, fn func(tx *wtx) error) error 
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	b.gen++
+	if tx.originsChanged {
+		b.known.dropAll()
+	}
 	for _, f := range tx.removeFiles {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			b.log.Warn("store: could not remove blob file; it will be swept at the next start", "err", err)

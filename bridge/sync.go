@@ -57,6 +57,7 @@ type originRef struct {
 	source   string
 	sourceID SourceID
 	size     int64
+	storedAt int64 // set by insert
 }
 
 const insertOrigin = `INSERT INTO origins(user_id, source, source_id, size, stored_at, state) VALUES (?,?,?,?,?,?) RETURNING id`
@@ -64,7 +65,8 @@ const insertOrigin = `INSERT INTO origins(user_id, source, source_id, size, stor
 // insert records the row with stmt, a prepared insertOrigin.
 func (o *originRef) insert(ctx context.Context, stmt *sql.Stmt) (int64, error) {
 	var id int64
-	err := stmt.QueryRowContext(ctx, o.userID, o.source, string(o.sourceID), o.size, time.Now().Unix(), originLive).Scan(&id)
+	o.storedAt = time.Now().Unix()
+	err := stmt.QueryRowContext(ctx, o.userID, o.source, string(o.sourceID), o.size, o.storedAt, originLive).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record source id %s: %w", o.sourceID, err)
 	}
@@ -150,11 +152,13 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		return res, fmt.Errorf("poll %s: list: %w", src, listErr)
 	}
 	res.Listed = len(listing)
-	known, err := b.knownMessages(ctx, u, src)
-	if err != nil {
+	var plan PollPlan
+	now := time.Now()
+	if err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage) {
+		plan = Plan(listing, known, feed.Policy, now)
+	}); err != nil {
 		return res, fmt.Errorf("poll %s: %w", src, err)
 	}
-	plan := Plan(listing, known, feed.Policy, time.Now())
 	if len(plan.Fetch) > 0 {
 		inbox, err := u.Mailbox(ctx, InboxName)
 		if err != nil {
@@ -260,7 +264,7 @@ func (b *Bridge) knownMessages(ctx context.Context, u *User, source string) (map
 }
 
 func (b *Bridge) markDeleted(ctx context.Context, u *User, source string, ids []SourceID) error {
-	return b.write(ctx, func(tx *wtx) error {
+	err := b.write(ctx, func(tx *wtx) error {
 		stmt, err := tx.PrepareContext(ctx, `UPDATE origins SET state=? WHERE user_id=? AND source=? AND source_id=?`)
 		if err != nil {
 			return err
@@ -273,6 +277,10 @@ func (b *Bridge) markDeleted(ctx context.Context, u *User, source string, ids []
 		}
 		return nil
 	})
+	if err == nil {
+		b.known.deleted(u.id, source, ids)
+	}
+	return err
 }
 
 // SyncerOptions configure the poll loops.
