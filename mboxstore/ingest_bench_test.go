@@ -32,9 +32,10 @@ func envCount(name string, def int) int {
 	return def
 }
 
-// ingestSpool writes a spool of n messages (a few KB each, every 100th of
-// 1 MB) to a new file under dir and returns its path and size.
-func ingestSpool(b *testing.B, dir string, n int) (string, int64) {
+// ingestSpool writes a spool of n messages (a few KB each, and with big
+// every 100th of 1 MB) to a new file under dir and returns its path and
+// size.
+func ingestSpool(b *testing.B, dir string, n int, big bool) (string, int64) {
 	b.Helper()
 	path := filepath.Join(dir, "alice")
 	f, err := os.Create(path)
@@ -45,7 +46,11 @@ func ingestSpool(b *testing.B, dir string, n int) (string, int64) {
 	w.Location = time.UTC
 	rng := rand.New(rand.NewPCG(3, uint64(n)))
 	for i := range n {
-		if err := w.WriteMessage("sender@example.org", time.Unix(1.7e9+int64(i), 0), tailMessage(i, rng)); err != nil {
+		m := tailMessage(i, rng)
+		if !big && len(m) > 8000 {
+			m = m[:8000]
+		}
+		if err := w.WriteMessage("sender@example.org", time.Unix(1.7e9+int64(i), 0), m); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -83,7 +88,7 @@ func pollAll(b *testing.B, br *bridge.Bridge, u *bridge.User, src *Source) int {
 // BenchmarkImportRawRead reads the import spool raw, in 64 KiB reads: the
 // baseline for BenchmarkImportFirst.
 func BenchmarkImportRawRead(b *testing.B) {
-	path, size := ingestSpool(b, b.TempDir(), envCount("MBOXSTORE_BENCH_IMPORT", 2000))
+	path, size := ingestSpool(b, b.TempDir(), envCount("MBOXSTORE_BENCH_IMPORT", 2000), true)
 	buf := make([]byte, 64<<10)
 	b.SetBytes(size)
 	for b.Loop() {
@@ -106,7 +111,7 @@ func BenchmarkImportRawRead(b *testing.B) {
 func BenchmarkImportFirst(b *testing.B) {
 	n := envCount("MBOXSTORE_BENCH_IMPORT", 2000)
 	spoolDir := b.TempDir()
-	_, size := ingestSpool(b, spoolDir, n)
+	_, size := ingestSpool(b, spoolDir, n, true)
 	ctx := context.Background()
 	b.SetBytes(size)
 	b.ReportAllocs()
@@ -148,7 +153,7 @@ func BenchmarkTailPoll(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("spool=%d", n), func(b *testing.B) {
 			spoolDir := b.TempDir()
-			path, _ := ingestSpool(b, spoolDir, n)
+			path, _ := ingestSpool(b, spoolDir, n, false)
 			ctx := context.Background()
 			br, err := bridge.Open(ctx, bridge.Options{DataDir: b.TempDir()})
 			if err != nil {

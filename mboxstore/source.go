@@ -121,6 +121,11 @@ type listing struct {
 	next     int64 // end of the listed part (Result.Next)
 	fp       [sha256.Size]byte
 	msgs     []entry // in spool order; shared, never modified in place
+	// byID indexes msgs by id. A listing that only adds messages to the
+	// previous one extends the previous one's map (which is not used
+	// again), so a poll of a grown spool costs what it adds, not what
+	// the spool holds. Built on first use when nil.
+	byID map[bridge.SourceID]int
 }
 
 type entry struct {
@@ -355,10 +360,18 @@ func (ss *session) List(ctx context.Context) ([]bridge.SourceMessage, error) {
 	for _, m := range res.Messages {
 		msgs = append(msgs, entry{Message: m})
 	}
-	assignIDs(msgs)
+	assignIDsFrom(msgs, len(keep))
 	l := &listing{dev: st.dev, ino: st.ino, size: st.size, mtime: st.mtime, next: res.Next, msgs: msgs}
 	if l.fp, err = fingerprint(ss.f, l.next); err != nil {
 		return nil, err
+	}
+	if len(keep) > 0 && prev.byID != nil {
+		// keep is prev.msgs: the ids of the kept messages are the
+		// same, at the same places. prev is replaced below.
+		l.byID, prev.byID = prev.byID, nil
+		for i := len(keep); i < len(msgs); i++ {
+			l.byID[msgs[i].id] = i
+		}
 	}
 	ss.sp.last = l
 	ss.setListed(l)
@@ -397,6 +410,32 @@ func (ss *session) grown(prev *listing) bool {
 	return blank && bytes.HasPrefix(fromSP, at[:min(len(at), len(fromSP))])
 }
 
+// assignIDsFrom gives msgs[from:] their source ids, msgs[:from] having
+// theirs already: the key numbered by occurrence among identical messages,
+// counting the ones before.
+func assignIDsFrom(msgs []entry, from int) {
+	if from == 0 {
+		assignIDs(msgs)
+		return
+	}
+	seen := make(map[Key]int, len(msgs)-from)
+	for i := from; i < len(msgs); i++ {
+		seen[msgs[i].Key] = 0
+	}
+	if len(seen) == 0 {
+		return
+	}
+	for i := 0; i < from; i++ {
+		if n, ok := seen[msgs[i].Key]; ok {
+			seen[msgs[i].Key] = n + 1
+		}
+	}
+	for i := from; i < len(msgs); i++ {
+		seen[msgs[i].Key]++
+		msgs[i].id = msgs[i].Key.SourceID(seen[msgs[i].Key])
+	}
+}
+
 // assignIDs gives every message its source id: the key, numbered by
 // occurrence among identical messages.
 func assignIDs(msgs []entry) {
@@ -428,10 +467,13 @@ func fingerprint(r io.ReaderAt, next int64) ([sha256.Size]byte, error) {
 
 func (ss *session) setListed(l *listing) {
 	ss.listed = l
-	ss.byID = make(map[bridge.SourceID]int, len(l.msgs))
-	for i, e := range l.msgs {
-		ss.byID[e.id] = i
+	if l.byID == nil {
+		l.byID = make(map[bridge.SourceID]int, len(l.msgs))
+		for i, e := range l.msgs {
+			l.byID[e.id] = i
+		}
 	}
+	ss.byID = l.byID
 }
 
 func (ss *session) result() []bridge.SourceMessage {
@@ -450,7 +492,7 @@ func (ss *session) lookup(id bridge.SourceID) (entry, bool) {
 		return entry{}, false
 	}
 	i, ok := ss.byID[id]
-	if !ok || ss.listed.msgs[i].Internal {
+	if !ok || i >= len(ss.listed.msgs) || ss.listed.msgs[i].Internal {
 		return entry{}, false
 	}
 	return ss.listed.msgs[i], true
