@@ -40,17 +40,19 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b 
 // it goes, fsyncs it and runs the indexer over it. Nothing is visible to
 // anyone until commit.
 func (b *Bridge) putBlob(ctx context.Context, r io.Reader) (*pendingBlob, error) {
-	return b.writeBlob(ctx, r, true)
+	return b.writeBlob(ctx, r, true, nil)
 }
 
-// writeBlob is putBlob, with the fsync of the file only if sync is set.
-// The body goes from r to the file in 64 KiB pieces: it is never held in
-// memory whole.
-func (b *Bridge) writeBlob(ctx context.Context, r io.Reader, sync bool) (*pendingBlob, error) {
-	f, err := os.CreateTemp(filepath.Join(b.dir, tmpDir), "blob-*")
-	if err != nil {
-		b.noteWrite(fmt.Errorf("%w: %v", ErrStoreNotWritable, err))
-		return nil, fmt.Errorf("store: create temp blob: %w", err)
+// writeBlob is putBlob, with the fsync of the file only if sync is set,
+// into f (an empty temp file from tempFiles) or, if f is nil, a new temp
+// file. The body goes from r to the file in 64 KiB pieces: it is never
+// held in memory whole.
+func (b *Bridge) writeBlob(ctx context.Context, r io.Reader, sync bool, f *os.File) (*pendingBlob, error) {
+	if f == nil {
+		var err error
+		if f, err = b.createTemp(); err != nil {
+			return nil, err
+		}
 	}
 	p := &pendingBlob{b: b, tmp: f.Name(), synced: sync}
 	h := sha256.New()
@@ -325,4 +327,69 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+func (b *Bridge) createTemp() (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Join(b.dir, tmpDir), "blob-*")
+	if err != nil {
+		b.noteWrite(fmt.Errorf("%w: %v", ErrStoreNotWritable, err))
+		return nil, fmt.Errorf("store: create temp blob: %w", err)
+	}
+	return f, nil
+}
+
+// tempFiles creates empty temp files ahead of need on a goroutine of its
+// own, so that creating a file (a journalled metadata update, the costliest
+// step of writing a small blob) overlaps reading the next message from the
+// network. get never waits for it: with none ready it returns nil and the
+// caller creates its own. stop ends the goroutine and removes what was not
+// used; a crash leaves them in tmp/, which Open sweeps.
+type tempFiles struct {
+	ch   chan *os.File
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (b *Bridge) startTempFiles(ahead int) *tempFiles {
+	t := &tempFiles{ch: make(chan *os.File, ahead), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		for {
+			f, err := b.createTemp()
+			if err != nil {
+				return // the fetch side creates its own and reports the error
+			}
+			select {
+			case t.ch <- f:
+			case <-t.stop:
+				f.Close()
+				os.Remove(f.Name())
+				return
+			}
+		}
+	}()
+	return t
+}
+
+func (t *tempFiles) get() *os.File {
+	select {
+	case f := <-t.ch:
+		return f
+	default:
+		return nil
+	}
+}
+
+func (t *tempFiles) close() {
+	close(t.stop)
+	<-t.done
+	for {
+		select {
+		case f := <-t.ch:
+			f.Close()
+			os.Remove(f.Name())
+		default:
+			return
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -175,9 +176,17 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		// transaction per batch) while the next ones are fetched.
 		fctx, cancel := context.WithCancel(ctx)
 		g := b.startIngest(ctx, cancel, inbox)
+		var temps *tempFiles
+		if len(ids) > 1 {
+			temps = b.startTempFiles(8)
+		}
 		store := func(id SourceID, r io.Reader) error {
 			m := byID[id]
-			blob, err := b.writeBlob(fctx, r, !b.syncfs)
+			var f *os.File
+			if temps != nil {
+				f = temps.get()
+			}
+			blob, err := b.writeBlob(fctx, r, !b.syncfs, f)
 			if err != nil {
 				return fmt.Errorf("store %s: %w", id, err)
 			}
@@ -203,6 +212,9 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 					break
 				}
 			}
+		}
+		if temps != nil {
+			temps.close()
 		}
 		commitErr := g.finish()
 		cancel()
