@@ -126,6 +126,9 @@ type listing struct {
 	// again), so a poll of a grown spool costs what it adds, not what
 	// the spool holds. Built on first use when nil.
 	byID map[bridge.SourceID]int
+	// out is what List returns (the messages that are not internal),
+	// kept and extended the same way.
+	out []bridge.SourceMessage
 }
 
 type entry struct {
@@ -355,8 +358,13 @@ func (ss *session) List(ctx context.Context) ([]bridge.SourceMessage, error) {
 		res.Messages = append(res.Messages, *res.Tail)
 		res.Next = st.size
 	}
-	msgs := make([]entry, 0, len(keep)+len(res.Messages))
-	msgs = append(msgs, keep...)
+	// keep is prev.msgs, which prev (replaced below) never uses past its
+	// length: the new messages go after it, in its spare capacity where
+	// there is some, so a grown spool's listing is not copied whole.
+	msgs := keep
+	if len(keep) == 0 {
+		msgs = make([]entry, 0, len(res.Messages))
+	}
 	for _, m := range res.Messages {
 		msgs = append(msgs, entry{Message: m})
 	}
@@ -365,12 +373,16 @@ func (ss *session) List(ctx context.Context) ([]bridge.SourceMessage, error) {
 	if l.fp, err = fingerprint(ss.f, l.next); err != nil {
 		return nil, err
 	}
-	if len(keep) > 0 && prev.byID != nil {
+	if len(keep) > 0 && prev.byID != nil && prev.out != nil {
 		// keep is prev.msgs: the ids of the kept messages are the
 		// same, at the same places. prev is replaced below.
 		l.byID, prev.byID = prev.byID, nil
+		l.out, prev.out = prev.out, nil
 		for i := len(keep); i < len(msgs); i++ {
 			l.byID[msgs[i].id] = i
+			if !msgs[i].Internal {
+				l.out = append(l.out, msgs[i].sourceMessage())
+			}
 		}
 	}
 	ss.sp.last = l
@@ -476,15 +488,23 @@ func (ss *session) setListed(l *listing) {
 	ss.byID = l.byID
 }
 
+// result is the listing as List returns it: a slice the caller may keep
+// but not modify (capped, so an append by the caller copies it).
 func (ss *session) result() []bridge.SourceMessage {
-	out := make([]bridge.SourceMessage, 0, len(ss.listed.msgs))
-	for _, e := range ss.listed.msgs {
-		if e.Internal {
-			continue
+	l := ss.listed
+	if l.out == nil {
+		l.out = make([]bridge.SourceMessage, 0, len(l.msgs))
+		for _, e := range l.msgs {
+			if !e.Internal {
+				l.out = append(l.out, e.sourceMessage())
+			}
 		}
-		out = append(out, bridge.SourceMessage{ID: e.id, Size: e.Size, Date: e.Date})
 	}
-	return out
+	return l.out[:len(l.out):len(l.out)]
+}
+
+func (e *entry) sourceMessage() bridge.SourceMessage {
+	return bridge.SourceMessage{ID: e.id, Size: e.Size, Date: e.Date}
 }
 
 func (ss *session) lookup(id bridge.SourceID) (entry, bool) {
