@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"sync"
 )
 
@@ -92,6 +94,14 @@ func (g *ingester) run(ctx context.Context) {
 
 func (g *ingester) commit(ctx context.Context, batch []newMessage) {
 	defer func() {
+		// The poll's goroutine recovers panics for the rest of the poll;
+		// this one does it for the commits (and observers) it runs.
+		if r := recover(); r != nil {
+			g.mb.b.metrics.Recovered.Inc()
+			g.mb.b.log.Error("sync: panic committing fetched messages", "panic", r, "stack", string(debug.Stack()))
+			g.err = fmt.Errorf("panic committing fetched messages: %v", r)
+			g.cancel()
+		}
 		for _, m := range batch {
 			m.blob.discard() // no-op for the blobs that were placed
 		}

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +66,46 @@ func TestKnownCacheFollowsStore(t *testing.T) {
 	}
 	if n := inbox.Info().Messages; n != 6 {
 		t.Fatalf("INBOX holds %d messages, want 6", n)
+	}
+}
+
+type panicky struct{}
+
+func (panicky) Appended(*bridge.Mailbox, []bridge.MessageFlags, *bridge.Watch) {
+	panic("observer bug")
+}
+func (panicky) Expunged(*bridge.Mailbox, []bridge.UID)                  {}
+func (panicky) FlagsChanged(*bridge.Mailbox, bridge.UID, []string, any) {}
+
+// TestPollObserverPanic: observers run on the ingest goroutine now; a
+// panicking one fails the poll with an error saying so (the process goes
+// on), deletes nothing at the source, and the messages committed before
+// the panic are not fetched again.
+func TestPollObserverPanic(t *testing.T) {
+	ctx := context.Background()
+	b := openStore(t, t.TempDir())
+	defer b.Close()
+	u, _ := b.User(ctx, "alice")
+	src := bridgetest.NewSource("legacy")
+	for i := 1; i <= 3; i++ {
+		src.Deliver("alice", msg(i), time.Time{})
+	}
+	b.AddObserver(panicky{})
+	feed := bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}, Policy: bridge.DeletePolicy{Mode: bridge.DeleteAfterSync}}
+	_, err := b.Poll(ctx, u, feed)
+	if err == nil || !strings.Contains(err.Error(), "panic committing fetched messages: observer bug") {
+		t.Fatalf("poll with a panicking observer: %v", err)
+	}
+	if n := len(src.Messages("alice")); n != 3 {
+		t.Fatalf("host holds %d messages after the failed poll, want 3", n)
+	}
+	inbox, _ := u.Mailbox(ctx, "INBOX")
+	stored := inbox.Info().Messages
+	if stored == 0 {
+		t.Fatalf("nothing stored")
+	}
+	res, _ := b.Poll(ctx, u, feed)
+	if got := inbox.Info().Messages; int(stored)+res.Fetched != 3 || got != 3 {
+		t.Fatalf("after a second poll: %d stored, fetched %d more; want 3 in all, each once", got, res.Fetched)
 	}
 }

@@ -180,6 +180,21 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		if len(ids) > 1 {
 			temps = b.startTempFiles(8)
 		}
+		// Both goroutines end before Poll returns, a panic included.
+		stopped := false
+		stop := func() error {
+			if stopped {
+				return nil
+			}
+			stopped = true
+			if temps != nil {
+				temps.close()
+			}
+			err := g.finish()
+			cancel()
+			return err
+		}
+		defer stop()
 		store := func(id SourceID, r io.Reader) error {
 			m := byID[id]
 			var f *os.File
@@ -213,11 +228,7 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 				}
 			}
 		}
-		if temps != nil {
-			temps.close()
-		}
-		commitErr := g.finish()
-		cancel()
+		commitErr := stop()
 		res.Fetched, res.FetchedBytes = g.fetched, g.bytes
 		// What was committed is durable: eligible for deletion in this
 		// same session where the policy says so (after_sync).
