@@ -350,10 +350,23 @@ type tempFiles struct {
 	done chan struct{}
 }
 
-func (b *Bridge) startTempFiles(ahead int) *tempFiles {
+func (b *Bridge) startTempFiles(ahead, workers int) *tempFiles {
 	t := &tempFiles{ch: make(chan *os.File, ahead), stop: make(chan struct{}), done: make(chan struct{})}
+	var wg sync.WaitGroup
 	go func() {
-		defer close(t.done)
+		wg.Wait()
+		close(t.done)
+	}()
+	wg.Add(workers)
+	for range workers {
+		go t.fill(b, &wg)
+	}
+	return t
+}
+
+func (t *tempFiles) fill(b *Bridge, wg *sync.WaitGroup) {
+	defer wg.Done()
+	{
 		for {
 			f, err := b.createTemp()
 			if err != nil {
@@ -367,8 +380,7 @@ func (b *Bridge) startTempFiles(ahead int) *tempFiles {
 				return
 			}
 		}
-	}()
-	return t
+	}
 }
 
 func (t *tempFiles) get() *os.File {

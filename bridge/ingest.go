@@ -17,6 +17,10 @@ const (
 	maxBatchBytes    = 64 << 20
 )
 
+// How many empty temp files are kept ready for a fetch, and by how many
+// goroutines (see tempFiles).
+var tempAhead, tempWorkers = 16, 1
+
 // ingester commits fetched messages to a mailbox in batches, on a goroutine
 // of its own, so that the next messages are fetched from the network while
 // the previous ones are made durable. Poll owns it: start, put from the

@@ -178,7 +178,7 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		g := b.startIngest(ctx, cancel, inbox)
 		var temps *tempFiles
 		if len(ids) > 1 {
-			temps = b.startTempFiles(8)
+			temps = b.startTempFiles(tempAhead, tempWorkers)
 		}
 		// Both goroutines end before Poll returns, a panic included.
 		stopped := false
