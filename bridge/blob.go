@@ -353,14 +353,14 @@ type tempFiles struct {
 func (b *Bridge) startTempFiles(ahead, workers int) *tempFiles {
 	t := &tempFiles{ch: make(chan *os.File, ahead), stop: make(chan struct{}), done: make(chan struct{})}
 	var wg sync.WaitGroup
-	go func() {
-		wg.Wait()
-		close(t.done)
-	}()
 	wg.Add(workers)
 	for range workers {
 		go t.fill(b, &wg)
 	}
+	go func() {
+		wg.Wait()
+		close(t.done)
+	}()
 	return t
 }
 
