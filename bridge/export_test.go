@@ -1,9 +1,45 @@
 package bridge
 
+import (
+	"context"
+	"fmt"
+)
+
 // SetMaxInList sets how many UIDs one "uid IN (…)" query names and returns
 // a function that restores it.
 func SetMaxInList(n int) (restore func()) {
 	old := maxInList
 	maxInList = n
 	return func() { maxInList = old }
+}
+
+// SetAfterBlobSync makes b call fn once the blobs of a commit are placed
+// and durable, before the transaction that records them commits, with the
+// number of blob files placed.
+func SetAfterBlobSync(b *Bridge, fn func(n int)) { b.afterBlobSync = fn }
+
+// KnownCacheMatches reports whether the cached source-id map of (u,
+// source), if one is cached, equals the store's.
+func KnownCacheMatches(ctx context.Context, b *Bridge, u *User, source string) (cached bool, err error) {
+	b.known.mu.Lock()
+	s := b.known.sets[knownKey{u.id, source}]
+	b.known.mu.Unlock()
+	if s == nil {
+		return false, nil
+	}
+	want, err := b.knownMessages(ctx, u, source)
+	if err != nil {
+		return true, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(want) != len(s.m) {
+		return true, fmt.Errorf("cache holds %d ids, store %d", len(s.m), len(want))
+	}
+	for id, k := range want {
+		if got, ok := s.m[id]; !ok || got.Size != k.Size || got.State != k.State || !got.StoredAt.Equal(k.StoredAt) {
+			return true, fmt.Errorf("id %s: cache %+v, store %+v", id, got, k)
+		}
+	}
+	return true, nil
 }

@@ -446,46 +446,103 @@ func (m *Mailbox) findLocked(uid UID) (entry, bool) {
 	return entry{}, false
 }
 
+// newMessage is a message about to be added at the end of a mailbox.
+type newMessage struct {
+	blob  *pendingBlob
+	flags []string
+	date  time.Time
+	// origin links it to the source-id map (nil for APPEND).
+	origin *originRef
+}
+
 // add commits a pending blob as a new message at the end of the mailbox.
-// originID links it to the source-id map (nil for APPEND).
+// origin links it to the source-id map (nil for APPEND).
 func (m *Mailbox) add(ctx context.Context, p *pendingBlob, flags []string, date time.Time, origin *originRef) (UID, error) {
+	uids, err := m.addBatch(ctx, []newMessage{{blob: p, flags: flags, date: date, origin: origin}})
+	if err != nil {
+		return 0, err
+	}
+	return uids[0], nil
+}
+
+// addBatch commits msgs as new messages at the end of the mailbox, in
+// order, in one write transaction: their blobs are placed and made durable
+// together (commitBlobs), then one commit records them all. Observers hear
+// of the batch in one Appended call. Either every message of the batch is
+// stored or none is.
+func (m *Mailbox) addBatch(ctx context.Context, msgs []newMessage) ([]UID, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.gone {
-		return 0, ErrNoSuchMailbox
+		return nil, ErrNoSuchMailbox
 	}
-	var e entry
+	entries := make([]entry, len(msgs))
 	err := m.b.write(ctx, func(tx *wtx) error {
-		blobID, err := p.commit(ctx, tx)
+		blobs := make([]*pendingBlob, len(msgs))
+		for i := range msgs {
+			blobs[i] = msgs[i].blob
+		}
+		blobIDs, err := commitBlobs(ctx, tx, blobs)
 		if err != nil {
 			return err
 		}
-		var originID sql.NullInt64
-		if origin != nil {
-			id, err := origin.insert(ctx, tx)
-			if err != nil {
-				return err
-			}
-			originID = sql.NullInt64{Int64: id, Valid: true}
-		}
-		e = entry{uid: m.uidNext, flags: flags, size: p.size, date: date.UnixNano(), zone: zoneOf(date), zoned: true, modseq: m.highestModSeq + 1, blob: blobID}
-		hex.Decode(e.hash[:], []byte(p.hash))
-		if _, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, blob_id, flags, internal_date, date_zone, modseq, origin_id) VALUES (?,?,?,?,?,?,?,?)`,
-			m.id, e.uid, blobID, joinFlags(flags), e.date, e.zone, e.modseq, originID); err != nil {
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO messages(mailbox_id, uid, blob_id, flags, internal_date, date_zone, modseq, origin_id) VALUES (?,?,?,?,?,?,?,?)`)
+		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE mailboxes SET uid_next=?, highest_modseq=?, recent_uid=? WHERE id=?`, e.uid+1, e.modseq, m.recentAfterLocked(e.uid), m.id)
+		defer ins.Close()
+		var org *sql.Stmt
+		uid, modseq := m.uidNext, m.highestModSeq
+		for i, nm := range msgs {
+			var originID sql.NullInt64
+			if nm.origin != nil {
+				if org == nil {
+					if org, err = tx.PrepareContext(ctx, insertOrigin); err != nil {
+						return err
+					}
+					defer org.Close()
+				}
+				id, err := nm.origin.insert(ctx, org)
+				if err != nil {
+					return err
+				}
+				originID = sql.NullInt64{Int64: id, Valid: true}
+			}
+			modseq++
+			e := entry{uid: uid, flags: nm.flags, size: nm.blob.size, date: nm.date.UnixNano(), zone: zoneOf(nm.date), zoned: true, modseq: modseq, blob: blobIDs[i]}
+			hex.Decode(e.hash[:], []byte(nm.blob.hash))
+			if _, err := ins.ExecContext(ctx, m.id, e.uid, e.blob, joinFlags(nm.flags), e.date, e.zone, e.modseq, originID); err != nil {
+				return err
+			}
+			entries[i] = e
+			uid++
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE mailboxes SET uid_next=?, highest_modseq=?, recent_uid=? WHERE id=?`, uid, modseq, m.recentAfterLocked(uid-1), m.id)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store: add message to %q: %w", m.name, err)
+		return nil, fmt.Errorf("store: add %d messages to %q: %w", len(msgs), m.name, err)
 	}
-	m.msgs = append(m.msgs, e)
-	m.count(&m.msgs[len(m.msgs)-1], 1)
-	m.uidNext = e.uid + 1
-	m.highestModSeq = e.modseq
-	m.arrivedLocked([]MessageFlags{{UID: e.uid, Flags: e.flags}})
-	return e.uid, nil
+	var origins []*originRef
+	for _, nm := range msgs {
+		if nm.origin != nil {
+			origins = append(origins, nm.origin)
+		}
+	}
+	m.b.known.stored(origins)
+	uids := make([]UID, len(entries))
+	arrived := make([]MessageFlags, len(entries))
+	for i, e := range entries {
+		m.msgs = append(m.msgs, e)
+		m.count(&m.msgs[len(m.msgs)-1], 1)
+		uids[i] = e.uid
+		arrived[i] = MessageFlags{UID: e.uid, Flags: e.flags}
+	}
+	last := entries[len(entries)-1]
+	m.uidNext = last.uid + 1
+	m.highestModSeq = last.modseq
+	m.arrivedLocked(arrived)
+	return uids, nil
 }
 
 // recentAfterLocked is what recentUID becomes when messages up to last
@@ -709,6 +766,9 @@ func removeMessages(ctx context.Context, tx *wtx, mailbox MailboxID, uids []UID)
 		if _, err := tx.ExecContext(ctx, `UPDATE origins SET state=? WHERE id=? AND state=? AND NOT EXISTS (SELECT 1 FROM messages WHERE origin_id=?)`, originExpunged, o, originLive, o); err != nil {
 			return err
 		}
+	}
+	if len(origins) > 0 {
+		tx.originsChanged = true
 	}
 	return unrefBlobs(ctx, tx, blobs)
 }

@@ -35,6 +35,12 @@ type Options struct {
 	Index Indexer
 	// Metrics receives counts; nil means none are kept.
 	Metrics *Metrics
+	// NoSyncFS makes a batch of fetched messages durable file by file
+	// (fsync of each blob and of each directory) even where one syncfs(2)
+	// of the data directory's filesystem could do it. For a data directory
+	// on a filesystem shared with heavy unrelated writers, where syncfs
+	// would flush their data too.
+	NoSyncFS bool
 }
 
 // Bridge is the durable state of every user: mailboxes, messages, flags,
@@ -44,13 +50,26 @@ type Bridge struct {
 	log     *slog.Logger
 	index   Indexer
 	metrics *Metrics
+	// syncfs: one syncfs(2) makes a batch of blob files durable (see
+	// syncBlobs); otherwise each file is fsync'd when it is written.
+	syncfs bool
+	// afterBlobSync, if set, runs once the blobs of a commit are placed
+	// and durable, before the transaction that records them commits (a
+	// test hook: the crash campaign kills the process there).
+	afterBlobSync func(n int)
 
 	db *sql.DB // one connection for writes (serialised by writeMu)
 	rd *sql.DB // a pool for reads (WAL lets them run beside the writer)
 
+	// known caches the source-id maps between polls.
+	known *knownCache
+
 	writeMu sync.Mutex
-	gen     uint64 // commit generation, for rollback detection
-	genSave time.Time
+	// blobDirs are the hash-prefix directories known to exist durably
+	// (guarded by writeMu).
+	blobDirs map[string]bool
+	gen      uint64 // commit generation, for rollback detection
+	genSave  time.Time
 
 	mu        sync.Mutex
 	closed    bool
@@ -90,8 +109,11 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		log:       logger,
 		index:     opts.Index,
 		metrics:   opts.Metrics.fill(),
+		syncfs:    syncfsUsable() && !opts.NoSyncFS,
 		users:     make(map[string]*User),
 		mailboxes: make(map[MailboxID]*Mailbox),
+		blobDirs:  make(map[string]bool),
+		known:     newKnownCache(knownBudget),
 	}
 	path := filepath.Join(opts.DataDir, dbFile)
 	dsn := "file:" + sqliteURIPath(path) + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
@@ -414,6 +436,9 @@ type wtx struct {
 	*sql.Tx
 	b           *Bridge
 	removeFiles []string
+	// originsChanged: the source-id map changed in a way the known cache
+	// does not follow; it is dropped after the commit.
+	originsChanged bool
 }
 
 func (b *Bridge) write(ctx context.Context, fn func(tx *wtx) error) error {
@@ -452,6 +477,9 @@ func (b *Bridge) writeLocked(ctx context.Context, fn func(tx *wtx) error) error 
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	b.gen++
+	if tx.originsChanged {
+		b.known.dropAll()
+	}
 	for _, f := range tx.removeFiles {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			b.log.Warn("store: could not remove blob file; it will be swept at the next start", "err", err)

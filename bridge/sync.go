@@ -2,11 +2,13 @@ package bridge
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -56,14 +58,18 @@ type originRef struct {
 	source   string
 	sourceID SourceID
 	size     int64
+	storedAt int64 // set by insert
 }
 
-func (o *originRef) insert(ctx context.Context, tx *wtx) (int64, error) {
+const insertOrigin = `INSERT INTO origins(user_id, source, source_id, size, stored_at, state) VALUES (?,?,?,?,?,?) RETURNING id`
+
+// insert records the row with stmt, a prepared insertOrigin.
+func (o *originRef) insert(ctx context.Context, stmt *sql.Stmt) (int64, error) {
 	var id int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO origins(user_id, source, source_id, size, stored_at, state) VALUES (?,?,?,?,?,?) RETURNING id`,
-		o.userID, o.source, string(o.sourceID), o.size, time.Now().Unix(), originLive).Scan(&id)
+	o.storedAt = time.Now().Unix()
+	err := stmt.QueryRowContext(ctx, o.userID, o.source, string(o.sourceID), o.size, o.storedAt, originLive).Scan(&id)
 	if err != nil {
-		return 0, fmt.Errorf("record source id: %w", err)
+		return 0, fmt.Errorf("record source id %s: %w", o.sourceID, err)
 	}
 	return id, nil
 }
@@ -124,9 +130,11 @@ type PollResult struct {
 }
 
 // Poll runs one poll of feed for user: one source session, fetch and store
-// every unknown message (each committed on its own, so an interrupted first
-// sync resumes where it stopped), then delete what the policy allows, then
-// close the session (which commits the deletions).
+// every unknown message, then delete what the policy allows, then close the
+// session (which commits the deletions). Messages are committed in batches
+// as they arrive (see ingester), each batch durable before the next poll
+// step relies on it, so an interrupted first sync resumes after the last
+// committed batch; nothing is deleted at the source that is not durable.
 func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, error) {
 	var res PollResult
 	src := feed.Source.Name()
@@ -145,11 +153,13 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		return res, fmt.Errorf("poll %s: list: %w", src, listErr)
 	}
 	res.Listed = len(listing)
-	known, err := b.knownMessages(ctx, u, src)
-	if err != nil {
+	var plan PollPlan
+	now := time.Now()
+	if err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage) {
+		plan = Plan(listing, known, feed.Policy, now)
+	}); err != nil {
 		return res, fmt.Errorf("poll %s: %w", src, err)
 	}
-	plan := Plan(listing, known, feed.Policy, time.Now())
 	if len(plan.Fetch) > 0 {
 		inbox, err := u.Mailbox(ctx, InboxName)
 		if err != nil {
@@ -161,35 +171,52 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 			byID[m.ID] = m
 			ids[i] = m.ID
 		}
+		// Messages are written to temp files here, as they arrive, and
+		// committed in batches by the ingester (one blob sync and one
+		// transaction per batch) while the next ones are fetched.
+		fctx, cancel := context.WithCancel(ctx)
+		g := b.startIngest(ctx, cancel, inbox)
+		var temps *tempFiles
+		if len(ids) > 1 {
+			temps = b.startTempFiles(tempAhead, tempWorkers)
+		}
+		// Both goroutines end before Poll returns, a panic included.
+		stopped := false
+		stop := func() error {
+			if stopped {
+				return nil
+			}
+			stopped = true
+			if temps != nil {
+				temps.close()
+			}
+			err := g.finish()
+			cancel()
+			return err
+		}
+		defer stop()
 		store := func(id SourceID, r io.Reader) error {
 			m := byID[id]
-			blob, err := b.putBlob(ctx, r)
+			var f *os.File
+			if temps != nil {
+				f = temps.get()
+			}
+			blob, err := b.writeBlob(fctx, r, !b.syncfs, f)
 			if err != nil {
 				return fmt.Errorf("store %s: %w", id, err)
 			}
-			defer blob.discard()
 			date := m.Date
 			if date.IsZero() {
 				date = time.Now()
 			}
-			if _, err := inbox.add(ctx, blob, nil, date, &originRef{userID: u.id, source: src, sourceID: id, size: m.Size}); err != nil {
-				return err
-			}
-			res.Fetched++
-			res.FetchedBytes += blob.size
-			// Eligible for deletion in this same session where the policy
-			// says so (after_sync): it is durable now.
-			if feed.Policy.Mode == DeleteAfterSync {
-				plan.Delete = append(plan.Delete, id)
-			}
-			return nil
+			return g.put(fctx, newMessage{blob: blob, date: date, origin: &originRef{userID: u.id, source: src, sourceID: id, size: m.Size}})
 		}
 		if bf, ok := sess.(SourceBatchFetcher); ok {
-			err = bf.FetchMany(ctx, ids, store)
+			err = bf.FetchMany(fctx, ids, store)
 		} else {
 			for _, id := range ids {
 				var r io.ReadCloser
-				r, err = sess.Fetch(ctx, id)
+				r, err = sess.Fetch(fctx, id)
 				if err != nil {
 					err = fmt.Errorf("fetch %s: %w", id, err)
 					break
@@ -200,6 +227,17 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 					break
 				}
 			}
+		}
+		commitErr := stop()
+		res.Fetched, res.FetchedBytes = g.fetched, g.bytes
+		// What was committed is durable: eligible for deletion in this
+		// same session where the policy says so (after_sync).
+		if feed.Policy.Mode == DeleteAfterSync {
+			plan.Delete = append(plan.Delete, g.stored...)
+		}
+		if commitErr != nil {
+			// The fetch error, if any, is the cancellation it caused.
+			return res, fmt.Errorf("poll %s: %w", src, commitErr)
 		}
 		if err != nil {
 			return res, fmt.Errorf("poll %s: %w", src, err)
@@ -249,7 +287,7 @@ func (b *Bridge) knownMessages(ctx context.Context, u *User, source string) (map
 }
 
 func (b *Bridge) markDeleted(ctx context.Context, u *User, source string, ids []SourceID) error {
-	return b.write(ctx, func(tx *wtx) error {
+	err := b.write(ctx, func(tx *wtx) error {
 		stmt, err := tx.PrepareContext(ctx, `UPDATE origins SET state=? WHERE user_id=? AND source=? AND source_id=?`)
 		if err != nil {
 			return err
@@ -262,6 +300,10 @@ func (b *Bridge) markDeleted(ctx context.Context, u *User, source string, ids []
 		}
 		return nil
 	})
+	if err == nil {
+		b.known.deleted(u.id, source, ids)
+	}
+	return err
 }
 
 // SyncerOptions configure the poll loops.

@@ -154,38 +154,92 @@ func (u *User) ListMailboxes(ctx context.Context) ([]MailboxInfo, error) {
 	for _, s := range subs {
 		subscribed[s] = true
 	}
-	rows, err := u.b.rd.QueryContext(ctx, `SELECT id FROM mailboxes WHERE user_id=?`, u.id)
+	rows, err := u.b.rd.QueryContext(ctx, `SELECT id, name, special_use, uid_validity, uid_next, highest_modseq, recent_uid FROM mailboxes WHERE user_id=?`, u.id)
 	if err != nil {
 		return nil, fmt.Errorf("store: list mailboxes: %w", err)
 	}
-	var ids []MailboxID
+	var cold []MailboxInfo // not loaded: their summary comes from the store
+	var recent []UID
+	out := make([]MailboxInfo, 0, 8)
 	for rows.Next() {
-		var id MailboxID
-		if err := rows.Scan(&id); err != nil {
+		var info MailboxInfo
+		var rec UID
+		if err := rows.Scan(&info.ID, &info.Name, &info.SpecialUse, &info.UIDValidity, &info.UIDNext, &info.HighestModSeq, &rec); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("store: list mailboxes: %w", err)
 		}
-		ids = append(ids, id)
+		u.b.mu.Lock()
+		mb := u.b.mailboxes[info.ID]
+		u.b.mu.Unlock()
+		if mb != nil {
+			info = mb.Info()
+			info.Subscribed = subscribed[info.Name]
+			out = append(out, info)
+			continue
+		}
+		cold = append(cold, info)
+		recent = append(recent, rec)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: list mailboxes: %w", err)
 	}
-	out := make([]MailboxInfo, 0, len(ids))
-	for _, id := range ids {
-		mb, err := u.b.mailboxByID(ctx, u, id)
-		if errors.Is(err, ErrNoSuchMailbox) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
+	// A mailbox no session has open is summed up by the store (one row
+	// per distinct flag set) instead of loading its whole index into
+	// memory just to be listed.
+	for i, info := range cold {
+		if err := u.b.summarize(ctx, &info, recent[i]); err != nil {
 			return nil, err
 		}
-		info := mb.Info()
 		info.Subscribed = subscribed[info.Name]
 		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return nameLess(out[i].Name, out[j].Name) })
 	return out, nil
+}
+
+// summarize fills in the message counts of info (a mailbox not loaded)
+// from the store, exactly as Mailbox.Info would give them.
+func (b *Bridge) summarize(ctx context.Context, info *MailboxInfo, recentUID UID) error {
+	rows, err := b.rd.QueryContext(ctx, `SELECT m.flags, count(*), coalesce(sum(b.size), 0), coalesce(sum(m.uid > ?), 0) FROM messages m JOIN blobs b ON b.id=m.blob_id WHERE m.mailbox_id=? GROUP BY m.flags`, recentUID, info.ID)
+	if err != nil {
+		return fmt.Errorf("store: summarize mailbox %d: %w", info.ID, err)
+	}
+	defer rows.Close()
+	keywords := map[string]bool{}
+	for rows.Next() {
+		var flags string
+		var n, recent uint32
+		var size int64
+		if err := rows.Scan(&flags, &n, &size, &recent); err != nil {
+			return fmt.Errorf("store: summarize mailbox %d: %w", info.ID, err)
+		}
+		info.Messages += n
+		info.Size += size
+		info.Recent += recent
+		seen := false
+		for _, f := range splitFlags(flags) {
+			switch {
+			case f == FlagSeen:
+				seen = true
+			case f == FlagDeleted:
+				info.Deleted += n
+			case !strings.HasPrefix(f, `\`):
+				keywords[f] = true
+			}
+		}
+		if !seen {
+			info.Unseen += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: summarize mailbox %d: %w", info.ID, err)
+	}
+	for k := range keywords {
+		info.Keywords = append(info.Keywords, k)
+	}
+	sort.Strings(info.Keywords)
+	return nil
 }
 
 // nameLess orders mailbox names: INBOX first, then by name.

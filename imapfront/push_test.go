@@ -82,8 +82,16 @@ func TestIdleGetsNewSourceMail(t *testing.T) {
 	b.ok("SELECT INBOX")
 	startIdle(t, b)
 	e.deliver("alice", simpleMsg(2), simpleMsg(3))
-	// B is the only session: new mail is recent there.
-	expectLines(t, b, "* 2 EXISTS", "* 2 RECENT", "* 3 EXISTS", "* 3 RECENT")
+	// B is the only session: new mail is recent there. The bridge stores
+	// fetched mail in batches: the two messages arrive together (3
+	// EXISTS) or one after the other (2 EXISTS first).
+	if got := b.line(); got == "* 2 EXISTS" {
+		expectLines(t, b, "* 2 RECENT", "* 3 EXISTS", "* 3 RECENT")
+	} else if got != "* 3 EXISTS" {
+		t.Fatalf("got %q, want \"* 2 EXISTS\" or \"* 3 EXISTS\"", got)
+	} else {
+		expectLines(t, b, "* 3 RECENT")
+	}
 	stopIdle(t, b)
 	if got := b.ok("UID FETCH 2:* (UID)"); !reflect.DeepEqual(got, []string{"* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)"}) {
 		t.Errorf("FETCH: %q", got)

@@ -121,6 +121,14 @@ type listing struct {
 	next     int64 // end of the listed part (Result.Next)
 	fp       [sha256.Size]byte
 	msgs     []entry // in spool order; shared, never modified in place
+	// byID indexes msgs by id. A listing that only adds messages to the
+	// previous one extends the previous one's map (which is not used
+	// again), so a poll of a grown spool costs what it adds, not what
+	// the spool holds. Built on first use when nil.
+	byID map[bridge.SourceID]int
+	// out is what List returns (the messages that are not internal),
+	// kept and extended the same way.
+	out []bridge.SourceMessage
 }
 
 type entry struct {
@@ -350,15 +358,32 @@ func (ss *session) List(ctx context.Context) ([]bridge.SourceMessage, error) {
 		res.Messages = append(res.Messages, *res.Tail)
 		res.Next = st.size
 	}
-	msgs := make([]entry, 0, len(keep)+len(res.Messages))
-	msgs = append(msgs, keep...)
+	// keep is prev.msgs, which prev (replaced below) never uses past its
+	// length: the new messages go after it, in its spare capacity where
+	// there is some, so a grown spool's listing is not copied whole.
+	msgs := keep
+	if len(keep) == 0 {
+		msgs = make([]entry, 0, len(res.Messages))
+	}
 	for _, m := range res.Messages {
 		msgs = append(msgs, entry{Message: m})
 	}
-	assignIDs(msgs)
+	assignIDsFrom(msgs, len(keep))
 	l := &listing{dev: st.dev, ino: st.ino, size: st.size, mtime: st.mtime, next: res.Next, msgs: msgs}
 	if l.fp, err = fingerprint(ss.f, l.next); err != nil {
 		return nil, err
+	}
+	if len(keep) > 0 && prev.byID != nil && prev.out != nil {
+		// keep is prev.msgs: the ids of the kept messages are the
+		// same, at the same places. prev is replaced below.
+		l.byID, prev.byID = prev.byID, nil
+		l.out, prev.out = prev.out, nil
+		for i := len(keep); i < len(msgs); i++ {
+			l.byID[msgs[i].id] = i
+			if !msgs[i].Internal {
+				l.out = append(l.out, msgs[i].sourceMessage())
+			}
+		}
 	}
 	ss.sp.last = l
 	ss.setListed(l)
@@ -397,6 +422,32 @@ func (ss *session) grown(prev *listing) bool {
 	return blank && bytes.HasPrefix(fromSP, at[:min(len(at), len(fromSP))])
 }
 
+// assignIDsFrom gives msgs[from:] their source ids, msgs[:from] having
+// theirs already: the key numbered by occurrence among identical messages,
+// counting the ones before.
+func assignIDsFrom(msgs []entry, from int) {
+	if from == 0 {
+		assignIDs(msgs)
+		return
+	}
+	seen := make(map[Key]int, len(msgs)-from)
+	for i := from; i < len(msgs); i++ {
+		seen[msgs[i].Key] = 0
+	}
+	if len(seen) == 0 {
+		return
+	}
+	for i := 0; i < from; i++ {
+		if n, ok := seen[msgs[i].Key]; ok {
+			seen[msgs[i].Key] = n + 1
+		}
+	}
+	for i := from; i < len(msgs); i++ {
+		seen[msgs[i].Key]++
+		msgs[i].id = msgs[i].Key.SourceID(seen[msgs[i].Key])
+	}
+}
+
 // assignIDs gives every message its source id: the key, numbered by
 // occurrence among identical messages.
 func assignIDs(msgs []entry) {
@@ -428,21 +479,32 @@ func fingerprint(r io.ReaderAt, next int64) ([sha256.Size]byte, error) {
 
 func (ss *session) setListed(l *listing) {
 	ss.listed = l
-	ss.byID = make(map[bridge.SourceID]int, len(l.msgs))
-	for i, e := range l.msgs {
-		ss.byID[e.id] = i
+	if l.byID == nil {
+		l.byID = make(map[bridge.SourceID]int, len(l.msgs))
+		for i, e := range l.msgs {
+			l.byID[e.id] = i
+		}
 	}
+	ss.byID = l.byID
 }
 
+// result is the listing as List returns it: a slice the caller may keep
+// but not modify (capped, so an append by the caller copies it).
 func (ss *session) result() []bridge.SourceMessage {
-	out := make([]bridge.SourceMessage, 0, len(ss.listed.msgs))
-	for _, e := range ss.listed.msgs {
-		if e.Internal {
-			continue
+	l := ss.listed
+	if l.out == nil {
+		l.out = make([]bridge.SourceMessage, 0, len(l.msgs))
+		for _, e := range l.msgs {
+			if !e.Internal {
+				l.out = append(l.out, e.sourceMessage())
+			}
 		}
-		out = append(out, bridge.SourceMessage{ID: e.id, Size: e.Size, Date: e.Date})
 	}
-	return out
+	return l.out[:len(l.out):len(l.out)]
+}
+
+func (e *entry) sourceMessage() bridge.SourceMessage {
+	return bridge.SourceMessage{ID: e.id, Size: e.Size, Date: e.Date}
 }
 
 func (ss *session) lookup(id bridge.SourceID) (entry, bool) {
@@ -450,7 +512,7 @@ func (ss *session) lookup(id bridge.SourceID) (entry, bool) {
 		return entry{}, false
 	}
 	i, ok := ss.byID[id]
-	if !ok || ss.listed.msgs[i].Internal {
+	if !ok || i >= len(ss.listed.msgs) || ss.listed.msgs[i].Internal {
 		return entry{}, false
 	}
 	return ss.listed.msgs[i], true

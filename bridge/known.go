@@ -1,0 +1,149 @@
+package bridge
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// knownCache keeps the source-id map of each (user, source) in memory
+// between polls, so that a poll of a large maildrop with nothing new does
+// not read every row of it from the store each time (a poll is then as
+// cheap as the source's listing). Sets are loaded from the store on first
+// use and kept in step by the writes that change them, applied right after
+// they commit; a change the cache does not apply itself (a user expunge
+// marking origins) drops every set. A load that raced with any change is
+// used for its poll and not kept.
+//
+// The cache is bounded by knownBudget entries over all sets; the sets used
+// least recently are dropped to make room, and a set larger than the
+// budget is never kept (its polls read the store as before).
+type knownCache struct {
+	mu     sync.Mutex
+	epoch  uint64 // bumped by every change
+	tick   uint64 // use counter, for dropping the least recently used
+	total  int
+	budget int
+	sets   map[knownKey]*knownSet
+}
+
+type knownKey struct {
+	user   int64
+	source string
+}
+
+type knownSet struct {
+	mu   sync.Mutex
+	m    map[SourceID]KnownMessage
+	used uint64
+}
+
+// knownBudget is the default bound (about 150 MB at most for typical ids).
+const knownBudget = 1 << 20
+
+func newKnownCache(budget int) *knownCache {
+	return &knownCache{budget: budget, sets: make(map[knownKey]*knownSet)}
+}
+
+// withKnown calls fn with the source-id map of (u, source). fn must not
+// keep the map or call into the bridge.
+func (b *Bridge) withKnown(ctx context.Context, u *User, source string, fn func(map[SourceID]KnownMessage)) error {
+	c := b.known
+	k := knownKey{u.id, source}
+	c.mu.Lock()
+	if s := c.sets[k]; s != nil {
+		c.tick++
+		s.used = c.tick
+		s.mu.Lock()
+		c.mu.Unlock()
+		defer s.mu.Unlock()
+		fn(s.m)
+		return nil
+	}
+	epoch := c.epoch
+	c.mu.Unlock()
+	m, err := b.knownMessages(ctx, u, source)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.epoch == epoch && len(m) <= c.budget {
+		for c.total+len(m) > c.budget {
+			c.dropOldest()
+		}
+		c.tick++
+		c.sets[k] = &knownSet{m: m, used: c.tick}
+		c.total += len(m)
+	}
+	c.mu.Unlock()
+	fn(m)
+	return nil
+}
+
+// dropOldest drops the least recently used set. Called with c.mu held.
+func (c *knownCache) dropOldest() {
+	var oldest knownKey
+	var at uint64
+	found := false
+	for k, s := range c.sets {
+		if !found || s.used < at {
+			oldest, at, found = k, s.used, true
+		}
+	}
+	if found {
+		c.total -= len(c.sets[oldest].m)
+		delete(c.sets, oldest)
+	}
+}
+
+// update applies fn to the set of (user, source) if it is cached. Called
+// after the change committed.
+func (c *knownCache) update(user int64, source string, fn func(m map[SourceID]KnownMessage) (added int)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	s := c.sets[knownKey{user, source}]
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	n := fn(s.m)
+	s.mu.Unlock()
+	c.total += n
+}
+
+// stored records origins just committed.
+func (c *knownCache) stored(origins []*originRef) {
+	for _, o := range origins {
+		c.update(o.userID, o.source, func(m map[SourceID]KnownMessage) int {
+			if _, ok := m[o.sourceID]; ok {
+				m[o.sourceID] = KnownMessage{Size: o.size, StoredAt: time.Unix(o.storedAt, 0), State: originLive}
+				return 0
+			}
+			m[o.sourceID] = KnownMessage{Size: o.size, StoredAt: time.Unix(o.storedAt, 0), State: originLive}
+			return 1
+		})
+	}
+}
+
+// deleted records source ids just marked deleted at the source.
+func (c *knownCache) deleted(user int64, source string, ids []SourceID) {
+	c.update(user, source, func(m map[SourceID]KnownMessage) int {
+		for _, id := range ids {
+			if k, ok := m[id]; ok {
+				k.State = originDeleted
+				m[id] = k
+			}
+		}
+		return 0
+	})
+}
+
+// dropAll forgets every set (after a change the cache cannot apply).
+func (c *knownCache) dropAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	clear(c.sets)
+	c.total = 0
+}
