@@ -275,12 +275,7 @@ func diskFault(t *testing.T, c diskFaultCase) {
 	} else {
 		t.Logf("APPEND during the fault: NO [%s] %s", ierr.Code, ierr.Text)
 	}
-	appendLogged := false
-	for _, line := range strings.Split(e.logs.String(), "\n") {
-		if strings.Contains(line, `msg="imap: APPEND: store unavailable"`) && strings.Contains(line, data) && strings.Contains(line, c.reason) {
-			appendLogged = true
-		}
-	}
+	appendLogged := e.logs.waitLine(`msg="imap: APPEND: store unavailable"`, data, c.reason)
 	if !appendLogged {
 		t.Errorf("the refused APPEND was not logged with the path and %q", c.reason)
 	}

@@ -143,6 +143,28 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// waitLine waits (up to 5 s: the child's stderr reaches the buffer through a
+// pipe, a little after the reply the test acted on) for a log line that
+// holds every one of parts, and reports whether one came.
+func (b *syncBuffer) waitLine(parts ...string) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, line := range strings.Split(b.String(), "\n") {
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(line, p)
+			}
+			if all {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // startBridge runs the binary with config and waits until /readyz says
 // ready and the first poll of every source has succeeded.
 func startBridge(t *testing.T, config, imapAddr, adminAddr string, logs *syncBuffer) *bridgeProc {
