@@ -48,6 +48,8 @@ type options struct {
 	out     string
 	profile string
 	keep    bool
+	// skipPOP3 leaves out the POP3 measurements (for quick profiling runs).
+	skipPOP3 bool
 }
 
 func main() {
@@ -65,6 +67,7 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 5, "repetitions of the quick measurements (the slow ones run fewer)")
 	flag.StringVar(&o.out, "out", "bench/results.md", "Markdown results file (\"\" for none)")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU profiles of imapbridge during the IMAP measurements (\"\" for none)")
+	flag.BoolVar(&o.skipPOP3, "skip-pop3", false, "leave out the POP3 measurements")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, configs, logs)")
 	flag.DurationVar(&timeout, "timeout", 45*time.Minute, "give up after this long")
 	flag.Parse()

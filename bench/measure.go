@@ -6,14 +6,22 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
+
+// slowBudget bounds the repetitions of the first syncs and imports (at
+// least one run each): the whole default run must stay under 10 minutes.
+const slowBudget = 60 * time.Second
 
 // pop3Section: first sync of the maildrop vs a bare RETR loop; then, on the
 // last synced instance, the no-new-mail poll vs one UIDL session, and the
 // delivery → EXISTS latency vs the poll interval.
 func (b *bench) pop3Section(ctx context.Context, n int) error {
+	if b.o.skipPOP3 {
+		return nil
+	}
 	ds := b.sets[n]
 	user := popUser(n)
 	reps := b.repsFor(n)
@@ -38,7 +46,7 @@ func (b *bench) pop3Section(ctx context.Context, n int) error {
 	logf("pop3 %d: RETR loop %v", n, median(base))
 
 	var last *bridgeProc
-	syncs, err := repeat(ctx, reps, 90*time.Second, func(i int) (time.Duration, error) {
+	syncs, err := repeat(ctx, reps, slowBudget, func(i int) (time.Duration, error) {
 		dir := filepath.Join(b.tmp, fmt.Sprintf("bridge-pop%d-%d", n, i))
 		p, err := startBridge(ctx, b.o.bin, dir, b.bridgeOpts(filepath.Join(dir, "data"), []bridgeUser{{user, "pop"}}))
 		if err != nil {
@@ -214,7 +222,7 @@ func (b *bench) mboxImportSection(ctx context.Context, n int) (string, error) {
 		return "", err
 	}
 
-	dfirst, err := repeat(ctx, reps, 90*time.Second, func(int) (time.Duration, error) {
+	dfirst, err := repeat(ctx, reps, slowBudget, func(int) (time.Duration, error) {
 		if err := b.dc.freshMbox(user, ds.mbox); err != nil {
 			return 0, err
 		}
@@ -239,7 +247,7 @@ func (b *bench) mboxImportSection(ctx context.Context, n int) (string, error) {
 	}
 
 	var lastDir string
-	imports, err := repeat(ctx, reps, 90*time.Second, func(i int) (time.Duration, error) {
+	imports, err := repeat(ctx, reps, slowBudget, func(i int) (time.Duration, error) {
 		dir := filepath.Join(b.tmp, fmt.Sprintf("bridge-mbox%d-%d", n, i))
 		p, err := startBridge(ctx, b.o.bin, dir, b.bridgeOpts(filepath.Join(dir, "data"), []bridgeUser{{user, "spool"}}))
 		if err != nil {
@@ -446,8 +454,8 @@ func (b *bench) imapSection(ctx context.Context, p *bridgeProc, n int) error {
 			}
 			res[s.name] = ds
 		}
-		if q.name == searches[0].name {
-			b.profileIMAP(ctx, p, fmt.Sprintf("search-text-%d", n), servers[0], user, sel, func(c *imapConn) error {
+		if q.name != searches[2].name {
+			b.profileIMAP(ctx, p, fmt.Sprintf("search-%s-%d", strings.Fields(q.name)[1], n), servers[0], user, sel, func(c *imapConn) error {
 				_, err := c.search(ctx, q.cmd)
 				return err
 			})
@@ -487,6 +495,37 @@ func (b *bench) profileIMAP(ctx context.Context, p *bridgeProc, name string, srv
 	logf("profile: %s", path)
 }
 
+// profileIdle, with -profile, records a 5-second CPU profile of
+// imapbridge while one client of user idles (the spool is polled at
+// idle_poll_interval and nothing changes).
+func (b *bench) profileIdle(ctx context.Context, p *bridgeProc, user, name string) {
+	if b.o.profile == "" {
+		return
+	}
+	c, err := dialIMAP(ctx, p.imapAddr, user, benchPassword)
+	if err != nil {
+		logf("profile %s: %v", name, err)
+		return
+	}
+	defer c.logout()
+	if _, err := c.selectBox(ctx, "INBOX"); err != nil {
+		logf("profile %s: %v", name, err)
+		return
+	}
+	if err := c.idleStart(ctx, nil); err != nil {
+		logf("profile %s: %v", name, err)
+		return
+	}
+	os.MkdirAll(b.o.profile, 0o755)
+	path := filepath.Join(b.o.profile, name+".pprof")
+	if err := p.profile(ctx, path, 5); err != nil {
+		logf("profile %s: %v", name, err)
+		return
+	}
+	logf("profile: %s", path)
+	c.idleDone(ctx)
+}
+
 // tailSection: 10 messages appended to each spool → EXISTS at an IDLE
 // client; the time should not grow with the spool.
 func (b *bench) tailSection(ctx context.Context, p *bridgeProc) error {
@@ -494,6 +533,7 @@ func (b *bench) tailSection(ctx context.Context, p *bridgeProc) error {
 	seq := 0
 	for _, n := range b.o.sizes {
 		user := mboxUser(n)
+		b.profileIdle(ctx, p, user, fmt.Sprintf("idle-poll-%d", n))
 		lat, err := b.newMailLatency(ctx, p, user, b.o.reps, mboxIdlePoll, func(int) error {
 			var msgs [][]byte
 			for k := 0; k < 10; k++ {
