@@ -125,7 +125,7 @@ func run(ctx context.Context, o options) (err error) {
 			os.RemoveAll(tmp)
 		}
 	}()
-	b := &bench{o: o, tmp: tmp, started: time.Now()}
+	b := &bench{o: o, tmp: tmp, started: time.Now(), load0: loadAvg()}
 	if err := b.run(ctx); err != nil {
 		return err
 	}
@@ -137,6 +137,7 @@ type bench struct {
 	o       options
 	tmp     string
 	started time.Time
+	load0   string
 	sets    map[int]*dataSet
 	dc      *dovecot
 	rows    []row

@@ -15,6 +15,12 @@ import (
 // least one run each): the whole default run must stay under 10 minutes.
 const slowBudget = 60 * time.Second
 
+// ingestLimit is how long a first sync or import of n messages may take
+// before the bench gives up: 10 minutes, or 50 messages a second.
+func ingestLimit(n int) time.Duration {
+	return max(10*time.Minute, time.Duration(n/50)*time.Second)
+}
+
 // pop3Section: first sync of the maildrop vs a bare RETR loop; then, on the
 // last synced instance, the no-new-mail poll vs one UIDL session, and the
 // delivery → EXISTS latency vs the poll interval.
@@ -52,7 +58,7 @@ func (b *bench) pop3Section(ctx context.Context, n int) error {
 		if err != nil {
 			return 0, err
 		}
-		done, err := p.waitSelectable(ctx, user, n, 10*time.Minute)
+		done, err := p.waitSelectable(ctx, user, n, ingestLimit(n))
 		if err != nil {
 			p.stop()
 			return 0, err
@@ -253,7 +259,7 @@ func (b *bench) mboxImportSection(ctx context.Context, n int) (string, error) {
 		if err != nil {
 			return 0, err
 		}
-		done, err := p.waitSelectable(ctx, user, n, 10*time.Minute)
+		done, err := p.waitSelectable(ctx, user, n, ingestLimit(n))
 		p.stop()
 		if err != nil {
 			return 0, err
@@ -294,7 +300,7 @@ func (b *bench) mboxImportSection(ctx context.Context, n int) (string, error) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}()
-		done, err := p.waitSelectable(ctx, user, n, 10*time.Minute)
+		done, err := p.waitSelectable(ctx, user, n, ingestLimit(n))
 		stopScrape()
 		wg.Wait()
 		p.stop()
@@ -324,7 +330,7 @@ func (b *bench) mainSection(ctx context.Context, dataDir string) error {
 		return err
 	}
 	defer p.stop()
-	if _, err := p.waitMessages(ctx, total, 10*time.Minute); err != nil {
+	if _, err := p.waitMessages(ctx, total, ingestLimit(total)); err != nil {
 		return err
 	}
 	logf("main imapbridge up with %d messages", total)

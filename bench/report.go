@@ -103,7 +103,8 @@ func (b *bench) header() []string {
 		"Data (seed " + fmt.Sprint(b.o.seed) + ", sizes as stored with LF): " + strings.Join(sizes, "; "),
 		fmt.Sprintf("Idle connections: %d. Poll intervals: mbox idle_poll_interval %v, POP3 poll_interval and idle_poll_interval %v.", b.o.conns, mboxIdlePoll, popPoll),
 		"Values are medians of the runs given as imapbridge / baseline; ratio = imapbridge ÷ baseline (time: lower is better).",
-		fmt.Sprintf("Run took %s, finished %s.", time.Since(b.started).Round(time.Second), time.Now().UTC().Format(time.RFC3339)),
+		fmt.Sprintf("Run took %s, finished %s. Load average at start %s, at end %s (other work on the machine makes figures noisy).",
+			time.Since(b.started).Round(time.Second), time.Now().UTC().Format(time.RFC3339), b.load0, loadAvg()),
 	}
 }
 
@@ -171,4 +172,16 @@ func (b *bench) report() error {
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", b.o.out)
 	return nil
+}
+
+// loadAvg is the 1-minute load average, from /proc/loadavg.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(data)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
