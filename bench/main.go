@@ -295,21 +295,30 @@ func median(ds []time.Duration) time.Duration {
 func mb(n int64) float64 { return float64(n) / 1e6 }
 
 // raiseNoFile raises RLIMIT_NOFILE for the bench and, by inheritance, for
-// imapbridge: each idle connection is a descriptor on both sides.
+// imapbridge: each idle connection is a descriptor in each of them. The
+// hard limit is raised too when allowed (root with CAP_SYS_RESOURCE);
+// otherwise the soft limit goes up to the hard one.
 func raiseNoFile(conns int) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return
 	}
-	want := uint64(2*conns + 4096)
-	if lim.Max < want && os.Geteuid() == 0 {
-		lim.Max = want
+	want := uint64(conns + 4096)
+	if lim.Cur >= want {
+		return
 	}
-	if lim.Cur < want {
-		lim.Cur = min(want, lim.Max)
+	if lim.Max < want {
+		raised := syscall.Rlimit{Cur: want, Max: want}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err == nil {
+			return
+		}
 	}
+	lim.Cur = min(want, lim.Max)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		slog.Warn("could not raise RLIMIT_NOFILE", "err", err)
+	}
+	if lim.Cur < want {
+		slog.Warn("RLIMIT_NOFILE is below what the idle connections need", "limit", lim.Cur, "want", want)
 	}
 }
 

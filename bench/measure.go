@@ -51,9 +51,20 @@ func (b *bench) pop3Section(ctx context.Context, n int) error {
 	}
 	logf("pop3 %d: RETR loop %v", n, median(base))
 
-	var last *bridgeProc
+	var (
+		last    *bridgeProc
+		lastDir string
+	)
 	syncs, err := repeat(ctx, reps, slowBudget, func(i int) (time.Duration, error) {
+		// Only one imapbridge polls the maildrop at a time: the previous
+		// run's (kept for the poll measurements below) stops first.
+		if last != nil {
+			last.stop()
+			last = nil
+			os.RemoveAll(lastDir)
+		}
 		dir := filepath.Join(b.tmp, fmt.Sprintf("bridge-pop%d-%d", n, i))
+		lastDir = dir
 		p, err := startBridge(ctx, b.o.bin, dir, b.bridgeOpts(filepath.Join(dir, "data"), []bridgeUser{{user, "pop"}}))
 		if err != nil {
 			return 0, err
@@ -62,9 +73,6 @@ func (b *bench) pop3Section(ctx context.Context, n int) error {
 		if err != nil {
 			p.stop()
 			return 0, err
-		}
-		if last != nil {
-			last.stop()
 		}
 		last = p
 		return done.Sub(p.started), nil
