@@ -98,6 +98,7 @@ func (b *bench) header() []string {
 	}
 	dv, _ := exec.Command("dovecot", "--version").Output()
 	return []string{
+		"Command: `" + strings.Join(os.Args[1:], " ") + "` (flags of bench/main.go)",
 		"Machine: " + machine(),
 		"Binary: " + b.o.bin + ", Dovecot " + strings.TrimSpace(string(dv)),
 		"Data (seed " + fmt.Sprint(b.o.seed) + ", sizes as stored with LF): " + strings.Join(sizes, "; "),
