@@ -82,3 +82,13 @@ var (
 type SourceBatchFetcher interface {
 	FetchMany(ctx context.Context, ids []SourceID, fn func(id SourceID, r io.Reader) error) error
 }
+
+// SourceIDLister is offered by sessions that can list their messages' ids
+// more cheaply than List (POP3: UIDL alone, without LIST's sizes). Poll
+// asks for the ids first and calls List only when they show something to
+// fetch or delete, so that a poll with no new mail costs one listing. ok
+// is false when the ids alone cannot be trusted to be what List would
+// give; Poll then calls List, on the same session.
+type SourceIDLister interface {
+	ListIDs(ctx context.Context) (ids []SourceID, ok bool, err error)
+}

@@ -103,22 +103,40 @@ func Plan(listing []SourceMessage, known map[SourceID]KnownMessage, policy Delet
 		if k.Size != m.Size {
 			continue // not the message we stored: never delete it
 		}
-		del := false
-		switch policy.Mode {
-		case DeleteAfterSync:
-			del = true
-		case DeleteAfterDays:
-			// StoredAt is kept in whole seconds: the message was stored
-			// up to a second after it, so count from the second's end.
-			del = !now.Before(k.StoredAt.Add(time.Second).Add(policy.After))
-		case DeleteOnExpunge:
-			del = k.State == originExpunged
-		}
-		if del {
+		if policyDeletes(k, policy, now) {
 			p.Delete = append(p.Delete, m.ID)
 		}
 	}
 	return p
+}
+
+// policyDeletes tells whether the policy deletes a stored message at the
+// source now, if the source still lists it as stored.
+func policyDeletes(k KnownMessage, policy DeletePolicy, now time.Time) bool {
+	switch policy.Mode {
+	case DeleteAfterSync:
+		return true
+	case DeleteAfterDays:
+		// StoredAt is kept in whole seconds: the message was stored up to
+		// a second after it, so count from the second's end.
+		return !now.Before(k.StoredAt.Add(time.Second).Add(policy.After))
+	case DeleteOnExpunge:
+		return k.State == originExpunged
+	}
+	return false
+}
+
+// nothingToDo tells whether a source listing only ids would give an empty
+// Plan: every id is known and none is one the policy would delete (which
+// needs the sizes List gives).
+func nothingToDo(ids []SourceID, known map[SourceID]KnownMessage, policy DeletePolicy, now time.Time) bool {
+	for _, id := range ids {
+		k, ok := known[id]
+		if !ok || policyDeletes(k, policy, now) {
+			return false
+		}
+	}
+	return true
 }
 
 // PollResult says what one poll did.
@@ -148,13 +166,33 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 			sess.Abort()
 		}
 	}()
+	now := time.Now()
+	if il, ok := sess.(SourceIDLister); ok {
+		// The cheap listing first: with no new mail and nothing to
+		// delete, the poll ends here.
+		if ids, ok, err := il.ListIDs(ctx); err == nil && ok {
+			idle := false
+			if err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage) {
+				idle = nothingToDo(ids, known, feed.Policy, now)
+			}); err != nil {
+				return res, fmt.Errorf("poll %s: %w", src, err)
+			}
+			if idle {
+				res.Listed = len(ids)
+				committed = true
+				if err := sess.Close(ctx); err != nil {
+					return res, fmt.Errorf("poll %s: close: %w", src, err)
+				}
+				return res, nil
+			}
+		}
+	}
 	listing, listErr := sess.List(ctx)
 	if listErr != nil && len(listing) == 0 {
 		return res, fmt.Errorf("poll %s: list: %w", src, listErr)
 	}
 	res.Listed = len(listing)
 	var plan PollPlan
-	now := time.Now()
 	if err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage) {
 		plan = Plan(listing, known, feed.Policy, now)
 	}); err != nil {

@@ -164,7 +164,15 @@ func TestPollExpungedMessageNotReimported(t *testing.T) {
 	}
 }
 
+// TestDeletePolicies runs every policy against a source that lists only
+// with List and one that offers ListIDs too (as POP3 does with UIDL): the
+// cheap listing must never skip a fetch or a deletion.
 func TestDeletePolicies(t *testing.T) {
+	t.Run("List", func(t *testing.T) { testDeletePolicies(t, false) })
+	t.Run("ListIDs", func(t *testing.T) { testDeletePolicies(t, true) })
+}
+
+func testDeletePolicies(t *testing.T, offerIDs bool) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		mode      bridge.DeleteMode
@@ -183,6 +191,7 @@ func TestDeletePolicies(t *testing.T) {
 			b := openStore(t, t.TempDir())
 			defer b.Close()
 			src := bridgetest.NewSource("legacy")
+			src.OfferIDs(offerIDs)
 			for i := 1; i <= 3; i++ {
 				src.Deliver("alice", msg(i), time.Time{})
 			}
@@ -377,5 +386,44 @@ func TestOnExpungeCopyThenExpunge(t *testing.T) {
 	}
 	if n := len(src.Messages("alice")); n != 0 {
 		t.Fatalf("host holds %d after every copy was expunged, want 0", n)
+	}
+}
+
+// TestPollListsIDsFirst: with a source offering ListIDs, a poll with no new
+// mail and nothing to delete ends after the ids (no List); new mail, or a
+// message the policy deletes, takes the full List.
+func TestPollListsIDsFirst(t *testing.T) {
+	ctx := context.Background()
+	b := openStore(t, t.TempDir())
+	defer b.Close()
+	src := bridgetest.NewSource("legacy")
+	src.OfferIDs(true)
+	src.Deliver("alice", msg(1), time.Time{})
+	src.Deliver("alice", msg(2), time.Time{})
+	u, _ := b.User(ctx, "alice")
+	feed := bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}, Policy: bridge.DeletePolicy{Mode: bridge.DeleteOnExpunge}}
+	poll := func(step string, wantFetched, wantDeleted, wantLists int) {
+		t.Helper()
+		res, err := b.Poll(ctx, u, feed)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if res.Fetched != wantFetched || res.Deleted != wantDeleted || src.Lists() != wantLists {
+			t.Fatalf("%s: fetched %d, deleted %d, List called %d times; want %d, %d, %d",
+				step, res.Fetched, res.Deleted, src.Lists(), wantFetched, wantDeleted, wantLists)
+		}
+	}
+	poll("first sync", 2, 0, 1)
+	poll("no new mail", 0, 0, 1)
+	poll("no new mail again", 0, 0, 1)
+	src.Deliver("alice", msg(3), time.Time{})
+	poll("new mail", 1, 0, 2)
+	inbox, _ := u.Mailbox(ctx, "INBOX")
+	inbox.Store(ctx, []bridge.UID{1}, bridge.FlagsAdd, []string{bridge.FlagDeleted}, nil)
+	inbox.Expunge(ctx, nil)
+	poll("an expunged message to delete", 0, 1, 3)
+	poll("quiet again", 0, 0, 3)
+	if got := len(src.Messages("alice")); got != 2 {
+		t.Fatalf("host holds %d messages, want 2", got)
 	}
 }

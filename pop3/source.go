@@ -212,6 +212,46 @@ type Session struct {
 	idOf    map[MsgNum]bridge.SourceID
 	deleted map[MsgNum]bool
 	done    bool
+
+	// uidls is what ListIDs read, for List to reuse in the same session.
+	uidls []UIDLInfo
+}
+
+var _ bridge.SourceIDLister = (*Session)(nil)
+
+// ListIDs lists the maildrop's ids with UIDL alone, without LIST: what a
+// poll with no new mail needs. ok is false, and List must be used, unless
+// the server advertises UIDL and the listing is complete and unambiguous
+// (one distinct UIDL for each of STAT's messages, numbered 1 to N), so
+// that the ids are exactly those List would give. A failure is reported
+// as !ok too, for List to handle as it always does.
+func (s *Session) ListIDs(ctx context.Context) ([]bridge.SourceID, bool, error) {
+	if s.c.Caps() == nil || !s.c.Caps().Has("UIDL") {
+		return nil, false, nil
+	}
+	count, _, err := s.c.Stat(ctx)
+	if err != nil {
+		return nil, false, nil
+	}
+	uidls, err := s.c.UIDL(ctx)
+	if err != nil {
+		return nil, false, nil
+	}
+	s.uidls = uidls
+	if len(uidls) != count {
+		return nil, false, nil
+	}
+	ids := make([]bridge.SourceID, 0, len(uidls))
+	seen := make(map[UIDL]bool, len(uidls))
+	nums := make(map[MsgNum]bool, len(uidls))
+	for _, u := range uidls {
+		if seen[u.UIDL] || nums[u.Num] || u.Num < 1 || int(u.Num) > count {
+			return nil, false, nil
+		}
+		seen[u.UIDL], nums[u.Num] = true, true
+		ids = append(ids, bridge.SourceID(u.UIDL))
+	}
+	return ids, true, nil
 }
 
 func (s *Session) start(ctx context.Context) error {
@@ -291,7 +331,9 @@ func (s *Session) List(ctx context.Context) ([]bridge.SourceMessage, error) {
 	var uidls []UIDLInfo
 	advertised := s.c.Caps() != nil && s.c.Caps().Has("UIDL")
 	hasUIDL := s.c.Caps() == nil || advertised
-	if hasUIDL {
+	if hasUIDL && s.uidls != nil {
+		uidls, s.uidls = s.uidls, nil // read by ListIDs in this session
+	} else if hasUIDL {
 		var err error
 		uidls, err = s.c.UIDL(ctx)
 		var pe *Error

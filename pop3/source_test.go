@@ -732,3 +732,56 @@ func TestSourceAdvertisedUIDLRefused(t *testing.T) {
 		t.Fatalf("List returned ids %v with the error", ids)
 	}
 }
+
+// TestSourceListIDs: ListIDs gives the ids List gives when UIDL alone
+// settles them (real Dovecot), and declines (ok false, no error) when it
+// does not — repeated UIDLs, or a server without UIDL — so that the
+// bridge's poll uses List, whose answer is unchanged by the ListIDs before
+// it in the same session.
+func TestSourceListIDs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	check := func(t *testing.T, src *Source, wantOK bool) {
+		t.Helper()
+		s := openSession(t, src, alice)
+		ids, ok, err := s.ListIDs(ctx)
+		if err != nil || ok != wantOK {
+			t.Fatalf("ListIDs: ok %v, err %v; want ok %v, no error", ok, err, wantOK)
+		}
+		after := listIDs(t, s) // List in the same session, reusing the UIDL listing
+		s.Close(ctx)
+		fresh := listIDs(t, openSession(t, src, alice))
+		if fmt.Sprint(after) != fmt.Sprint(fresh) {
+			t.Fatalf("List after ListIDs %q, List alone %q", after, fresh)
+		}
+		if wantOK && fmt.Sprint(ids) != fmt.Sprint(fresh) {
+			t.Fatalf("ListIDs %q, List %q", ids, fresh)
+		}
+	}
+	t.Run("dovecot", func(t *testing.T) {
+		srv := startDovecot(t, dovecottest.Options{})
+		for _, f := range dovecottest.Corpus() {
+			srv.Deliver("alice", f.Data)
+		}
+		src, _ := newTestSource(SourceConfig{Address: srv.Addr()})
+		check(t, src, true)
+	})
+	t.Run("empty maildrop", func(t *testing.T) {
+		srv := startDovecot(t, dovecottest.Options{})
+		src, _ := newTestSource(SourceConfig{Address: srv.Addr()})
+		check(t, src, true)
+	})
+	t.Run("repeated UIDLs", func(t *testing.T) {
+		srv := startDovecot(t, dovecottest.Options{UIDLFormat: "%08Xv"})
+		for _, m := range []string{"Subject: 1\n\none\n", "Subject: 2\n\ntwo\n"} {
+			srv.Deliver("alice", []byte(m))
+		}
+		src, _ := newTestSource(SourceConfig{Address: srv.Addr()})
+		check(t, src, false)
+	})
+	t.Run("no UIDL", func(t *testing.T) {
+		fs := newFaultServer(t, faultConfig{msgs: []string{"Subject: a\r\n\r\nbody\r\n"}, noUIDL: true})
+		src, _ := newTestSource(SourceConfig{Address: fs.Addr()})
+		check(t, src, false)
+	})
+}

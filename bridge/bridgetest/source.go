@@ -26,6 +26,8 @@ type Source struct {
 	failClose error
 	opened    int
 	seq       int
+	offerIDs  bool
+	lists     int
 }
 
 // Message is one message held by the in-memory source.
@@ -86,6 +88,13 @@ func (s *Source) FailOpen(err error) { s.mu.Lock(); s.failOpen = err; s.mu.Unloc
 // FailClose makes every Close fail (committing nothing) until called with nil.
 func (s *Source) FailClose(err error) { s.mu.Lock(); s.failClose = err; s.mu.Unlock() }
 
+// OfferIDs makes the sessions opened from now on offer
+// bridge.SourceIDLister (as POP3 does with UIDL), or stop offering it.
+func (s *Source) OfferIDs(on bool) { s.mu.Lock(); s.offerIDs = on; s.mu.Unlock() }
+
+// Lists counts the calls of List so far (ListIDs not included).
+func (s *Source) Lists() int { s.mu.Lock(); defer s.mu.Unlock(); return s.lists }
+
 // Opened counts the sessions opened so far.
 func (s *Source) Opened() int { s.mu.Lock(); defer s.mu.Unlock(); return s.opened }
 
@@ -97,7 +106,11 @@ func (s *Source) Open(ctx context.Context, acct bridge.Account) (bridge.SourceSe
 		return nil, s.failOpen
 	}
 	s.opened++
-	return &session{s: s, user: acct.User, del: make(map[bridge.SourceID]bool)}, nil
+	ss := &session{s: s, user: acct.User, del: make(map[bridge.SourceID]bool)}
+	if s.offerIDs {
+		return &idSession{ss}, nil
+	}
+	return ss, nil
 }
 
 type session struct {
@@ -109,6 +122,7 @@ type session struct {
 func (ss *session) List(ctx context.Context) ([]bridge.SourceMessage, error) {
 	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
+	ss.s.lists++
 	var out []bridge.SourceMessage
 	for _, m := range ss.s.drops[ss.user] {
 		out = append(out, bridge.SourceMessage{ID: m.ID, Size: int64(len(m.Body)), Date: m.Date})
@@ -151,3 +165,13 @@ func (ss *session) Close(ctx context.Context) error {
 }
 
 func (ss *session) Abort() {}
+
+// idSession is a session that also lists ids alone.
+type idSession struct{ *session }
+
+var _ bridge.SourceIDLister = (*idSession)(nil)
+
+// ListIDs implements bridge.SourceIDLister.
+func (ss *idSession) ListIDs(ctx context.Context) ([]bridge.SourceID, bool, error) {
+	return ss.s.Messages(ss.user), true, nil
+}
