@@ -88,7 +88,8 @@ type SourceBatchFetcher interface {
 // asks for the ids first and calls List only when they show something to
 // fetch or delete, so that a poll with no new mail costs one listing. ok
 // is false when the ids alone cannot be trusted to be what List would
-// give; Poll then calls List, on the same session.
+// give; Poll then calls List, on the same session. An error fails the
+// poll, as one from List does.
 type SourceIDLister interface {
 	ListIDs(ctx context.Context) (ids []SourceID, ok bool, err error)
 }

@@ -170,7 +170,11 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 	if il, ok := sess.(SourceIDLister); ok {
 		// The cheap listing first: with no new mail and nothing to
 		// delete, the poll ends here.
-		if ids, ok, err := il.ListIDs(ctx); err == nil && ok {
+		ids, ok, err := il.ListIDs(ctx)
+		if err != nil {
+			return res, fmt.Errorf("poll %s: list: %w", src, err)
+		}
+		if ok {
 			idle := false
 			if err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage) {
 				idle = nothingToDo(ids, known, feed.Policy, now)

@@ -223,19 +223,20 @@ var _ bridge.SourceIDLister = (*Session)(nil)
 // poll with no new mail needs. ok is false, and List must be used, unless
 // the server advertises UIDL and the listing is complete and unambiguous
 // (one distinct UIDL for each of STAT's messages, numbered 1 to N), so
-// that the ids are exactly those List would give. A failure is reported
-// as !ok too, for List to handle as it always does.
+// that the ids are exactly those List would give. A failure is the
+// poll's, as in List: a server that advertises UIDL and then refuses it is
+// in trouble, and a listing that does not parse is not guessed at.
 func (s *Session) ListIDs(ctx context.Context) ([]bridge.SourceID, bool, error) {
 	if s.c.Caps() == nil || !s.c.Caps().Has("UIDL") {
 		return nil, false, nil
 	}
 	count, _, err := s.c.Stat(ctx)
 	if err != nil {
-		return nil, false, nil
+		return nil, false, s.src.errorf("list: %w", err)
 	}
 	uidls, err := s.c.UIDL(ctx)
 	if err != nil {
-		return nil, false, nil
+		return nil, false, s.src.errorf("list: %w", err)
 	}
 	s.uidls = uidls
 	if len(uidls) != count {
