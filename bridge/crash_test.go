@@ -43,7 +43,6 @@ func TestCrashDuringBatchIngest(t *testing.T) {
 		t.Skip("crash campaign skipped in -short mode")
 	}
 	dir := t.TempDir()
-	ctx := context.Background()
 	acked := map[int]bool{}
 	betweenKills := 0
 	const rounds = 8
@@ -73,13 +72,17 @@ func TestCrashDuringBatchIngest(t *testing.T) {
 				}
 			}
 			if v, ok := strings.CutPrefix(line, "synced "); ok && betweenSyncAndCommit {
+				// The first batch's sync: every poll has one. (A later
+				// one may not exist: the committer takes what arrived
+				// meanwhile, up to 256, and the in-memory source has all
+				// 400 at once.)
 				syncs++
-				if syncs == 1+round/2 {
+				if syncs == 1 {
 					placedAtKill, _ = strconv.Atoi(v)
 					break
 				}
 			}
-			if line == "done" {
+			if strings.HasPrefix(line, "done") {
 				t.Fatalf("round %d: the child ingested everything before the kill", round)
 			}
 		}
@@ -87,42 +90,7 @@ func TestCrashDuringBatchIngest(t *testing.T) {
 		cmd.Wait()
 
 		filesBefore := countFiles(t, filepath.Join(dir, "blobs"))
-		b := openStore(t, dir)
-		u, err := b.User(ctx, "alice")
-		if err != nil {
-			t.Fatal(err)
-		}
-		inbox, _ := u.Mailbox(ctx, "INBOX")
-		msgs, _ := inbox.Messages(ctx, inbox.UIDs(), false)
-		seen := map[string]bridge.UID{}
-		var last bridge.UID
-		for _, m := range msgs {
-			if m.UID <= last {
-				t.Fatalf("round %d: UIDs not ascending: %d after %d", round, m.UID, last)
-			}
-			last = m.UID
-			body := string(readAll(t, inbox, m.UID))
-			if prev, dup := seen[body]; dup {
-				t.Fatalf("round %d: message stored twice (uids %d and %d)", round, prev, m.UID)
-			}
-			seen[body] = m.UID
-		}
-		for i := range acked {
-			if _, ok := seen[string(msg(i))]; !ok {
-				t.Fatalf("round %d: acknowledged message %d lost", round, i)
-			}
-		}
-		if inbox.Info().UIDNext <= last {
-			t.Fatalf("round %d: UIDNEXT %d not above last UID %d", round, inbox.Info().UIDNext, last)
-		}
-		b.Close()
-		files := countFiles(t, filepath.Join(dir, "blobs"))
-		if files != len(msgs) {
-			t.Fatalf("round %d: %d blob files for %d messages after the sweep", round, files, len(msgs))
-		}
-		if entries, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(entries) != 0 {
-			t.Fatalf("round %d: temp files left: %d", round, len(entries))
-		}
+		seen, files := checkAfterCrash(t, dir, round, acked)
 		if betweenSyncAndCommit {
 			// The killed batch: its files were in place, its rows not.
 			// Every message of this round that is stored was
@@ -143,11 +111,58 @@ func TestCrashDuringBatchIngest(t *testing.T) {
 		}
 		t.Logf("round %d: killed %s; %d messages stored (%d acknowledged over all rounds), %d blob files before the sweep, %d after",
 			round, map[bool]string{true: "between a blob sync and its commit", false: fmt.Sprintf("after %d acknowledgements", n)}[betweenSyncAndCommit],
-			len(msgs), len(acked), filesBefore, files)
+			len(seen), len(acked), filesBefore, files)
 	}
 	if betweenKills != rounds/2 {
 		t.Fatalf("%d kills between sync and commit, want %d", betweenKills, rounds/2)
 	}
+}
+
+// checkAfterCrash reopens the store in dir after a kill and checks what
+// every crash campaign relies on: each message once, UIDs ascending and
+// below UIDNEXT, every acknowledged message present, and after Open's
+// sweep every blob file belonging to a message and no temp file left. It
+// returns the stored bodies (with their UIDs) and the blob file count.
+func checkAfterCrash(t *testing.T, dir string, round int, acked map[int]bool) (seen map[string]bridge.UID, files int) {
+	t.Helper()
+	ctx := context.Background()
+	b := openStore(t, dir)
+	u, err := b.User(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := u.Mailbox(ctx, "INBOX")
+	msgs, _ := inbox.Messages(ctx, inbox.UIDs(), false)
+	seen = map[string]bridge.UID{}
+	var last bridge.UID
+	for _, m := range msgs {
+		if m.UID <= last {
+			t.Fatalf("round %d: UIDs not ascending: %d after %d", round, m.UID, last)
+		}
+		last = m.UID
+		body := string(readAll(t, inbox, m.UID))
+		if prev, dup := seen[body]; dup {
+			t.Fatalf("round %d: message stored twice (uids %d and %d)", round, prev, m.UID)
+		}
+		seen[body] = m.UID
+	}
+	for i := range acked {
+		if _, ok := seen[string(msg(i))]; !ok {
+			t.Fatalf("round %d: acknowledged message %d lost", round, i)
+		}
+	}
+	if inbox.Info().UIDNext <= last {
+		t.Fatalf("round %d: UIDNEXT %d not above last UID %d", round, inbox.Info().UIDNext, last)
+	}
+	b.Close()
+	files = countFiles(t, filepath.Join(dir, "blobs"))
+	if files != len(msgs) {
+		t.Fatalf("round %d: %d blob files for %d messages after the sweep", round, files, len(msgs))
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(entries) != 0 {
+		t.Fatalf("round %d: temp files left: %d", round, len(entries))
+	}
+	return seen, files
 }
 
 func countFiles(t *testing.T, root string) int {

@@ -287,7 +287,6 @@ func TestCrashDuringIngest(t *testing.T) {
 		t.Skip("crash campaign skipped in -short mode")
 	}
 	dir := t.TempDir()
-	ctx := context.Background()
 	acked := map[int]bool{}
 	for round := 0; round < 8; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashDuringIngest$")
@@ -316,50 +315,7 @@ func TestCrashDuringIngest(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 
-		b := openStore(t, dir)
-		u, err := b.User(ctx, "alice")
-		if err != nil {
-			t.Fatal(err)
-		}
-		inbox, _ := u.Mailbox(ctx, "INBOX")
-		msgs, _ := inbox.Messages(ctx, inbox.UIDs(), false)
-		seen := map[string]bridge.UID{}
-		var last bridge.UID
-		for _, m := range msgs {
-			if m.UID <= last {
-				t.Fatalf("round %d: UIDs not ascending: %d after %d", round, m.UID, last)
-			}
-			last = m.UID
-			body := string(readAll(t, inbox, m.UID))
-			if prev, dup := seen[body]; dup {
-				t.Fatalf("round %d: message stored twice (uids %d and %d)", round, prev, m.UID)
-			}
-			seen[body] = m.UID
-		}
-		for i := range acked {
-			if _, ok := seen[string(msg(i))]; !ok {
-				t.Fatalf("round %d: acknowledged message %d lost", round, i)
-			}
-		}
-		if inbox.Info().UIDNext <= last {
-			t.Fatalf("round %d: UIDNEXT %d not above last UID %d", round, inbox.Info().UIDNext, last)
-		}
-		b.Close()
-		// After Open's sweep, every blob file belongs to a message.
-		files := 0
-		filepath.WalkDir(filepath.Join(dir, "blobs"), func(p string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				files++
-			}
-			return nil
-		})
-		if files != len(msgs) {
-			t.Fatalf("round %d: %d blob files for %d messages", round, files, len(msgs))
-		}
-		entries, _ := os.ReadDir(filepath.Join(dir, "tmp"))
-		if len(entries) != 0 {
-			t.Fatalf("round %d: temp files left: %d", round, len(entries))
-		}
+		checkAfterCrash(t, dir, round, acked)
 	}
 	t.Logf("crash campaign: 8 kills, %d messages acknowledged, all present exactly once", len(acked))
 }
