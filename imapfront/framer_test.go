@@ -17,9 +17,7 @@ func frames(stream []byte, chunk int, line func(*framer, []byte) (int, bool)) []
 		p := stream[:n]
 		for i := 0; i < len(p); {
 			if f.lit > 0 {
-				skip := min(f.lit, int64(len(p)-i))
-				f.lit -= skip
-				i += int(skip)
+				i += f.skipLiteral(len(p) - i)
 				continue
 			}
 			end, _ := line(&f, p[i:])

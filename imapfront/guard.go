@@ -247,9 +247,7 @@ func (g *guardConn) scanIn(p []byte) (int, *refusal) {
 	f := &g.in
 	for i := 0; i < len(p); {
 		if f.lit > 0 {
-			skip := min(f.lit, int64(len(p)-i))
-			f.lit -= skip
-			i += int(skip)
+			i += f.skipLiteral(len(p) - i)
 			continue
 		}
 		end, ok := f.line(p[i:], MaxCommandLength)
@@ -285,9 +283,7 @@ func (g *guardConn) scanOut(p []byte) {
 	f := &g.out
 	for i := 0; i < len(p); {
 		if f.lit > 0 {
-			skip := min(f.lit, int64(len(p)-i))
-			f.lit -= skip
-			i += int(skip)
+			i += f.skipLiteral(len(p) - i)
 			continue
 		}
 		end, _ := f.line(p[i:], 0)
@@ -431,6 +427,14 @@ func (f *framer) stepLine(p []byte, limit int) (end int, ok bool) {
 		}
 	}
 	return -1, true
+}
+
+// skipLiteral passes over up to n bytes of the literal in progress and
+// returns how many it took.
+func (f *framer) skipLiteral(n int) int {
+	k := min(f.lit, int64(n))
+	f.lit -= k
+	return int(k)
 }
 
 func (f *framer) reset() { f.n, f.hdN, f.ms = 0, 0, msNone }
