@@ -181,16 +181,7 @@ func batchCrashChild() {
 	dir := os.Getenv("BRIDGE_BATCH_CRASH_CHILD")
 	round, _ := strconv.Atoi(os.Getenv("BRIDGE_CRASH_ROUND"))
 	ctx := context.Background()
-	b, err := bridge.Open(ctx, bridge.Options{DataDir: dir})
-	if err != nil {
-		fmt.Println("open:", err)
-		os.Exit(1)
-	}
-	u, err := b.User(ctx, "alice")
-	if err != nil {
-		fmt.Println("user:", err)
-		os.Exit(1)
-	}
+	b, u := openCrashChild(dir)
 	// Messages round*100000 … +399, in source order; a fresh source name
 	// per round so that every round's mail is new to the store.
 	src := bridgetest.NewSource(fmt.Sprintf("legacy-%d", round))

@@ -320,9 +320,10 @@ func TestCrashDuringIngest(t *testing.T) {
 	t.Logf("crash campaign: 8 kills, %d messages acknowledged, all present exactly once", len(acked))
 }
 
-func crashChild() {
-	dir := os.Getenv("BRIDGE_CRASH_CHILD")
-	start, _ := strconv.Atoi(os.Getenv("BRIDGE_CRASH_START"))
+// openCrashChild opens the store in dir and alice's account for a crash
+// campaign's child process; a failure is printed for the parent, which
+// reads the child's output, and ends the child.
+func openCrashChild(dir string) (*bridge.Bridge, *bridge.User) {
 	ctx := context.Background()
 	b, err := bridge.Open(ctx, bridge.Options{DataDir: dir})
 	if err != nil {
@@ -334,6 +335,14 @@ func crashChild() {
 		fmt.Println("user:", err)
 		os.Exit(1)
 	}
+	return b, u
+}
+
+func crashChild() {
+	dir := os.Getenv("BRIDGE_CRASH_CHILD")
+	start, _ := strconv.Atoi(os.Getenv("BRIDGE_CRASH_START"))
+	ctx := context.Background()
+	_, u := openCrashChild(dir)
 	for i := start; ; i++ {
 		if _, _, err := u.Append(ctx, "INBOX", bytes.NewReader(msg(i)), nil, time.Time{}); err != nil {
 			fmt.Println("append:", err)
