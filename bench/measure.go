@@ -69,7 +69,22 @@ func (b *bench) pop3Section(ctx context.Context, n int) error {
 		if err != nil {
 			return 0, err
 		}
+		// With -profile, the first run's first sync is profiled (3 s,
+		// from as soon as the admin listener answers).
+		var prof sync.WaitGroup
+		if b.o.profile != "" && i == 0 {
+			os.MkdirAll(b.o.profile, 0o755)
+			path := filepath.Join(b.o.profile, fmt.Sprintf("pop3-first-sync-%d.pprof", n))
+			prof.Go(func() {
+				if err := p.profile(ctx, path, 3); err != nil {
+					logf("profile %s: %v", path, err)
+					return
+				}
+				logf("profile: %s", path)
+			})
+		}
 		done, err := p.waitSelectable(ctx, user, n, ingestLimit(n))
+		prof.Wait()
 		if err != nil {
 			p.stop()
 			return 0, err
