@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 )
 
@@ -22,6 +24,9 @@ type pendingBlob struct {
 	hash string
 	size int64
 	idx  []byte
+	// small is the whole body while it waits for indexBlob, when it fit
+	// in one copy buffer; nil otherwise and after indexing.
+	small []byte
 	// synced: the temp file's data was fsync'd when it was written. A
 	// blob written for a batch is not (see syncBlobs): one sync covers
 	// the whole batch.
@@ -40,13 +45,20 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b 
 // it goes, fsyncs it and runs the indexer over it. Nothing is visible to
 // anyone until commit.
 func (b *Bridge) putBlob(ctx context.Context, r io.Reader) (*pendingBlob, error) {
-	return b.writeBlob(ctx, r, true, nil)
+	p, err := b.writeBlob(ctx, r, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	b.indexBlob(p)
+	return p, nil
 }
 
-// writeBlob is putBlob, with the fsync of the file only if sync is set,
-// into f (an empty temp file from tempFiles) or, if f is nil, a new temp
-// file. The body goes from r to the file in 64 KiB pieces: it is never
-// held in memory whole.
+// writeBlob streams r into f (an empty temp file from tempFiles) or, if f
+// is nil, a new temp file, hashing as it goes, with an fsync of the file
+// only if sync is set. The body goes from r to the file in 64 KiB pieces:
+// it is never held in memory whole. The index is left to indexBlob; a
+// message that fits in one piece keeps its bytes in memory for it, so
+// that indexing it need not read the file back.
 func (b *Bridge) writeBlob(ctx context.Context, r io.Reader, sync bool, f *os.File) (*pendingBlob, error) {
 	if f == nil {
 		var err error
@@ -58,6 +70,11 @@ func (b *Bridge) writeBlob(ctx context.Context, r io.Reader, sync bool, f *os.Fi
 	h := sha256.New()
 	buf := copyBufs.Get().(*[]byte)
 	n, err := copyBlob(f, h, &ctxReader{ctx: ctx, r: r}, *buf)
+	if err == nil && b.index != nil && n <= int64(len(*buf)) {
+		// copyBlob fills buf from its start each round, and a message
+		// this small took one round: buf holds all of it.
+		p.small = bytes.Clone((*buf)[:n])
+	}
 	copyBufs.Put(buf)
 	if err == nil && sync {
 		if err = f.Sync(); err != nil {
@@ -81,21 +98,43 @@ func (b *Bridge) writeBlob(ctx context.Context, r io.Reader, sync bool, f *os.Fi
 	}
 	p.size = n
 	p.hash = hex.EncodeToString(h.Sum(nil))
-	if b.index != nil {
-		rf, err := os.Open(p.tmp)
-		if err != nil {
-			p.discard()
-			return nil, fmt.Errorf("store: reopen blob: %w", err)
-		}
-		p.idx, err = b.index(rf)
-		rf.Close()
-		if err != nil {
-			// An unparseable message is still stored; it just has no index.
-			b.log.Warn("store: could not index message; storing it without", "err", err)
+	return p, nil
+}
+
+// indexBlob runs the indexer (if any) over a written blob: from the bytes
+// writeBlob kept, or else from its temp file. A message that cannot be
+// indexed, or whose indexer fails or panics, is still stored, without an
+// index (FETCH and SEARCH then read the message itself).
+func (b *Bridge) indexBlob(p *pendingBlob) {
+	if b.index == nil {
+		return
+	}
+	defer func() {
+		p.small = nil
+		if r := recover(); r != nil {
+			b.metrics.Recovered.Inc()
+			b.log.Error("store: panic indexing a message; storing it without an index", "panic", r, "stack", string(debug.Stack()))
 			p.idx = nil
 		}
+	}()
+	var (
+		idx []byte
+		err error
+	)
+	if p.small != nil || p.size == 0 {
+		idx, err = b.index(bytes.NewReader(p.small))
+	} else {
+		var rf *os.File
+		if rf, err = os.Open(p.tmp); err == nil {
+			idx, err = b.index(rf)
+			rf.Close()
+		}
 	}
-	return p, nil
+	if err != nil {
+		b.log.Warn("store: could not index message; storing it without", "err", err)
+		idx = nil
+	}
+	p.idx = idx
 }
 
 // copyBlob copies r to f and h in pieces of len(buf), filling buf before

@@ -21,36 +21,46 @@ const (
 // goroutines (see tempFiles).
 var tempAhead, tempWorkers = 16, 1
 
-// ingester commits fetched messages to a mailbox in batches, on a goroutine
-// of its own, so that the next messages are fetched from the network while
-// the previous ones are made durable. Poll owns it: start, put from the
-// fetching goroutine, finish once (which stops the goroutine).
+// ingester indexes and commits fetched messages to a mailbox, in batches,
+// on goroutines of its own, so that the next messages are fetched from the
+// network while the previous ones are indexed and those before them made
+// durable: three stages, each on its own goroutine, where one did all
+// three before. Poll owns it: start, put from the fetching goroutine,
+// finish once (which stops both goroutines).
 type ingester struct {
+	b      *Bridge
 	mb     *Mailbox
 	cancel context.CancelFunc // stops the fetch when a commit fails
-	in     chan newMessage
+	in     chan newMessage    // fetched, to index
+	ready  chan newMessage    // indexed, to commit
 	wg     sync.WaitGroup
 
-	// Set by the goroutine; read after finish.
+	// Set by the committing goroutine; read after finish.
 	err     error
 	stored  []SourceID // in commit order
 	fetched int
 	bytes   int64
 }
 
-// startIngest starts the committing goroutine for mb. ctx bounds the
-// commits; cancel is called if one fails, to stop the fetch feeding it.
+// indexAhead is how many fetched messages may wait for the indexer. Small:
+// a message waiting there may hold its body in memory (up to 64 KiB).
+const indexAhead = 16
+
+// startIngest starts the indexing and committing goroutines for mb. ctx
+// bounds the commits; cancel is called if one fails, to stop the fetch
+// feeding it.
 func (b *Bridge) startIngest(ctx context.Context, cancel context.CancelFunc, mb *Mailbox) *ingester {
-	g := &ingester{mb: mb, cancel: cancel, in: make(chan newMessage, maxBatchMessages)}
-	g.wg.Add(1)
+	g := &ingester{b: b, mb: mb, cancel: cancel, in: make(chan newMessage, indexAhead), ready: make(chan newMessage, maxBatchMessages)}
+	g.wg.Add(2)
+	go g.index()
 	go g.run(ctx)
 	return g
 }
 
-// put hands a fetched message (its blob written, not yet synced) to the
-// committer. It blocks while the committer is a full batch behind. After a
-// failed commit or the end of ctx it discards the blob and returns ctx's
-// error.
+// put hands a fetched message (its blob written, not yet synced or
+// indexed) to the ingester. It blocks while the ingester is a full batch
+// behind. After a failed commit or the end of ctx it discards the blob and
+// returns ctx's error.
 func (g *ingester) put(ctx context.Context, m newMessage) error {
 	select {
 	case g.in <- m:
@@ -69,11 +79,24 @@ func (g *ingester) finish() error {
 	return g.err
 }
 
+// index runs the indexer over each message in arrival order and passes it
+// on. It never stops reading before in is closed (the committer never
+// stops reading ready either), so neither put nor finish can block on a
+// stage that has gone.
+func (g *ingester) index() {
+	defer g.wg.Done()
+	defer close(g.ready)
+	for m := range g.in {
+		g.b.indexBlob(m.blob) // recovers its own panics
+		g.ready <- m
+	}
+}
+
 func (g *ingester) run(ctx context.Context) {
 	defer g.wg.Done()
 	batch := make([]newMessage, 0, maxBatchMessages)
 	for {
-		m, ok := <-g.in
+		m, ok := <-g.ready
 		if !ok {
 			return
 		}
@@ -82,7 +105,7 @@ func (g *ingester) run(ctx context.Context) {
 	fill:
 		for len(batch) < maxBatchMessages && size < maxBatchBytes {
 			select {
-			case m, ok := <-g.in:
+			case m, ok := <-g.ready:
 				if !ok {
 					break fill
 				}
