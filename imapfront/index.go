@@ -2,7 +2,6 @@ package imapfront
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -68,11 +67,7 @@ func Index(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("imapfront: index: read header: %w", err)
 	}
 	env := imapserver.ExtractEnvelope(header)
-	var hb bytes.Buffer
-	if err := textproto.WriteHeader(&hb, header); err != nil {
-		return nil, fmt.Errorf("imapfront: index: header: %w", err)
-	}
-	bs := sanitizeBodyStructure(imapserver.ExtractBodyStructure(io.MultiReader(&hb, br)), 0)
+	bs := sanitizeBodyStructure(bodyStructure(header, br), 0)
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, fmt.Errorf("imapfront: index: read body: %w", err)
 	}
