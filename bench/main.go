@@ -50,6 +50,8 @@ type options struct {
 	keep    bool
 	// skipPOP3 leaves out the POP3 measurements (for quick profiling runs).
 	skipPOP3 bool
+	// onlyPOP3 stops after the POP3 measurements (the same, the other way).
+	onlyPOP3 bool
 }
 
 func main() {
@@ -68,6 +70,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/results.md", "Markdown results file (\"\" for none)")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU profiles of imapbridge during the IMAP measurements (\"\" for none)")
 	flag.BoolVar(&o.skipPOP3, "skip-pop3", false, "leave out the POP3 measurements")
+	flag.BoolVar(&o.onlyPOP3, "only-pop3", false, "run only the POP3 measurements")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, configs, logs)")
 	flag.DurationVar(&timeout, "timeout", 45*time.Minute, "give up after this long")
 	flag.Parse()
@@ -219,6 +222,9 @@ func (b *bench) run(ctx context.Context) error {
 		if err := b.pop3Section(ctx, n); err != nil {
 			return fmt.Errorf("pop3 %d: %w", n, err)
 		}
+	}
+	if b.o.onlyPOP3 {
+		return b.report()
 	}
 	mainData := ""
 	for _, n := range b.o.sizes {
