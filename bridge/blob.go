@@ -15,18 +15,21 @@ import (
 	"sync"
 )
 
-// pendingBlob is a message body written to a temp file, not yet part of
-// the store. commitBlobs (inside a write transaction) makes it a blob;
-// discard removes whatever is left.
+// pendingBlob is a message body about to become part of the store: held
+// in memory when it is small (inline), else written to a temp file.
+// commitBlobs (inside a write transaction) makes it a blob; discard drops
+// whatever is left.
 type pendingBlob struct {
 	b    *Bridge
-	tmp  string
+	tmp  string // the temp file; "" for an inline body
 	hash string
 	size int64
 	idx  []byte
-	// small is the whole body while it waits for indexBlob, when it fit
-	// in one copy buffer; nil otherwise and after indexing.
-	small []byte
+	// body is the whole message of an inline blob: one of at most
+	// inlineMax bytes, stored in the state database with its row rather
+	// than in a file of its own (see commitBlobs).
+	body   []byte
+	inline bool
 	// synced: the temp file's data was fsync'd when it was written. A
 	// blob written for a batch is not (see syncBlobs): one sync covers
 	// the whole batch.
@@ -37,15 +40,25 @@ type pendingBlob struct {
 // ErrTooBig rather than filling the disk.
 const maxBlobSize = 1 << 30
 
+// inlineMax is the largest message stored inline, in the state database,
+// rather than as a file: most mail. A file per message costs an inode, a
+// rename and a directory entry, each a journalled metadata update that
+// stalls behind every sync of the filesystem; on the 2-core test VM
+// creating the files alone took half of a 10,000-message first sync. An
+// inline body is one more row in the transaction that records the message
+// anyway, made durable by the same commit. It is also the size of the copy
+// buffer: a message that ends within the first buffer is inline.
+const inlineMax = 64 << 10
+
 // copyBufs are the buffers blobs are written through: one 64 KiB buffer
 // per message in flight instead of a fresh one per message.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, inlineMax); return &b }}
 
-// putBlob streams r into a temp file under the data directory, hashing as
-// it goes, fsyncs it and runs the indexer over it. Nothing is visible to
-// anyone until commit.
+// putBlob takes r's bytes for the store, fsyncing the temp file of a
+// large one, and runs the indexer over them. Nothing is visible to anyone
+// until commit.
 func (b *Bridge) putBlob(ctx context.Context, r io.Reader) (*pendingBlob, error) {
-	p, err := b.writeBlob(ctx, r, true, nil)
+	p, err := b.writeBlob(ctx, r, true, b.createTemp)
 	if err != nil {
 		return nil, err
 	}
@@ -53,29 +66,39 @@ func (b *Bridge) putBlob(ctx context.Context, r io.Reader) (*pendingBlob, error)
 	return p, nil
 }
 
-// writeBlob streams r into f (an empty temp file from tempFiles) or, if f
-// is nil, a new temp file, hashing as it goes, with an fsync of the file
-// only if sync is set. The body goes from r to the file in 64 KiB pieces:
-// it is never held in memory whole. The index is left to indexBlob; a
-// message that fits in one piece keeps its bytes in memory for it, so
-// that indexing it need not read the file back.
-func (b *Bridge) writeBlob(ctx context.Context, r io.Reader, sync bool, f *os.File) (*pendingBlob, error) {
-	if f == nil {
-		var err error
-		if f, err = b.createTemp(); err != nil {
-			return nil, err
-		}
-	}
-	p := &pendingBlob{b: b, tmp: f.Name(), synced: sync}
+// writeBlob reads r, hashing as it goes. A message that ends within the
+// first inlineMax bytes stays in memory, to be stored inline; a larger one
+// is streamed to a file from newFile (an empty temp file), in 64 KiB
+// pieces, never held in memory whole, with an fsync of the file only if
+// sync is set. The index is left to indexBlob.
+func (b *Bridge) writeBlob(ctx context.Context, r io.Reader, sync bool, newFile func() (*os.File, error)) (*pendingBlob, error) {
+	p := &pendingBlob{b: b, synced: sync}
 	h := sha256.New()
 	buf := copyBufs.Get().(*[]byte)
-	n, err := copyBlob(f, h, &ctxReader{ctx: ctx, r: r}, *buf)
-	if err == nil && b.index != nil && n <= int64(len(*buf)) {
-		// copyBlob fills buf from its start each round, and a message
-		// this small took one round: buf holds all of it.
-		p.small = bytes.Clone((*buf)[:n])
+	defer copyBufs.Put(buf)
+	cr := &ctxReader{ctx: ctx, r: r}
+	n, rerr := fillBuf(cr, *buf)
+	if rerr == io.EOF {
+		p.body = bytes.Clone((*buf)[:n])
+		p.inline = true
+		h.Write(p.body)
+		p.size = int64(n)
+		p.hash = hex.EncodeToString(h.Sum(nil))
+		return p, nil
 	}
-	copyBufs.Put(buf)
+	if rerr != nil {
+		return nil, rerr
+	}
+	f, err := newFile()
+	if err != nil {
+		return nil, err
+	}
+	p.tmp = f.Name()
+	h.Write((*buf)[:n])
+	total := int64(n)
+	if _, err = f.Write((*buf)[:n]); err == nil {
+		total, err = copyBlob(f, h, cr, *buf, total)
+	}
 	if err == nil && sync {
 		if err = f.Sync(); err != nil {
 			err = fmt.Errorf("store: fsync blob: %w", err)
@@ -96,21 +119,34 @@ func (b *Bridge) writeBlob(ctx context.Context, r io.Reader, sync bool, f *os.Fi
 		p.discard()
 		return nil, err
 	}
-	p.size = n
+	p.size = total
 	p.hash = hex.EncodeToString(h.Sum(nil))
 	return p, nil
 }
 
-// indexBlob runs the indexer (if any) over a written blob: from the bytes
-// writeBlob kept, or else from its temp file. A message that cannot be
-// indexed, or whose indexer fails or panics, is still stored, without an
-// index (FETCH and SEARCH then read the message itself).
+// fillBuf reads from r until buf is full or r fails; io.EOF means r ended
+// within buf (a network reader hands over a few KiB per Read).
+func fillBuf(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// indexBlob runs the indexer (if any) over a pending blob: from its inline
+// body, or else from its temp file. A message that cannot be indexed, or
+// whose indexer fails or panics, is still stored, without an index (FETCH
+// and SEARCH then read the message itself).
 func (b *Bridge) indexBlob(p *pendingBlob) {
 	if b.index == nil {
 		return
 	}
 	defer func() {
-		p.small = nil
 		if r := recover(); r != nil {
 			b.metrics.Recovered.Inc()
 			b.log.Error("store: panic indexing a message; storing it without an index", "panic", r, "stack", string(debug.Stack()))
@@ -121,8 +157,8 @@ func (b *Bridge) indexBlob(p *pendingBlob) {
 		idx []byte
 		err error
 	)
-	if p.small != nil || p.size == 0 {
-		idx, err = b.index(bytes.NewReader(p.small))
+	if p.inline {
+		idx, err = b.index(bytes.NewReader(p.body))
 	} else {
 		var rf *os.File
 		if rf, err = os.Open(p.tmp); err == nil {
@@ -137,20 +173,14 @@ func (b *Bridge) indexBlob(p *pendingBlob) {
 	p.idx = idx
 }
 
-// copyBlob copies r to f and h in pieces of len(buf), filling buf before
-// each write (a network reader hands over a few KiB per Read: one write
-// per Read would cost a system call each). It stops with ErrTooBig past
-// maxBlobSize. Only io.EOF from r ends the copy as complete.
-func copyBlob(f io.Writer, h io.Writer, r io.Reader, buf []byte) (int64, error) {
-	var total int64
+// copyBlob copies the rest of r to f and h in pieces of len(buf), filling
+// buf before each write (one write per network Read would cost a system
+// call each), counting from total bytes already copied. It stops with
+// ErrTooBig past maxBlobSize. Only io.EOF from r ends the copy as
+// complete.
+func copyBlob(f io.Writer, h io.Writer, r io.Reader, buf []byte, total int64) (int64, error) {
 	for {
-		n := 0
-		var rerr error
-		for n < len(buf) && rerr == nil {
-			var m int
-			m, rerr = r.Read(buf[n:])
-			n += m
-		}
+		n, rerr := fillBuf(r, buf)
 		total += int64(n)
 		if total > maxBlobSize {
 			return total, fmt.Errorf("%w: over %d bytes", ErrTooBig, maxBlobSize)
@@ -172,7 +202,8 @@ func copyBlob(f io.Writer, h io.Writer, r io.Reader, buf []byte) (int64, error) 
 
 // commitBlobs makes the blobs part of the store inside tx and returns their
 // row ids, in order. A blob already stored (the same bytes, by hash) gains
-// a reference and its temp file is dropped; a new one is renamed into
+// a reference and its temp file is dropped; a new inline one becomes a row
+// of bodies, durable with the transaction; a new large one is renamed into
 // place. The renames happen under the write lock, so a concurrent removal
 // of an identical blob cannot race them. Before it returns, every placed
 // file and its directory entry is durable (syncBlobs): the caller commits
@@ -190,11 +221,12 @@ func commitBlobs(ctx context.Context, tx *wtx, ps []*pendingBlob) ([]int64, erro
 		return nil, err
 	}
 	defer ref.Close()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO blobs(hash, size, refs, idx) VALUES (?, ?, 1, ?)`)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO blobs(hash, size, refs, idx, inline) VALUES (?, ?, 1, ?, ?)`)
 	if err != nil {
 		return nil, err
 	}
 	defer ins.Close()
+	var insBody *sql.Stmt // prepared on the first inline blob
 	var (
 		fresh  map[string]int64 // blobs placed in this batch, by hash
 		placed []*pendingBlob
@@ -220,6 +252,30 @@ func commitBlobs(ctx context.Context, tx *wtx, ps []*pendingBlob) ([]int64, erro
 			ids[i] = id
 			continue
 		}
+		if p.inline {
+			res, err := ins.ExecContext(ctx, p.hash, p.size, p.idx, true)
+			if err != nil {
+				return nil, err
+			}
+			if id, err = res.LastInsertId(); err != nil {
+				return nil, err
+			}
+			if insBody == nil {
+				if insBody, err = tx.PrepareContext(ctx, `INSERT INTO bodies(blob_id, body) VALUES (?, ?)`); err != nil {
+					return nil, err
+				}
+				defer insBody.Close()
+			}
+			if _, err := insBody.ExecContext(ctx, id, p.body); err != nil {
+				return nil, err
+			}
+			if fresh == nil {
+				fresh = make(map[string]int64)
+			}
+			fresh[p.hash] = id
+			ids[i] = id
+			continue
+		}
 		final := tx.b.blobPath(p.hash)
 		dir := filepath.Dir(final)
 		if !tx.b.blobDirs[dir] {
@@ -241,7 +297,7 @@ func commitBlobs(ctx context.Context, tx *wtx, ps []*pendingBlob) ([]int64, erro
 		p.tmp = ""
 		placed = append(placed, p)
 		dirs = append(dirs, dir)
-		res, err := ins.ExecContext(ctx, p.hash, p.size, p.idx)
+		res, err := ins.ExecContext(ctx, p.hash, p.size, p.idx, false)
 		if err != nil {
 			return nil, err
 		}
@@ -283,9 +339,9 @@ func commitBlobs(ctx context.Context, tx *wtx, ps []*pendingBlob) ([]int64, erro
 //     writeBlob fsyncs each file instead (syncfsUsable false) and only the
 //     directories are left to this function.
 //
-// A pack file per batch would need one sync too, but would change the
-// content-addressed layout (one file per blob) that existing data
-// directories have and that Mailbox.Open serves from.
+// Inline blobs (most mail, see inlineMax) have no file: the transaction's
+// own commit makes them durable, and a batch of only those needs no sync
+// here at all.
 func (b *Bridge) syncBlobs(placed []*pendingBlob, dirs []string) error {
 	if len(placed) == 0 {
 		return nil
@@ -338,6 +394,7 @@ func (p *pendingBlob) discard() {
 		os.Remove(p.tmp)
 		p.tmp = ""
 	}
+	p.body = nil
 }
 
 // unref drops one reference to each blob; blobs left with none are removed
@@ -346,14 +403,22 @@ func unrefBlobs(ctx context.Context, tx *wtx, blobIDs []int64) error {
 	for _, id := range blobIDs {
 		var refs int64
 		var hash string
-		if err := tx.QueryRowContext(ctx, `UPDATE blobs SET refs=refs-1 WHERE id=? RETURNING refs, hash`, id).Scan(&refs, &hash); err != nil {
+		var inline bool
+		if err := tx.QueryRowContext(ctx, `UPDATE blobs SET refs=refs-1 WHERE id=? RETURNING refs, hash, inline`, id).Scan(&refs, &hash, &inline); err != nil {
 			return fmt.Errorf("unref blob %d: %w", id, err)
 		}
 		if refs <= 0 {
+			if inline {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM bodies WHERE blob_id=?`, id); err != nil {
+					return err
+				}
+			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM blobs WHERE id=?`, id); err != nil {
 				return err
 			}
-			tx.removeFiles = append(tx.removeFiles, tx.b.blobPath(hash))
+			if !inline {
+				tx.removeFiles = append(tx.removeFiles, tx.b.blobPath(hash))
+			}
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -97,7 +98,7 @@ func TestCrashDuringBatchIngest(t *testing.T) {
 			// acknowledged (the child read to the sync line).
 			stored := 0
 			for i := round * 100000; i < round*100000+400; i++ {
-				if _, ok := seen[string(msg(i))]; ok {
+				if _, ok := seen[string(crashMsg(i))]; ok {
 					stored++
 				}
 			}
@@ -118,10 +119,22 @@ func TestCrashDuringBatchIngest(t *testing.T) {
 	}
 }
 
+// crashMsg is message i of the crash campaigns: every third one is larger
+// than InlineMax, so that both ways of storing a body (a file of its own,
+// a row of the database) are killed in every stage.
+func crashMsg(i int) []byte {
+	m := msg(i)
+	if i%3 == 2 {
+		m = append(m, bytes.Repeat([]byte("a line of a large message to push it past the inline limit\r\n"), bridge.InlineMax/60+10)...)
+	}
+	return m
+}
+
 // checkAfterCrash reopens the store in dir after a kill and checks what
 // every crash campaign relies on: each message once, UIDs ascending and
 // below UIDNEXT, every acknowledged message present, and after Open's
-// sweep every blob file belonging to a message and no temp file left. It
+// sweep a blob file for every message too large to be inline (and no
+// other) and no temp file left. It
 // returns the stored bodies (with their UIDs) and the blob file count.
 func checkAfterCrash(t *testing.T, dir string, round int, acked map[int]bool) (seen map[string]bridge.UID, files int) {
 	t.Helper()
@@ -147,7 +160,7 @@ func checkAfterCrash(t *testing.T, dir string, round int, acked map[int]bool) (s
 		seen[body] = m.UID
 	}
 	for i := range acked {
-		if _, ok := seen[string(msg(i))]; !ok {
+		if _, ok := seen[string(crashMsg(i))]; !ok {
 			t.Fatalf("round %d: acknowledged message %d lost", round, i)
 		}
 	}
@@ -155,9 +168,15 @@ func checkAfterCrash(t *testing.T, dir string, round int, acked map[int]bool) (s
 		t.Fatalf("round %d: UIDNEXT %d not above last UID %d", round, inbox.Info().UIDNext, last)
 	}
 	b.Close()
+	large := 0
+	for body := range seen {
+		if len(body) > bridge.InlineMax {
+			large++
+		}
+	}
 	files = countFiles(t, filepath.Join(dir, "blobs"))
-	if files != len(msgs) {
-		t.Fatalf("round %d: %d blob files for %d messages after the sweep", round, files, len(msgs))
+	if files != large {
+		t.Fatalf("round %d: %d blob files for %d messages too large to be inline (of %d) after the sweep", round, files, large, len(msgs))
 	}
 	if entries, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(entries) != 0 {
 		t.Fatalf("round %d: temp files left: %d", round, len(entries))
@@ -187,7 +206,7 @@ func batchCrashChild() {
 	src := bridgetest.NewSource(fmt.Sprintf("legacy-%d", round))
 	start := round * 100000
 	for i := start; i < start+400; i++ {
-		src.Deliver("alice", msg(i), time.Time{})
+		src.Deliver("alice", crashMsg(i), time.Time{})
 	}
 	// Acknowledge in source order: the n-th message appended is start+n.
 	var mu sync.Mutex

@@ -43,3 +43,6 @@ func KnownCacheMatches(ctx context.Context, b *Bridge, u *User, source string) (
 	}
 	return true, nil
 }
+
+// InlineMax is the largest message stored inline, in the database.
+const InlineMax = inlineMax

@@ -1,11 +1,13 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"sort"
@@ -53,6 +55,7 @@ type entry struct {
 	zoned  bool  // false for messages stored before zones were kept
 	modseq ModSeq
 	blob   int64
+	inline bool // the body is in the bodies table, not a file
 	hash   [32]byte
 }
 
@@ -130,7 +133,7 @@ func (b *Bridge) mailboxByID(ctx context.Context, u *User, id MailboxID) (*Mailb
 		return nil, fmt.Errorf("store: load mailbox %d: %w", id, err)
 	}
 	mb.uidValidity, mb.uidNext, mb.highestModSeq, mb.recentUID = UIDValidity(uv), UID(next), ModSeq(hms), UID(recent)
-	rows, err := b.rd.QueryContext(ctx, `SELECT m.uid, m.flags, m.internal_date, m.date_zone, m.modseq, b.id, b.size, b.hash FROM messages m JOIN blobs b ON b.id=m.blob_id WHERE m.mailbox_id=? ORDER BY m.uid`, id)
+	rows, err := b.rd.QueryContext(ctx, `SELECT m.uid, m.flags, m.internal_date, m.date_zone, m.modseq, b.id, b.size, b.hash, b.inline FROM messages m JOIN blobs b ON b.id=m.blob_id WHERE m.mailbox_id=? ORDER BY m.uid`, id)
 	if err != nil {
 		return nil, fmt.Errorf("store: load mailbox %d: %w", id, err)
 	}
@@ -139,7 +142,7 @@ func (b *Bridge) mailboxByID(ctx context.Context, u *User, id MailboxID) (*Mailb
 		var e entry
 		var flags, hash string
 		var zone sql.NullInt32
-		if err := rows.Scan(&e.uid, &flags, &e.date, &zone, &e.modseq, &e.blob, &e.size, &hash); err != nil {
+		if err := rows.Scan(&e.uid, &flags, &e.date, &zone, &e.modseq, &e.blob, &e.size, &hash, &e.inline); err != nil {
 			return nil, fmt.Errorf("store: load mailbox %d: %w", id, err)
 		}
 		e.flags = splitFlags(flags)
@@ -412,20 +415,58 @@ func (m *Mailbox) scanIndex(ctx context.Context, msgs []Message, query string, a
 	return rows.Err()
 }
 
+// Body is a stored message's bytes, exactly as stored, open for reading
+// from the start or at any offset. Close it when done.
+type Body interface {
+	io.Reader
+	io.ReaderAt
+	io.Closer
+	// Size is the message's length in bytes (RFC822.SIZE).
+	Size() int64
+}
+
+// fileBody is a message stored as a file of its own.
+type fileBody struct {
+	*os.File
+	size int64
+}
+
+func (f fileBody) Size() int64 { return f.size }
+
+// inlineBody is a message stored inline, read whole from the database.
+type inlineBody struct{ *bytes.Reader }
+
+func (inlineBody) Close() error { return nil }
+
 // Open opens a message's body for reading: the bytes exactly as stored.
-func (m *Mailbox) Open(ctx context.Context, uid UID) (*os.File, error) {
+func (m *Mailbox) Open(ctx context.Context, uid UID) (Body, error) {
 	m.mu.Lock()
 	e, ok := m.findLocked(uid)
 	m.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: uid %d", ErrNoSuchMessage, uid)
 	}
-	f, err := os.Open(m.b.blobPath(hex.EncodeToString(e.hash[:])))
+	var (
+		body Body
+		err  error
+		gone bool
+	)
+	if e.inline {
+		var raw []byte
+		err = m.b.rd.QueryRowContext(ctx, `SELECT body FROM bodies WHERE blob_id=?`, e.blob).Scan(&raw)
+		gone = errors.Is(err, sql.ErrNoRows)
+		body = inlineBody{bytes.NewReader(raw)}
+	} else {
+		var f *os.File
+		f, err = os.Open(m.b.blobPath(hex.EncodeToString(e.hash[:])))
+		gone = errors.Is(err, fs.ErrNotExist)
+		body = fileBody{f, e.size}
+	}
 	if err != nil {
 		// An expunge may have taken the message, and removed its blob,
-		// between the lookup above and the open: that is a message gone,
-		// not a store failure.
-		if errors.Is(err, fs.ErrNotExist) {
+		// between the lookup above and the read: that is a message
+		// gone, not a store failure.
+		if gone {
 			m.mu.Lock()
 			_, still := m.findLocked(uid)
 			m.mu.Unlock()
@@ -435,7 +476,7 @@ func (m *Mailbox) Open(ctx context.Context, uid UID) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("store: open message %d: %w", uid, err)
 	}
-	return f, nil
+	return body, nil
 }
 
 func (m *Mailbox) findLocked(uid UID) (entry, bool) {
@@ -509,7 +550,7 @@ func (m *Mailbox) addBatch(ctx context.Context, msgs []newMessage) ([]UID, error
 				originID = sql.NullInt64{Int64: id, Valid: true}
 			}
 			modseq++
-			e := entry{uid: uid, flags: nm.flags, size: nm.blob.size, date: nm.date.UnixNano(), zone: zoneOf(nm.date), zoned: true, modseq: modseq, blob: blobIDs[i]}
+			e := entry{uid: uid, flags: nm.flags, size: nm.blob.size, date: nm.date.UnixNano(), zone: zoneOf(nm.date), zoned: true, modseq: modseq, blob: blobIDs[i], inline: nm.blob.inline}
 			hex.Decode(e.hash[:], []byte(nm.blob.hash))
 			if _, err := ins.ExecContext(ctx, m.id, e.uid, e.blob, joinFlags(nm.flags), e.date, e.zone, e.modseq, originID); err != nil {
 				return err

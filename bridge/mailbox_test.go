@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -529,11 +530,8 @@ func TestMigrateFromSchema2(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Close()
-	// Undo migrations 3 and 4 by hand, as a schema 2 store looks.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Undo migrations 5, 4 and 3 by hand, as a schema 2 store looks.
+	db := undoInlineBodies(t, dir)
 	for _, q := range []string{
 		`ALTER TABLE messages DROP COLUMN date_zone`,
 		`ALTER TABLE mailboxes DROP COLUMN recent_uid`,
@@ -563,5 +561,100 @@ func TestMigrateFromSchema2(t *testing.T) {
 	}
 	if got, want := mailboxNames(t, u), "INBOX* Archive* Drafts* Junk Sent* Trash*"; got != want {
 		t.Errorf("subscriptions after migration: %s, want %s", got, want)
+	}
+}
+
+// undoInlineBodies turns the store in dir (closed) into one of schema 4:
+// every inline body written out as a file under blobs/, as schema 4 kept
+// every body, and migration 5 undone. It returns the open database.
+func undoInlineBodies(t *testing.T, dir string) *sql.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT b.hash, d.body FROM blobs b JOIN bodies d ON d.blob_id=b.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var hash string
+		var body []byte
+		if err := rows.Scan(&hash, &body); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "blobs", hash[:2], hash)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows.Close()
+	for _, q := range []string{
+		`DROP TABLE bodies`,
+		`ALTER TABLE blobs DROP COLUMN inline`,
+		`PRAGMA user_version = 4`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return db
+}
+
+// TestMigrateToInlineBodies: a store of schema 4, where every body is a
+// file, keeps serving those files byte for byte after migration 5; a new
+// small message is stored inline (no new file); expunging an old message
+// removes its file, expunging a new one leaves the files alone; and a copy
+// of an old message shares its file.
+func TestMigrateToInlineBodies(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := openStore(t, dir)
+	u, _ := b.User(ctx, "alice")
+	for i := 1; i <= 3; i++ {
+		appendTo(t, u, "INBOX", i, nil, time.Time{})
+	}
+	b.Close()
+	undoInlineBodies(t, dir).Close()
+	if n := countFiles(t, filepath.Join(dir, "blobs")); n != 3 {
+		t.Fatalf("schema 4 store: %d blob files, want 3", n)
+	}
+
+	b = openStore(t, dir)
+	defer b.Close()
+	u, _ = b.User(ctx, "alice")
+	inbox := mailbox(t, u, "INBOX")
+	for uid := bridge.UID(1); uid <= 3; uid++ {
+		if got := readAll(t, inbox, uid); !bytes.Equal(got, msg(int(uid))) {
+			t.Errorf("uid %d after migration: %q", uid, got)
+		}
+	}
+	uid4 := appendTo(t, u, "INBOX", 4, nil, time.Time{})
+	if got := readAll(t, inbox, uid4); !bytes.Equal(got, msg(4)) {
+		t.Errorf("new message: %q", got)
+	}
+	if n := countFiles(t, filepath.Join(dir, "blobs")); n != 3 {
+		t.Errorf("after a new small message: %d blob files, want 3 (it is inline)", n)
+	}
+	if _, _, _, err := inbox.CopyTo(ctx, []bridge.UID{1}, mailbox(t, u, "Archive")); err != nil {
+		t.Fatal(err)
+	}
+	for _, uid := range []bridge.UID{1, 2, uid4} {
+		inbox.Store(ctx, []bridge.UID{uid}, bridge.FlagsAdd, []string{bridge.FlagDeleted}, nil)
+	}
+	if _, err := inbox.Expunge(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	// uid 1 lives on in Archive, uid 2's file goes, uid 4 had none.
+	if n := countFiles(t, filepath.Join(dir, "blobs")); n != 2 {
+		t.Errorf("after expunging: %d blob files, want 2", n)
+	}
+	archive := mailbox(t, u, "Archive")
+	if got := readAll(t, archive, archive.UIDs()[0]); !bytes.Equal(got, msg(1)) {
+		t.Errorf("copy of an old message: %q", got)
 	}
 }

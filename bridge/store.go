@@ -280,6 +280,14 @@ var schema = []string{
 		PRIMARY KEY(user_id, name)
 	) WITHOUT ROWID;
 	INSERT INTO subscriptions(user_id, name) SELECT user_id, name FROM mailboxes WHERE subscribed;`,
+	// 5: message bodies of up to inlineMax bytes stored inline, in
+	// bodies, instead of as files under blobs/ (inline = 1). Blobs
+	// stored before stay files.
+	`ALTER TABLE blobs ADD COLUMN inline INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE bodies (
+		blob_id INTEGER PRIMARY KEY REFERENCES blobs(id),
+		body BLOB NOT NULL
+	);`,
 }
 
 func (b *Bridge) migrate(ctx context.Context) error {
@@ -451,11 +459,11 @@ func (b *Bridge) write(ctx context.Context, fn func(tx *wtx) error) error {
 		return ErrStoreClosed
 	}
 	err := b.writeLocked(ctx, fn)
-	b.noteWrite(classifyWriteErr(err))
 	if err != nil && diskFault(err) && !errors.Is(err, ErrStoreNotWritable) {
 		// Callers (the IMAP front end) answer "unavailable", not "bug".
-		return fmt.Errorf("%w (%w)", err, ErrStoreNotWritable)
+		err = fmt.Errorf("%w (%w)", b.describeDBFault(err), ErrStoreNotWritable)
 	}
+	b.noteWrite(classifyWriteErr(err))
 	return err
 }
 
@@ -508,7 +516,8 @@ func classifyWriteErr(err error) error {
 }
 
 // sweep removes what a crash can leave behind: temp files of unfinished
-// blob writes and blob files no committed row refers to. It runs at Open,
+// blob writes and blob files no committed row refers to (inline blobs
+// have no file). It runs at Open,
 // before anything else can write.
 func (b *Bridge) sweep(ctx context.Context) error {
 	tmp := filepath.Join(b.dir, tmpDir)
@@ -520,7 +529,7 @@ func (b *Bridge) sweep(ctx context.Context) error {
 		os.Remove(filepath.Join(tmp, e.Name()))
 	}
 	known := make(map[string]bool)
-	rows, err := b.db.QueryContext(ctx, `SELECT hash FROM blobs`)
+	rows, err := b.db.QueryContext(ctx, `SELECT hash FROM blobs WHERE NOT inline`)
 	if err != nil {
 		return fmt.Errorf("store: sweep: %w", err)
 	}

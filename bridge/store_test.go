@@ -344,7 +344,7 @@ func crashChild() {
 	ctx := context.Background()
 	_, u := openCrashChild(dir)
 	for i := start; ; i++ {
-		if _, _, err := u.Append(ctx, "INBOX", bytes.NewReader(msg(i)), nil, time.Time{}); err != nil {
+		if _, _, err := u.Append(ctx, "INBOX", bytes.NewReader(crashMsg(i)), nil, time.Time{}); err != nil {
 			fmt.Println("append:", err)
 			os.Exit(1)
 		}

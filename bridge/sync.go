@@ -222,6 +222,16 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		if len(ids) > 1 {
 			temps = b.startTempFiles(tempAhead, tempWorkers)
 		}
+		// A message too large to store inline goes to a temp file,
+		// one made ahead of need where there is one.
+		newTemp := func() (*os.File, error) {
+			if temps != nil {
+				if f := temps.get(); f != nil {
+					return f, nil
+				}
+			}
+			return b.createTemp()
+		}
 		// Both goroutines end before Poll returns, a panic included.
 		stopped := false
 		stop := func() error {
@@ -239,11 +249,7 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		defer stop()
 		store := func(id SourceID, r io.Reader) error {
 			m := byID[id]
-			var f *os.File
-			if temps != nil {
-				f = temps.get()
-			}
-			blob, err := b.writeBlob(fctx, r, !b.syncfs, f)
+			blob, err := b.writeBlob(fctx, r, !b.syncfs, newTemp)
 			if err != nil {
 				return fmt.Errorf("store %s: %w", id, err)
 			}

@@ -30,6 +30,31 @@ func diskFault(err error) bool {
 	return false
 }
 
+// describeDBFault names the state database and says in plain words what
+// the disk refused, for a fault SQLite reports in its own terms ("database
+// or disk is full"): the operator reading the log or /readyz learns which
+// file and why. Other errors are returned as they are.
+func (b *Bridge) describeDBFault(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	why := ""
+	switch se.Code() & 0xff {
+	case 13:
+		why = "no space left on device"
+	case 8:
+		why = "read-only (file system or permissions)"
+	case 10:
+		why = "I/O error"
+	case 14:
+		why = "cannot open a file"
+	default:
+		return err
+	}
+	return fmt.Errorf("state database %s: %s: %w", filepath.Join(b.dir, dbFile), why, err)
+}
+
 // ProbeWrites checks, when the last write to the store failed, whether the
 // store takes writes again: it writes, fsyncs and removes a small file where
 // message bodies are written first, then commits an empty transaction to

@@ -44,7 +44,9 @@ func TestProbeWritesClearsAfterFault(t *testing.T) {
 	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = u.Append(ctx, "INBOX", bytes.NewReader(msg(1)), nil, time.Time{})
+	// Too large to be inline: it needs a temp file.
+	large := append(msg(1), bytes.Repeat([]byte("x"), bridge.InlineMax)...)
+	_, _, err = u.Append(ctx, "INBOX", bytes.NewReader(large), nil, time.Time{})
 	if !errors.Is(err, bridge.ErrStoreNotWritable) || !strings.Contains(err.Error(), tmp) {
 		t.Fatalf("Append with the blob directory gone: %v, want ErrStoreNotWritable naming %s", err, tmp)
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
-	"os"
 	"strings"
 	"time"
 
@@ -299,7 +298,7 @@ type messageBody struct {
 	s   *session
 	mb  *bridge.Mailbox
 	uid bridge.UID
-	f   *os.File
+	f   bridge.Body
 	raw []byte
 }
 
@@ -319,11 +318,7 @@ func (b *messageBody) size() (int64, error) {
 	if err := b.open(); err != nil {
 		return 0, err
 	}
-	fi, err := b.f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("imapfront: stat message %d: %w", b.uid, err)
-	}
-	return fi.Size(), nil
+	return b.f.Size(), nil
 }
 
 func (b *messageBody) bytes() ([]byte, error) {
@@ -333,7 +328,7 @@ func (b *messageBody) bytes() ([]byte, error) {
 	if err := b.open(); err != nil {
 		return nil, err
 	}
-	raw, err := io.ReadAll(io.NewSectionReader(b.f, 0, 1<<62))
+	raw, err := io.ReadAll(io.NewSectionReader(b.f, 0, b.f.Size()))
 	if err != nil {
 		return nil, fmt.Errorf("imapfront: read message %d: %w", b.uid, err)
 	}

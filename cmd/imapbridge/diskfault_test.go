@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -155,6 +156,10 @@ type diskFaultCase struct {
 	fault func(t *testing.T, data string) (undo func())
 	// reason must appear in the log line, /readyz and the poll error.
 	reason string
+	// faultSize is the size of the mail delivered and APPENDed during
+	// the fault; 0 for small messages (stored inline, in the state
+	// database).
+	faultSize int
 }
 
 // The data directory fills up, or turns read-only, while the bridge runs
@@ -185,10 +190,13 @@ func TestDiskFaultDataDir(t *testing.T) {
 		{
 			// Files open for writing (the state database) keep a
 			// filesystem from turning read-only under a running
-			// process; the blob directories, where every new message is
-			// written first, can.
-			name:   "read-only",
-			reason: "read-only file system",
+			// process; the blob directories, where every message too
+			// large to be inline is written first, can. Small messages
+			// go to the database, which this fault leaves writable (and
+			// are stored, rightly): the mail of this case is larger.
+			name:      "read-only",
+			reason:    "read-only file system",
+			faultSize: 100 << 10,
 			fault: func(t *testing.T, data string) func() {
 				undoTmp := mountReadOnly(t, filepath.Join(data, "tmp"))
 				undoBlobs := mountReadOnly(t, filepath.Join(data, "blobs"))
@@ -234,7 +242,18 @@ func diskFault(t *testing.T, c diskFaultCase) {
 	p3WaitPolls(t, e.admin, 1)
 
 	undo := c.fault(t, data)
-	deliver(3, 4, 40000)
+	faultSize := 40000
+	if c.faultSize > 0 {
+		faultSize = c.faultSize
+	}
+	// pad makes an APPENDed message as large as the fault's mail.
+	pad := func(m []byte) []byte {
+		if c.faultSize == 0 {
+			return m
+		}
+		return append(m, bytes.Repeat([]byte("padding to make this message too large to be stored inline\r\n"), c.faultSize/60)...)
+	}
+	deliver(3, 4, faultSize)
 	p3WaitFor(t, 20*time.Second, "two failed polls and a store write error", func() (bool, string) {
 		errs := p3MetricSum(e.admin, "imapbridge_store_write_errors_total")
 		polls := p3MetricSum(e.admin, "imapbridge_source_polls_total", `result="error"`)
@@ -267,7 +286,7 @@ func diskFault(t *testing.T, c diskFaultCase) {
 		t.Errorf("after_sync during the fault: the host holds %d messages, want the 2 not stored", n)
 	}
 	// APPEND: NO [UNAVAILABLE].
-	appMsg := []byte("From: a@example.org\r\nSubject: append during the fault\r\nMessage-ID: <disk-append@imapbridge.test>\r\n\r\nhello\r\n")
+	appMsg := pad([]byte("From: a@example.org\r\nSubject: append during the fault\r\nMessage-ID: <disk-append@imapbridge.test>\r\n\r\nhello\r\n"))
 	_, err := appendError(t, e.imap, "alice", appMsg)
 	var ierr *imap.Error
 	if !errors.As(err, &ierr) || ierr.Type != imap.StatusResponseTypeNo || ierr.Code != imap.ResponseCodeUnavailable {
@@ -313,7 +332,7 @@ func diskFault(t *testing.T, c diskFaultCase) {
 	// /readyz says so, and says ready again once the fault is gone,
 	// without waiting for some later write to succeed.
 	undo = c.fault(t, data)
-	appMsg2 := []byte("From: a@example.org\r\nSubject: append during the second fault\r\nMessage-ID: <disk-append-2@imapbridge.test>\r\n\r\nhello again\r\n")
+	appMsg2 := pad([]byte("From: a@example.org\r\nSubject: append during the second fault\r\nMessage-ID: <disk-append-2@imapbridge.test>\r\n\r\nhello again\r\n"))
 	if _, err := appendError(t, e.imap, "alice", appMsg2); !errors.As(err, &ierr) || ierr.Code != imap.ResponseCodeUnavailable {
 		t.Errorf("APPEND during the second fault: %v, want NO [UNAVAILABLE]", err)
 	}
