@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -123,4 +124,74 @@ func BenchmarkIngestRawFiles(b *testing.B) {
 			b.ReportMetric(float64(len(bodies))*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		})
 	}
+}
+
+// BenchmarkOpenBodies reads every message of a mailbox of 2,000 bodies of
+// 2-32 KB (stored inline) through Mailbox.Open, as FETCH BODY[] of all
+// does, against a raw read of the same bodies from one file each (what
+// serving them cost when every body was a file): the baseline.
+func BenchmarkOpenBodies(b *testing.B) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(3, 3))
+	bodies := make([][]byte, 2000)
+	for i := range bodies {
+		body := fmt.Appendf(nil, "Subject: open %d\r\n\r\n", i)
+		for size := 2000 + r.IntN(30000); len(body) < size; {
+			body = append(body, "lorem ipsum dolor sit amet, consectetur adipiscing elit sed do eiusmod\r\n"...)
+		}
+		bodies[i] = body
+	}
+	b.Run("inline", func(b *testing.B) {
+		br, err := bridge.Open(ctx, bridge.Options{DataDir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer br.Close()
+		src := bridgetest.NewSource("mem")
+		for _, body := range bodies {
+			src.Deliver("alice", body, time.Time{})
+		}
+		u, _ := br.User(ctx, "alice")
+		if _, err := br.Poll(ctx, u, bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}}); err != nil {
+			b.Fatal(err)
+		}
+		inbox, _ := u.Mailbox(ctx, "INBOX")
+		uids := inbox.UIDs()
+		b.SetBytes(totalBytes(bodies))
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, uid := range uids {
+				f, err := inbox.Open(ctx, uid)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, f); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+			}
+		}
+	})
+	b.Run("files", func(b *testing.B) {
+		dir := b.TempDir()
+		for i, body := range bodies {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprint(i)), body, 0o600); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.SetBytes(totalBytes(bodies))
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range bodies {
+				f, err := os.Open(filepath.Join(dir, fmt.Sprint(i)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, f); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+			}
+		}
+	})
 }

@@ -453,7 +453,7 @@ func (m *Mailbox) Open(ctx context.Context, uid UID) (Body, error) {
 	)
 	if e.inline {
 		var raw []byte
-		err = m.b.rd.QueryRowContext(ctx, `SELECT body FROM bodies WHERE blob_id=?`, e.blob).Scan(&raw)
+		err = m.b.readBody.QueryRowContext(ctx, e.blob).Scan(&raw)
 		gone = errors.Is(err, sql.ErrNoRows)
 		body = inlineBody{bytes.NewReader(raw)}
 	} else {

@@ -60,6 +60,9 @@ type Bridge struct {
 
 	db *sql.DB // one connection for writes (serialised by writeMu)
 	rd *sql.DB // a pool for reads (WAL lets them run beside the writer)
+	// readBody reads an inline body (prepared once: FETCH BODY[] of a
+	// whole mailbox runs it once a message).
+	readBody *sql.Stmt
 
 	// known caches the source-id maps between polls.
 	known *knownCache
@@ -132,6 +135,11 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
 	}
 	b.rd.SetMaxOpenConns(4)
+	if b.readBody, err = b.rd.PrepareContext(ctx, `SELECT body FROM bodies WHERE blob_id=?`); err != nil {
+		b.rd.Close()
+		b.db.Close()
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
 	if err := b.checkRollback(ctx); err != nil {
 		b.Close()
 		return nil, err
@@ -159,6 +167,9 @@ func (b *Bridge) Close() error {
 		if err := b.saveHighwater(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if b.readBody != nil {
+		errs = append(errs, b.readBody.Close())
 	}
 	if b.rd != nil {
 		errs = append(errs, b.rd.Close())
