@@ -846,12 +846,13 @@ func TestFaultGarbageReply(t *testing.T) {
 
 // replacedCases: one user per command and policy whose first such command
 // gets a reply made up by the proxy. DELE only for after_sync (keep never
-// sends it). The bridge never sends STAT, so it has no case.
+// sends it). STAT opens every poll's listing (STAT, then UIDL).
 func replacedCases(prefix string, action faultAction) []faultCase {
 	what := map[faultAction]string{faultERR: `server replied -ERR fault injected`, faultGarbage: `malformed`}[action]
 	steps := map[string]string{
 		"USER": `open: pop3 source \\"[a-z]+-src\\": login as \\"[^"\\]+\\" \(USER/PASS\): .*pop3: user: ` + what,
 		"PASS": `open: pop3 source \\"[a-z]+-src\\": login as \\"[^"\\]+\\" \(USER/PASS\): .*pop3: pass: ` + what,
+		"STAT": `list: .*pop3: stat: ` + what,
 		"UIDL": `list: .*pop3: uidl: ` + what,
 		"LIST": `list: .*pop3: list: ` + what,
 		"RETR": `fetch: pop3: retr 1: ` + what,
@@ -859,7 +860,7 @@ func replacedCases(prefix string, action faultAction) []faultCase {
 		"QUIT": `close: .*pop3: quit: ` + what,
 	}
 	var cases []faultCase
-	for _, cmd := range []string{"USER", "PASS", "UIDL", "LIST", "RETR", "DELE", "QUIT"} {
+	for _, cmd := range []string{"USER", "PASS", "STAT", "UIDL", "LIST", "RETR", "DELE", "QUIT"} {
 		for _, policy := range []string{"after_sync", "keep"} {
 			if cmd == "DELE" && policy == "keep" {
 				continue
