@@ -46,3 +46,9 @@ func KnownCacheMatches(ctx context.Context, b *Bridge, u *User, source string) (
 
 // InlineMax is the largest message stored inline, in the database.
 const InlineMax = inlineMax
+
+// QuietPrefix is how many leading entries of listing the next keep poll of
+// (u, source) would not diff.
+func QuietPrefix(b *Bridge, u *User, source string, listing []SourceMessage) int {
+	return b.known.quietPrefix(u.id, source, listing)
+}

@@ -36,6 +36,13 @@ type knownSet struct {
 	mu   sync.Mutex
 	m    map[SourceID]KnownMessage
 	used uint64
+	// quiet are the ids, in order, of the listing of the last complete
+	// poll under the keep policy: every one of them was stored by its
+	// end, and a stored id stays in m (origins are never deleted), so a
+	// later keep poll whose listing starts with them has nothing to plan
+	// for that part. An mbox spool's listing only grows at its end: a
+	// tail poll of a large spool then diffs only the new messages.
+	quiet []SourceID
 }
 
 // knownBudget is the default bound (about 150 MB at most for typical ids).
@@ -146,4 +153,56 @@ func (c *knownCache) dropAll() {
 	c.epoch++
 	clear(c.sets)
 	c.total = 0
+}
+
+// quietPrefix returns how many leading entries of listing are the quiet
+// ids of (user, source): entries that plan to nothing under the keep
+// policy. 0 when the set is not cached or listing does not start with
+// them.
+func (c *knownCache) quietPrefix(user int64, source string, listing []SourceMessage) int {
+	c.mu.Lock()
+	s := c.sets[knownKey{user, source}]
+	if s == nil {
+		c.mu.Unlock()
+		return 0
+	}
+	s.mu.Lock()
+	c.mu.Unlock()
+	defer s.mu.Unlock()
+	q := s.quiet
+	if len(q) == 0 || len(q) > len(listing) {
+		return 0
+	}
+	for i, id := range q {
+		// Equal strings from the same listing share their bytes: this
+		// is a pointer compare for a spool's kept entries.
+		if listing[i].ID != id {
+			return 0
+		}
+	}
+	return len(q)
+}
+
+// setQuiet records listing, whose every id is now stored, as the quiet
+// ids of (user, source). Its first verified entries were found equal to
+// the recorded ones by quietPrefix in the same poll and are kept as they
+// are.
+func (c *knownCache) setQuiet(user int64, source string, listing []SourceMessage, verified int) {
+	c.mu.Lock()
+	s := c.sets[knownKey{user, source}]
+	if s == nil {
+		c.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	c.mu.Unlock()
+	defer s.mu.Unlock()
+	if verified > len(s.quiet) {
+		verified = 0
+	}
+	q := s.quiet[:verified]
+	for _, m := range listing[verified:] {
+		q = append(q, m.ID)
+	}
+	s.quiet = q
 }

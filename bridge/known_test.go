@@ -122,3 +122,72 @@ func TestPollObserverPanic(t *testing.T) {
 		t.Fatalf("after a second poll: %d stored, fetched %d more; want 3 in all, each once", got, res.Fetched)
 	}
 }
+
+// TestQuietPrefix: after a complete keep poll, the listing it saw is the
+// quiet prefix: the next keep poll whose listing starts with it diffs only
+// what follows (a grown mbox spool), and fetches exactly the new mail. A
+// listing that does not start with it (a rewritten spool, mail deleted at
+// the host) or a dropped cache (a user expunge) falls back to the full
+// diff, and no message is stored twice.
+func TestQuietPrefix(t *testing.T) {
+	ctx := context.Background()
+	b := openStore(t, t.TempDir())
+	defer b.Close()
+	u, _ := b.User(ctx, "alice")
+	src := bridgetest.NewSource("legacy")
+	feed := bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}}
+	listing := func() []bridge.SourceMessage {
+		var l []bridge.SourceMessage
+		for _, id := range src.Messages("alice") {
+			l = append(l, bridge.SourceMessage{ID: id})
+		}
+		return l
+	}
+	poll := func(step string, want int) {
+		t.Helper()
+		res, err := b.Poll(ctx, u, feed)
+		if err != nil || res.Fetched != want {
+			t.Fatalf("%s: poll = %+v, %v; want %d fetched", step, res, err, want)
+		}
+	}
+	for i := 1; i <= 5; i++ {
+		src.Deliver("alice", msg(i), time.Time{})
+	}
+	if n := bridge.QuietPrefix(b, u, "legacy", listing()); n != 0 {
+		t.Fatalf("before any poll: quiet prefix %d, want 0", n)
+	}
+	poll("first", 5)
+	if n := bridge.QuietPrefix(b, u, "legacy", listing()); n != 5 {
+		t.Fatalf("after the first poll: quiet prefix %d, want 5", n)
+	}
+	src.Deliver("alice", msg(6), time.Time{})
+	src.Deliver("alice", msg(7), time.Time{})
+	if n := bridge.QuietPrefix(b, u, "legacy", listing()); n != 5 {
+		t.Fatalf("grown listing: quiet prefix %d, want 5", n)
+	}
+	poll("grown", 2)
+	l := listing()
+	if n := bridge.QuietPrefix(b, u, "legacy", l); n != 7 {
+		t.Fatalf("after the grown poll: quiet prefix %d, want 7", n)
+	}
+	changed := append([]bridge.SourceMessage{{ID: "something else"}}, l[1:]...)
+	if n := bridge.QuietPrefix(b, u, "legacy", changed); n != 0 {
+		t.Errorf("listing with another first id: quiet prefix %d, want 0", n)
+	}
+	if n := bridge.QuietPrefix(b, u, "legacy", l[:6]); n != 0 {
+		t.Errorf("shorter listing: quiet prefix %d, want 0", n)
+	}
+	inbox, _ := u.Mailbox(ctx, "INBOX")
+	inbox.Store(ctx, []bridge.UID{1}, bridge.FlagsAdd, []string{bridge.FlagDeleted}, nil)
+	if _, err := inbox.Expunge(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := bridge.QuietPrefix(b, u, "legacy", l); n != 0 {
+		t.Errorf("after an expunge dropped the cache: quiet prefix %d, want 0", n)
+	}
+	src.Deliver("alice", msg(8), time.Time{})
+	poll("after the expunge", 1) // the expunged message is known: not fetched again
+	if got := inbox.Info().Messages; got != 7 {
+		t.Errorf("INBOX holds %d messages, want 7 (8 fetched, 1 expunged)", got)
+	}
+}

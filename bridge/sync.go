@@ -110,6 +110,12 @@ func Plan(listing []SourceMessage, known map[SourceID]KnownMessage, policy Delet
 	return p
 }
 
+// keepsAll tells whether the policy never deletes at the source: keep, or
+// no policy given (which policyDeletes treats as keep).
+func (p DeletePolicy) keepsAll() bool {
+	return p.Mode == DeleteKeep || p.Mode == ""
+}
+
 // policyDeletes tells whether the policy deletes a stored message at the
 // source now, if the source still lists it as stored.
 func policyDeletes(k KnownMessage, policy DeletePolicy, now time.Time) bool {
@@ -196,9 +202,15 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		return res, fmt.Errorf("poll %s: list: %w", src, listErr)
 	}
 	res.Listed = len(listing)
+	// Under the keep policy the part of the listing the last poll left
+	// all stored plans to nothing: only what follows it is diffed.
+	quiet := 0
+	if feed.Policy.keepsAll() {
+		quiet = b.known.quietPrefix(u.id, src, listing)
+	}
 	var plan PollPlan
 	if err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage) {
-		plan = Plan(listing, known, feed.Policy, now)
+		plan = Plan(listing[quiet:], known, feed.Policy, now)
 	}); err != nil {
 		return res, fmt.Errorf("poll %s: %w", src, err)
 	}
@@ -310,6 +322,9 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 			return res, fmt.Errorf("poll %s: %w", src, err)
 		}
 		res.Deleted = len(plan.Delete)
+	}
+	if feed.Policy.keepsAll() && res.Fetched == len(plan.Fetch) {
+		b.known.setQuiet(u.id, src, listing, quiet)
 	}
 	return res, nil
 }
