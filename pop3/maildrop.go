@@ -75,16 +75,15 @@ func (c *Client) UIDL(ctx context.Context) ([]UIDLInfo, error) {
 		return nil, err
 	}
 	var out []UIDLInfo
-	seen := map[MsgNum]bool{}
+	var seen numSet
 	err := c.readListing(ctx, "uidl", func(line string) error {
 		ui, err := parseUIDLLine(line)
 		if err != nil {
 			return err
 		}
-		if seen[ui.Num] {
+		if !seen.add(ui.Num) {
 			return fmt.Errorf("%w: message %d listed twice", ErrMalformed, ui.Num)
 		}
-		seen[ui.Num] = true
 		out = append(out, ui)
 		return nil
 	})
@@ -167,4 +166,35 @@ func (c *Client) DeleMany(ctx context.Context, nums []MsgNum) ([]MsgNum, error) 
 		done = append(done, nums[i])
 	}
 	return done, errors.Join(errs...)
+}
+
+// numSet is a set of message numbers for a listing's duplicate check.
+// Servers list numbers in ascending order, which needs no map at all: a
+// number above every one so far is new. Only a number out of order makes
+// it a map (of every number added).
+type numSet struct {
+	max  MsgNum
+	all  []MsgNum // every number, while in order
+	used map[MsgNum]bool
+}
+
+// add adds n and reports whether it was not in the set.
+func (s *numSet) add(n MsgNum) bool {
+	if s.used == nil {
+		if n > s.max {
+			s.max = n
+			s.all = append(s.all, n)
+			return true
+		}
+		s.used = make(map[MsgNum]bool, len(s.all)+1)
+		for _, m := range s.all {
+			s.used[m] = true
+		}
+		s.all = nil
+	}
+	if s.used[n] {
+		return false
+	}
+	s.used[n] = true
+	return true
 }

@@ -242,14 +242,16 @@ func (s *Session) ListIDs(ctx context.Context) ([]bridge.SourceID, bool, error) 
 	if len(uidls) != count {
 		return nil, false, nil
 	}
+	// Only a clean listing is usable as ids: distinct UIDLs, numbers in
+	// range (Client.UIDL has refused a number listed twice, so count
+	// numbers in 1..count are each of them once).
 	ids := make([]bridge.SourceID, 0, len(uidls))
-	seen := make(map[UIDL]bool, len(uidls))
-	nums := make(map[MsgNum]bool, len(uidls))
+	seen := make(map[UIDL]struct{}, len(uidls))
 	for _, u := range uidls {
-		if seen[u.UIDL] || nums[u.Num] || u.Num < 1 || int(u.Num) > count {
+		if _, dup := seen[u.UIDL]; dup || u.Num < 1 || int(u.Num) > count {
 			return nil, false, nil
 		}
-		seen[u.UIDL], nums[u.Num] = true, true
+		seen[u.UIDL] = struct{}{}
 		ids = append(ids, bridge.SourceID(u.UIDL))
 	}
 	return ids, true, nil
