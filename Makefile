@@ -17,7 +17,7 @@ help:
 	@echo "make run     build, then run the demo"
 	@echo "make test    check test tools, then go test -race ./..."
 	@echo "make bench   build, then measure bin/imapbridge against Dovecot and bare clients (bench/results.md)"
-	@echo "             BENCH_SIZES=$(BENCH_SIZES) (message counts); BENCH_FULL=1 adds 100000 and 10000 idle connections"
+	@echo "             BENCH_SIZES=$(BENCH_SIZES) (message counts); BENCH_FULL=1 adds 100000 and 10000 idle connections (bench/results-full.md)"
 	@echo "make bench-micro  run the Go benchmarks of every package"
 	@echo "make lint    gofmt and go vet"
 	@echo "make fuzz    run every fuzz target (matching FUZZ=regexp) for FUZZTIME ($(FUZZTIME)) each"
@@ -42,7 +42,7 @@ test:
 BENCH_SIZES ?= 1000,10000
 BENCH_FULL  ?=
 bench: build
-	$(GO) run ./bench -bin $(BIN) -sizes $(BENCH_SIZES) $(if $(BENCH_FULL),-full) -out bench/results.md
+	$(GO) run ./bench -bin $(BIN) -sizes $(BENCH_SIZES) $(if $(BENCH_FULL),-full -out bench/results-full.md,-out bench/results.md)
 
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
