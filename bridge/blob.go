@@ -252,14 +252,38 @@ func commitBlobs(ctx context.Context, tx *wtx, ps []*pendingBlob) ([]int64, erro
 			ids[i] = id
 			continue
 		}
+		if !p.inline {
+			final := tx.b.blobPath(p.hash)
+			dir := filepath.Dir(final)
+			if !tx.b.blobDirs[dir] {
+				switch err := os.Mkdir(dir, 0o700); {
+				case err == nil:
+					// A new hash-prefix directory: its own entry
+					// must be made durable too.
+					dirs = append(dirs, filepath.Dir(dir))
+				case !errors.Is(err, os.ErrExist):
+					return nil, fmt.Errorf("store: blob dir: %w", err)
+				}
+				// Not remembered before the batch is durable: a
+				// failed sync must make the next batch sync the
+				// parent again.
+				made = append(made, dir)
+			}
+			if err := os.Rename(p.tmp, final); err != nil {
+				return nil, fmt.Errorf("store: place blob: %w", err)
+			}
+			p.tmp = ""
+			placed = append(placed, p)
+			dirs = append(dirs, dir)
+		}
+		res, err := ins.ExecContext(ctx, p.hash, p.size, p.idx, p.inline)
+		if err != nil {
+			return nil, err
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return nil, err
+		}
 		if p.inline {
-			res, err := ins.ExecContext(ctx, p.hash, p.size, p.idx, true)
-			if err != nil {
-				return nil, err
-			}
-			if id, err = res.LastInsertId(); err != nil {
-				return nil, err
-			}
 			if insBody == nil {
 				if insBody, err = tx.PrepareContext(ctx, `INSERT INTO bodies(blob_id, body) VALUES (?, ?)`); err != nil {
 					return nil, err
@@ -269,40 +293,6 @@ func commitBlobs(ctx context.Context, tx *wtx, ps []*pendingBlob) ([]int64, erro
 			if _, err := insBody.ExecContext(ctx, id, p.body); err != nil {
 				return nil, err
 			}
-			if fresh == nil {
-				fresh = make(map[string]int64)
-			}
-			fresh[p.hash] = id
-			ids[i] = id
-			continue
-		}
-		final := tx.b.blobPath(p.hash)
-		dir := filepath.Dir(final)
-		if !tx.b.blobDirs[dir] {
-			switch err := os.Mkdir(dir, 0o700); {
-			case err == nil:
-				// A new hash-prefix directory: its own entry must be
-				// made durable too.
-				dirs = append(dirs, filepath.Dir(dir))
-			case !errors.Is(err, os.ErrExist):
-				return nil, fmt.Errorf("store: blob dir: %w", err)
-			}
-			// Not remembered before the batch is durable: a failed
-			// sync must make the next batch sync the parent again.
-			made = append(made, dir)
-		}
-		if err := os.Rename(p.tmp, final); err != nil {
-			return nil, fmt.Errorf("store: place blob: %w", err)
-		}
-		p.tmp = ""
-		placed = append(placed, p)
-		dirs = append(dirs, dir)
-		res, err := ins.ExecContext(ctx, p.hash, p.size, p.idx, false)
-		if err != nil {
-			return nil, err
-		}
-		if id, err = res.LastInsertId(); err != nil {
-			return nil, err
 		}
 		if fresh == nil {
 			fresh = make(map[string]int64)
