@@ -25,8 +25,8 @@ type pendingBlob struct {
 	hash string
 	size int64
 	idx  []byte
-	// body is the whole message of an inline blob: one of at most
-	// inlineMax bytes, stored in the state database with its row rather
+	// body is the whole message of an inline blob: one shorter than
+	// inlineLimit bytes, stored in the state database with its row rather
 	// than in a file of its own (see commitBlobs).
 	body   []byte
 	inline bool
@@ -40,19 +40,20 @@ type pendingBlob struct {
 // ErrTooBig rather than filling the disk.
 const maxBlobSize = 1 << 30
 
-// inlineMax is the largest message stored inline, in the state database,
-// rather than as a file: most mail. A file per message costs an inode, a
-// rename and a directory entry, each a journalled metadata update that
-// stalls behind every sync of the filesystem; on the 2-core test VM
+// inlineLimit: a message shorter than this is stored inline, in the state
+// database, rather than as a file: most mail. A file per message costs an
+// inode, a rename and a directory entry, each a journalled metadata update
+// that stalls behind every sync of the filesystem; on the 2-core test VM
 // creating the files alone took half of a 10,000-message first sync. An
 // inline body is one more row in the transaction that records the message
 // anyway, made durable by the same commit. It is also the size of the copy
-// buffer: a message that ends within the first buffer is inline.
-const inlineMax = 64 << 10
+// buffer: a message that ends before the first buffer is full is inline
+// (one that fills it exactly is not: telling would take another read).
+const inlineLimit = 64 << 10
 
 // copyBufs are the buffers blobs are written through: one 64 KiB buffer
 // per message in flight instead of a fresh one per message.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, inlineMax); return &b }}
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, inlineLimit); return &b }}
 
 // putBlob takes r's bytes for the store, fsyncing the temp file of a
 // large one, and runs the indexer over them. Nothing is visible to anyone
@@ -66,8 +67,8 @@ func (b *Bridge) putBlob(ctx context.Context, r io.Reader) (*pendingBlob, error)
 	return p, nil
 }
 
-// writeBlob reads r, hashing as it goes. A message that ends within the
-// first inlineMax bytes stays in memory, to be stored inline; a larger one
+// writeBlob reads r, hashing as it goes. A message shorter than
+// inlineLimit stays in memory, to be stored inline; a larger one
 // is streamed to a file from newFile (an empty temp file), in 64 KiB
 // pieces, never held in memory whole, with an fsync of the file only if
 // sync is set. The index is left to indexBlob.
@@ -329,7 +330,7 @@ func commitBlobs(ctx context.Context, tx *wtx, ps []*pendingBlob) ([]int64, erro
 //     writeBlob fsyncs each file instead (syncfsUsable false) and only the
 //     directories are left to this function.
 //
-// Inline blobs (most mail, see inlineMax) have no file: the transaction's
+// Inline blobs (most mail, see inlineLimit) have no file: the transaction's
 // own commit makes them durable, and a batch of only those needs no sync
 // here at all.
 func (b *Bridge) syncBlobs(placed []*pendingBlob, dirs []string) error {

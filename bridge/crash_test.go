@@ -120,12 +120,12 @@ func TestCrashDuringBatchIngest(t *testing.T) {
 }
 
 // crashMsg is message i of the crash campaigns: every third one is larger
-// than InlineMax, so that both ways of storing a body (a file of its own,
+// than InlineLimit, so that both ways of storing a body (a file of its own,
 // a row of the database) are killed in every stage.
 func crashMsg(i int) []byte {
 	m := msg(i)
 	if i%3 == 2 {
-		m = append(m, bytes.Repeat([]byte("a line of a large message to push it past the inline limit\r\n"), bridge.InlineMax/60+10)...)
+		m = append(m, bytes.Repeat([]byte("a line of a large message to push it past the inline limit\r\n"), bridge.InlineLimit/60+10)...)
 	}
 	return m
 }
@@ -170,7 +170,7 @@ func checkAfterCrash(t *testing.T, dir string, round int, acked map[int]bool) (s
 	b.Close()
 	large := 0
 	for body := range seen {
-		if len(body) > bridge.InlineMax {
+		if len(body) >= bridge.InlineLimit {
 			large++
 		}
 	}

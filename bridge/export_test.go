@@ -44,8 +44,8 @@ func KnownCacheMatches(ctx context.Context, b *Bridge, u *User, source string) (
 	return true, nil
 }
 
-// InlineMax is the largest message stored inline, in the database.
-const InlineMax = inlineMax
+// InlineLimit: a message shorter than this is stored inline, in the database.
+const InlineLimit = inlineLimit
 
 // QuietPrefix is how many leading entries of listing the next keep poll of
 // (u, source) would not diff.

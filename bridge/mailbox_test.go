@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/imapbridge/imapbridge/bridge"
+	"github.com/imapbridge/imapbridge/bridge/bridgetest"
 )
 
 func appendTo(t testing.TB, u *bridge.User, mailbox string, n int, flags []string, date time.Time) bridge.UID {
@@ -656,5 +657,88 @@ func TestMigrateToInlineBodies(t *testing.T) {
 	archive := mailbox(t, u, "Archive")
 	if got := readAll(t, archive, archive.UIDs()[0]); !bytes.Equal(got, msg(1)) {
 		t.Errorf("copy of an old message: %q", got)
+	}
+}
+
+// TestBodySizesAroundInlineLimit: bodies of every size around the inline
+// limit, empty included, are stored and read back byte for byte, through
+// APPEND and through a poll, before and after a restart; exactly those of
+// the limit or more have a file of their own, and expunging them all
+// leaves no file behind.
+func TestBodySizesAroundInlineLimit(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	sizes := []int{0, 1, bridge.InlineLimit - 1, bridge.InlineLimit, bridge.InlineLimit + 1, 3*bridge.InlineLimit + 7}
+	body := func(i, size int) []byte {
+		b := make([]byte, size)
+		for k := range b {
+			b[k] = byte('a' + (i*7+k)%26)
+		}
+		return b
+	}
+	b := openStore(t, dir)
+	u, _ := b.User(ctx, "alice")
+	src := bridgetest.NewSource("legacy")
+	want := map[bridge.UID][]byte{}
+	large := 0
+	for i, size := range sizes {
+		m := body(i, size)
+		_, uid, err := u.Append(ctx, "INBOX", bytes.NewReader(m), nil, time.Time{})
+		if err != nil {
+			t.Fatalf("append of %d bytes: %v", size, err)
+		}
+		want[uid] = m
+		// The poll's copy differs in its first byte, so it is not
+		// deduplicated against the appended one.
+		pm := append([]byte{'P'}, m...)
+		if len(pm) >= bridge.InlineLimit {
+			large++
+		}
+		if len(m) >= bridge.InlineLimit {
+			large++
+		}
+		src.Deliver("alice", pm, time.Time{})
+	}
+	res, err := b.Poll(ctx, u, bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}})
+	if err != nil || res.Fetched != len(sizes) {
+		t.Fatalf("poll: %+v, %v", res, err)
+	}
+	inbox := mailbox(t, u, "INBOX")
+	for _, uid := range inbox.UIDs() {
+		if _, ok := want[uid]; !ok {
+			want[uid] = nil // filled from the source below
+		}
+	}
+	check := func(step string, inbox *bridge.Mailbox) {
+		t.Helper()
+		k := 0
+		for _, uid := range inbox.UIDs() {
+			got := readAll(t, inbox, uid)
+			exp := want[uid]
+			if exp == nil {
+				exp = append([]byte{'P'}, body(k, sizes[k])...)
+				k++
+			}
+			if !bytes.Equal(got, exp) {
+				t.Errorf("%s: uid %d: %d bytes back, want %d", step, uid, len(got), len(exp))
+			}
+		}
+		if n := countFiles(t, filepath.Join(dir, "blobs")); n != large {
+			t.Errorf("%s: %d blob files, want %d (the bodies of %d bytes or more)", step, n, large, bridge.InlineLimit)
+		}
+	}
+	check("stored", inbox)
+	b.Close()
+	b = openStore(t, dir)
+	defer b.Close()
+	u, _ = b.User(ctx, "alice")
+	inbox = mailbox(t, u, "INBOX")
+	check("after a restart", inbox)
+	inbox.Store(ctx, inbox.UIDs(), bridge.FlagsAdd, []string{bridge.FlagDeleted}, nil)
+	if _, err := inbox.Expunge(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := countFiles(t, filepath.Join(dir, "blobs")); n != 0 {
+		t.Errorf("after expunging everything: %d blob files left", n)
 	}
 }

@@ -291,7 +291,7 @@ var schema = []string{
 		PRIMARY KEY(user_id, name)
 	) WITHOUT ROWID;
 	INSERT INTO subscriptions(user_id, name) SELECT user_id, name FROM mailboxes WHERE subscribed;`,
-	// 5: message bodies of up to inlineMax bytes stored inline, in
+	// 5: message bodies shorter than inlineLimit bytes stored inline, in
 	// bodies, instead of as files under blobs/ (inline = 1). Blobs
 	// stored before stay files.
 	`ALTER TABLE blobs ADD COLUMN inline INTEGER NOT NULL DEFAULT 0;

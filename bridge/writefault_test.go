@@ -45,7 +45,7 @@ func TestProbeWritesClearsAfterFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Too large to be inline: it needs a temp file.
-	large := append(msg(1), bytes.Repeat([]byte("x"), bridge.InlineMax)...)
+	large := append(msg(1), bytes.Repeat([]byte("x"), bridge.InlineLimit)...)
 	_, _, err = u.Append(ctx, "INBOX", bytes.NewReader(large), nil, time.Time{})
 	if !errors.Is(err, bridge.ErrStoreNotWritable) || !strings.Contains(err.Error(), tmp) {
 		t.Fatalf("Append with the blob directory gone: %v, want ErrStoreNotWritable naming %s", err, tmp)
