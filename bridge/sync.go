@@ -230,9 +230,17 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 		// transaction per batch) while the next ones are fetched.
 		fctx, cancel := context.WithCancel(ctx)
 		g := b.startIngest(ctx, cancel, inbox)
+		// Temp files are made ahead only for the messages that will
+		// need one: those the source lists as too large to be inline.
+		large := 0
+		for _, m := range plan.Fetch {
+			if m.Size >= inlineLimit {
+				large++
+			}
+		}
 		var temps *tempFiles
-		if len(ids) > 1 {
-			temps = b.startTempFiles(tempAhead, tempWorkers)
+		if large > 1 {
+			temps = b.startTempFiles(min(tempAhead, large), tempWorkers)
 		}
 		// A message too large to store inline goes to a temp file,
 		// one made ahead of need where there is one.
