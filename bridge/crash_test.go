@@ -17,6 +17,7 @@ import (
 
 	"github.com/imapbridge/imapbridge/bridge"
 	"github.com/imapbridge/imapbridge/bridge/bridgetest"
+	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 // TestCrashDuringBatchIngest is the crash campaign for group commit: a
@@ -40,9 +41,7 @@ func TestCrashDuringBatchIngest(t *testing.T) {
 		batchCrashChild()
 		return
 	}
-	if testing.Short() {
-		t.Skip("crash campaign skipped in -short mode")
-	}
+	testtool.Long(t, "crash campaign")
 	dir := t.TempDir()
 	acked := map[int]bool{}
 	betweenKills := 0

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/imapbridge/imapbridge/bridge"
+	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 func openStore(t testing.TB, dir string) *bridge.Bridge {
@@ -283,9 +284,7 @@ func TestCrashDuringIngest(t *testing.T) {
 		crashChild()
 		return
 	}
-	if testing.Short() {
-		t.Skip("crash campaign skipped in -short mode")
-	}
+	testtool.Long(t, "crash campaign")
 	dir := t.TempDir()
 	acked := map[int]bool{}
 	for round := 0; round < 8; round++ {

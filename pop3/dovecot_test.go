@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/imapbridge/imapbridge/internal/dovecottest"
+	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 func startDovecot(t *testing.T, opts dovecottest.Options) *dovecottest.Server {
@@ -298,9 +299,7 @@ func TestDovecotDeleteSemantics(t *testing.T) {
 // A 50 MB message streams through RETR without the heap growing anywhere
 // near its size.
 func TestDovecotLargeMessageStreams(t *testing.T) {
-	if testing.Short() {
-		t.Skip("50 MB message")
-	}
+	testtool.Long(t, "50 MB message")
 	srv := startDovecot(t, dovecottest.Options{})
 	const size = 50 << 20
 	line := []byte(strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-+/0123456", 1) + "\n")

@@ -33,3 +33,17 @@ func Require(tb testing.TB, err error, install string) {
 	}
 	tb.Skipf("%s", msg)
 }
+
+// Long marks a test too slow for a quick run: skipped under -short, except
+// under CI=true, where every test must run and -short fails it instead.
+// what says what makes it slow.
+func Long(tb testing.TB, what string) {
+	tb.Helper()
+	if !testing.Short() {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("%s: not skipped in CI; run without -short", what)
+	}
+	tb.Skipf("%s: skipped in -short mode", what)
+}
