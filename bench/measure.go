@@ -78,15 +78,7 @@ func (b *bench) pop3Section(ctx context.Context, n int) error {
 		// from as soon as the admin listener answers).
 		var prof sync.WaitGroup
 		if b.o.profile != "" && i == 0 {
-			os.MkdirAll(b.o.profile, 0o755)
-			path := filepath.Join(b.o.profile, fmt.Sprintf("pop3-first-sync-%d.pprof", n))
-			prof.Go(func() {
-				if err := p.profile(ctx, path, 3); err != nil {
-					logf("profile %s: %v", path, err)
-					return
-				}
-				logf("profile: %s", path)
-			})
+			prof.Go(func() { b.saveProfile(ctx, p, fmt.Sprintf("pop3-first-sync-%d", n), 3) })
 		}
 		done, err := p.waitSelectable(ctx, user, n, ingestLimit(n))
 		prof.Wait()
@@ -133,23 +125,20 @@ func (b *bench) pop3Section(ctx context.Context, n int) error {
 			return err
 		}
 		polls = append(polls, d...)
-		u, err := repeat(ctx, 1, 30*time.Second, func(int) (time.Duration, error) {
-			t0 := time.Now()
-			p, err := dialPOP3(ctx, b.dc.popAddr, user, benchPassword)
-			if err != nil {
-				return 0, err
-			}
-			lines, _, err := p.multi("UIDL")
-			p.quit()
-			if err == nil && lines != n {
-				err = fmt.Errorf("UIDL listed %d, want %d", lines, n)
-			}
-			return time.Since(t0), err
-		})
+		t0 := time.Now()
+		p, err := dialPOP3(ctx, b.dc.popAddr, user, benchPassword)
 		if err != nil {
 			return err
 		}
-		uidl = append(uidl, u...)
+		lines, _, err := p.multi("UIDL")
+		p.quit()
+		if err == nil && lines != n {
+			err = fmt.Errorf("UIDL listed %d, want %d", lines, n)
+		}
+		if err != nil {
+			return err
+		}
+		uidl = append(uidl, time.Since(t0))
 	}
 	b.add(timeRow(fmt.Sprintf("POP3 no-new-mail poll, %d msgs", n), median(polls), median(uidl),
 		"", "connect+login+UIDL+QUIT", "", 1.2, len(polls), len(uidl)))
@@ -520,19 +509,19 @@ func (b *bench) profileIMAP(ctx context.Context, p *bridgeProc, name string, srv
 	if b.o.profile == "" {
 		return
 	}
-	os.MkdirAll(b.o.profile, 0o755)
-	path := filepath.Join(b.o.profile, name+".pprof")
 	var wg sync.WaitGroup
-	wg.Add(1)
-	var perr error
-	go func() {
-		defer wg.Done()
-		perr = p.profile(ctx, path, 5)
-	}()
+	wg.Go(func() { b.saveProfile(ctx, p, name, 5) })
 	timedIMAP(ctx, srv, user, 1000, 5*time.Second, setup, op)
 	wg.Wait()
-	if perr != nil {
-		logf("profile %s: %v", name, perr)
+}
+
+// saveProfile records a CPU profile of imapbridge for seconds into
+// name.pprof in the -profile directory, and logs where (or why not).
+func (b *bench) saveProfile(ctx context.Context, p *bridgeProc, name string, seconds int) {
+	os.MkdirAll(b.o.profile, 0o755)
+	path := filepath.Join(b.o.profile, name+".pprof")
+	if err := p.profile(ctx, path, seconds); err != nil {
+		logf("profile %s: %v", name, err)
 		return
 	}
 	logf("profile: %s", path)
@@ -559,13 +548,7 @@ func (b *bench) profileIdle(ctx context.Context, p *bridgeProc, user, name strin
 		logf("profile %s: %v", name, err)
 		return
 	}
-	os.MkdirAll(b.o.profile, 0o755)
-	path := filepath.Join(b.o.profile, name+".pprof")
-	if err := p.profile(ctx, path, 5); err != nil {
-		logf("profile %s: %v", name, err)
-		return
-	}
-	logf("profile: %s", path)
+	b.saveProfile(ctx, p, name, 5)
 	c.idleDone(ctx)
 }
 

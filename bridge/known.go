@@ -155,19 +155,27 @@ func (c *knownCache) dropAll() {
 	c.total = 0
 }
 
+// lockSet returns the cached set of (user, source) with its lock held,
+// or nil if none is cached.
+func (c *knownCache) lockSet(user int64, source string) *knownSet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.sets[knownKey{user, source}]
+	if s != nil {
+		s.mu.Lock()
+	}
+	return s
+}
+
 // quietPrefix returns how many leading entries of listing are the quiet
 // ids of (user, source): entries that plan to nothing under the keep
 // policy. 0 when the set is not cached or listing does not start with
 // them.
 func (c *knownCache) quietPrefix(user int64, source string, listing []SourceMessage) int {
-	c.mu.Lock()
-	s := c.sets[knownKey{user, source}]
+	s := c.lockSet(user, source)
 	if s == nil {
-		c.mu.Unlock()
 		return 0
 	}
-	s.mu.Lock()
-	c.mu.Unlock()
 	defer s.mu.Unlock()
 	q := s.quiet
 	if len(q) == 0 || len(q) > len(listing) {
@@ -188,14 +196,10 @@ func (c *knownCache) quietPrefix(user int64, source string, listing []SourceMess
 // the recorded ones by quietPrefix in the same poll and are kept as they
 // are.
 func (c *knownCache) setQuiet(user int64, source string, listing []SourceMessage, verified int) {
-	c.mu.Lock()
-	s := c.sets[knownKey{user, source}]
+	s := c.lockSet(user, source)
 	if s == nil {
-		c.mu.Unlock()
 		return
 	}
-	s.mu.Lock()
-	c.mu.Unlock()
 	defer s.mu.Unlock()
 	if verified > len(s.quiet) {
 		verified = 0

@@ -20,14 +20,28 @@ func diskFault(err error) bool {
 			return true
 		}
 	}
+	_, ok := sqliteDiskFault(err)
+	return ok
+}
+
+// sqliteDiskFaults are the SQLite result codes of a disk refusing a write,
+// with what each means in plain words.
+var sqliteDiskFaults = map[int]string{
+	13: "no space left on device",                // SQLITE_FULL
+	8:  "read-only (file system or permissions)", // SQLITE_READONLY
+	10: "I/O error",                              // SQLITE_IOERR
+	14: "cannot open a file",                     // SQLITE_CANTOPEN
+}
+
+// sqliteDiskFault returns the plain words for err if it is SQLite's
+// report of a disk fault.
+func sqliteDiskFault(err error) (why string, ok bool) {
 	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff { // the primary code of an extended one
-		case 13, 8, 10, 14: // SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN
-			return true
-		}
+	if !errors.As(err, &se) {
+		return "", false
 	}
-	return false
+	why, ok = sqliteDiskFaults[se.Code()&0xff] // the primary code of an extended one
+	return why, ok
 }
 
 // describeDBFault names the state database and says in plain words what
@@ -35,21 +49,8 @@ func diskFault(err error) bool {
 // or disk is full"): the operator reading the log or /readyz learns which
 // file and why. Other errors are returned as they are.
 func (b *Bridge) describeDBFault(err error) error {
-	var se *sqlite.Error
-	if !errors.As(err, &se) {
-		return err
-	}
-	why := ""
-	switch se.Code() & 0xff {
-	case 13:
-		why = "no space left on device"
-	case 8:
-		why = "read-only (file system or permissions)"
-	case 10:
-		why = "I/O error"
-	case 14:
-		why = "cannot open a file"
-	default:
+	why, ok := sqliteDiskFault(err)
+	if !ok {
 		return err
 	}
 	return fmt.Errorf("state database %s: %s: %w", filepath.Join(b.dir, dbFile), why, err)

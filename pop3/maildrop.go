@@ -27,16 +27,15 @@ func (c *Client) List(ctx context.Context) ([]MsgInfo, error) {
 		return nil, err
 	}
 	var out []MsgInfo
-	seen := map[MsgNum]bool{}
+	var seen numSet
 	err := c.readListing(ctx, "list", func(line string) error {
 		mi, err := parseListLine(line)
 		if err != nil {
 			return err
 		}
-		if seen[mi.Num] {
+		if !seen.add(mi.Num) {
 			return fmt.Errorf("%w: message %d listed twice", ErrMalformed, mi.Num)
 		}
-		seen[mi.Num] = true
 		out = append(out, mi)
 		return nil
 	})
