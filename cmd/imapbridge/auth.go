@@ -14,6 +14,7 @@ import (
 
 	"github.com/imapbridge/imapbridge/bridge"
 	"github.com/imapbridge/imapbridge/imapfront"
+	"github.com/imapbridge/imapbridge/internal/config"
 	"github.com/imapbridge/imapbridge/pop3"
 )
 
@@ -26,8 +27,8 @@ type authenticator struct {
 	bridge  *bridge.Bridge
 	syncer  *bridge.Syncer
 	sources map[string]bridge.Source
-	cfg     map[string]SourceConfig
-	users   map[string]UserConfig
+	cfg     map[string]config.Source
+	users   map[string]config.User
 	metrics *metrics
 	limiter *failLimiter
 	sealer  *sealer // nil: passthrough credentials stay in memory only
@@ -45,14 +46,14 @@ var dummyHash = sync.OnceValue(func() []byte {
 	return h
 })
 
-func newAuthenticator(cfg *Config, b *bridge.Bridge, s *bridge.Syncer, sources map[string]bridge.Source, logger *slog.Logger, m *metrics) *authenticator {
+func newAuthenticator(cfg *config.Config, b *bridge.Bridge, s *bridge.Syncer, sources map[string]bridge.Source, logger *slog.Logger, m *metrics) *authenticator {
 	a := &authenticator{
 		log:     logger,
 		bridge:  b,
 		syncer:  s,
 		sources: sources,
-		cfg:     make(map[string]SourceConfig),
-		users:   make(map[string]UserConfig),
+		cfg:     make(map[string]config.Source),
+		users:   make(map[string]config.User),
 		metrics: m,
 		limiter: newFailLimiter(),
 	}
@@ -105,7 +106,7 @@ func (a *authenticator) resumePassthrough(ctx context.Context) error {
 
 // canPollWithoutLogin: every source of u can be polled with what the config
 // holds (mbox, or pop3 with static credentials).
-func (a *authenticator) canPollWithoutLogin(u UserConfig) bool {
+func (a *authenticator) canPollWithoutLogin(u config.User) bool {
 	for _, name := range u.Sources {
 		sc := a.cfg[name]
 		if sc.Type == "pop3" && sc.Auth == "passthrough" {
@@ -117,7 +118,7 @@ func (a *authenticator) canPollWithoutLogin(u UserConfig) bool {
 
 // feeds builds the feeds of a user. password is the IMAP login password,
 // used for passthrough sources.
-func (a *authenticator) feeds(name string, u UserConfig, password string) []bridge.Feed {
+func (a *authenticator) feeds(name string, u config.User, password string) []bridge.Feed {
 	names := u.Sources
 	if len(names) == 0 {
 		names = a.passthrough

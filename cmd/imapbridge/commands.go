@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/imapbridge/imapbridge/internal/config"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -37,11 +38,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	cfg, warnings, err := LoadConfig(*configPath)
+	cfg, warnings, err := config.Load(*configPath)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	var cerr *ConfigError
+	var cerr *config.Error
 	switch {
 	case errors.As(err, &cerr):
 		if len(cerr.Problems) == 1 {

@@ -10,12 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imapbridge/imapbridge/internal/config"
 	"golang.org/x/crypto/bcrypt"
 )
 
 func TestRunCheck(t *testing.T) {
 	// A private copy: the warnings depend on the file's mode.
-	data, err := os.ReadFile("testdata/config/good_full.yaml")
+	data, err := os.ReadFile("../../internal/config/testdata/config/good_full.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func TestRunCheck(t *testing.T) {
 		stderr string // exact, unless it ends in "…": then a prefix
 	}{{
 		name:   "good",
-		args:   []string{"-config", "testdata/config/good_minimal.yaml"},
+		args:   []string{"-config", "../../internal/config/testdata/config/good_minimal.yaml"},
 		stdout: "config OK: 1 sources, 1 users\n",
 	}, {
 		name:   "good with warnings",
@@ -40,29 +41,29 @@ func TestRunCheck(t *testing.T) {
 		stderr: "warning: sources[0].delete_after: ignored: delete_policy is \"keep\", not after_days\n",
 	}, {
 		name: "one problem",
-		args: []string{"-config=testdata/config/err_duplicate_source.yaml"},
+		args: []string{"-config=../../internal/config/testdata/config/err_duplicate_source.yaml"},
 		code: 1,
-		stderr: "config testdata/config/err_duplicate_source.yaml: 1 problem:\n" +
+		stderr: "config ../../internal/config/testdata/config/err_duplicate_source.yaml: 1 problem:\n" +
 			"  sources[1].name: duplicate source name \"spool\"\n",
 	}, {
 		name: "problems",
-		args: []string{"-config", "testdata/config/err_unknown_key.yaml"},
+		args: []string{"-config", "../../internal/config/testdata/config/err_unknown_key.yaml"},
 		code: 1,
-		stderr: "config testdata/config/err_unknown_key.yaml: 2 problems:\n" +
-			"  line 7: unknown key \"colour\"\n" +
-			"  line 12: unknown key \"pol_interval\"\n",
+		stderr: "config ../../internal/config/testdata/config/err_unknown_key.yaml: 2 problems:\n" +
+			"  imap.colour: unknown key\n" +
+			"  sources[0].pol_interval: unknown key; did you mean poll_interval?\n",
 	}, {
 		name:   "missing file",
-		args:   []string{"-config", "testdata/config/nope.yaml"},
+		args:   []string{"-config", "../../internal/config/testdata/config/nope.yaml"},
 		code:   1,
-		stderr: "imapbridge check: read config: open testdata/config/nope.yaml: no such file or directory\n",
+		stderr: "imapbridge check: read config: open ../../internal/config/testdata/config/nope.yaml: no such file or directory\n",
 	}, {
 		name:   "no -config",
 		code:   2,
 		stderr: "imapbridge check: -config FILE is required\nusage: imapbridge check -config FILE\n…",
 	}, {
 		name:   "extra argument",
-		args:   []string{"-config", "testdata/config/good_minimal.yaml", "more"},
+		args:   []string{"-config", "../../internal/config/testdata/config/good_minimal.yaml", "more"},
 		code:   2,
 		stderr: "imapbridge check: unexpected argument \"more\"\n…",
 	}, {
@@ -183,7 +184,7 @@ func TestHashPasswordForConfig(t *testing.T) {
 	doc := fmt.Sprintf("sources: [{name: s, type: mbox, path: '/m/{user}'}]\nusers:\n"+
 		"  - {name: inline, password_hash: %q, sources: [s]}\n"+
 		"  - {name: file, password_hash_file: demo.hash, sources: [s]}\n", hash)
-	cfg, warnings, err := parseTest([]byte(doc), dir, nil)
+	cfg, warnings, err := config.ParseEnv([]byte(doc), dir, nil)
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("err %v, warnings %q", err, warnings)
 	}

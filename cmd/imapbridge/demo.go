@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/imapbridge/imapbridge/internal/config"
 	"github.com/imapbridge/imapbridge/mboxstore"
 )
 
@@ -86,7 +87,7 @@ users:
     password_hash: %s
     sources: [demo-spool]
 `, strconv.Quote(filepath.Join(dir, "state")), *logLevel, strconv.Quote(*listen), strconv.Quote(*admin), strconv.Quote(filepath.Join(spoolDir, "{user}")), strconv.Quote(string(hash)))
-	cfg, _, err := ParseConfig([]byte(yaml), dir)
+	cfg, _, err := config.Parse([]byte(yaml), dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "imapbridge demo: %v\n", err)
 		return 1

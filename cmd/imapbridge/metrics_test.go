@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/model"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/imapbridge/imapbridge/internal/config"
 	"github.com/imapbridge/imapbridge/internal/dovecottest"
 	"github.com/imapbridge/imapbridge/internal/testtool"
 )
@@ -54,7 +55,7 @@ users:
     password_hash: %q
     sources: [spool]
 `, filepath.Join(dir, "data"), filepath.Join(spoolDir, "{user}"), hash)
-	cfg, _, err := ParseConfig([]byte(yaml), dir)
+	cfg, _, err := config.Parse([]byte(yaml), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +321,7 @@ users:
   - {name: alice, password_hash: %q, sources: [legacy], source_user: alice, source_password: pop-pw}
   - {name: bob, password_hash: %q, sources: [legacy], source_user: bob, source_password: wrong-pw}
 `, filepath.Join(dir, "data"), srv.Addr(), hash, hash)
-	cfg, _, err := ParseConfig([]byte(yaml), dir)
+	cfg, _, err := config.Parse([]byte(yaml), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

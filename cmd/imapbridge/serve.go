@@ -20,6 +20,7 @@ import (
 
 	"github.com/imapbridge/imapbridge/bridge"
 	"github.com/imapbridge/imapbridge/imapfront"
+	"github.com/imapbridge/imapbridge/internal/config"
 	"github.com/imapbridge/imapbridge/mboxstore"
 	"github.com/imapbridge/imapbridge/pop3"
 )
@@ -35,7 +36,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "imapbridge serve: -config FILE is required")
 		return 2
 	}
-	cfg, warnings, err := LoadConfig(*configPath)
+	cfg, warnings, err := config.Load(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "imapbridge: %v\n", err)
 		return 1
@@ -61,7 +62,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -89,7 +90,7 @@ type app struct {
 
 // startApp opens the store, starts the poll loops of configured users and
 // the listeners. Listening errors (port taken) are returned, not logged.
-func startApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, error) {
+func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
 	a := &app{log: logger, metrics: m, serveErr: make(chan error, 4)}
@@ -201,7 +202,7 @@ func startApp(ctx context.Context, cfg *Config, logger *slog.Logger) (*app, erro
 	return a, nil
 }
 
-func newSource(s SourceConfig, logger *slog.Logger) (bridge.Source, error) {
+func newSource(s config.Source, logger *slog.Logger) (bridge.Source, error) {
 	switch s.Type {
 	case "mbox":
 		return mboxstore.NewSource(mboxstore.Config{Name: s.Name, PathTemplate: s.Path, Locks: s.Lock}, logger), nil

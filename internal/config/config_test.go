@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -39,21 +39,21 @@ func parseTest(data []byte, baseDir string, env func(string) (string, bool)) (*C
 	if env == nil {
 		env = noEnv
 	}
-	return newConfigParser(baseDir, env).parse(data)
+	return newParser(baseDir, env).parse(data)
 }
 
-// problemsOf returns the problems of a *ConfigError, or fails the test.
+// problemsOf returns the problems of a *Error, or fails the test.
 func problemsOf(t *testing.T, err error) []string {
 	t.Helper()
 	if err == nil {
 		return nil
 	}
-	var cerr *ConfigError
+	var cerr *Error
 	if !errors.As(err, &cerr) {
-		t.Fatalf("error %v (%T) is not a *ConfigError", err, err)
+		t.Fatalf("error %v (%T) is not a *Error", err, err)
 	}
 	if len(cerr.Problems) == 0 {
-		t.Fatalf("ConfigError with no problems")
+		t.Fatalf("Error with no problems")
 	}
 	return cerr.Problems
 }
@@ -102,8 +102,8 @@ var configFileTests = []struct {
 	{
 		file: "err_unknown_key.yaml",
 		problems: []string{
-			`line 7: unknown key "colour"`,
-			`line 12: unknown key "pol_interval"`,
+			`imap.colour: unknown key`,
+			`sources[0].pol_interval: unknown key; did you mean poll_interval?`,
 		},
 	},
 	{
@@ -190,7 +190,7 @@ var configFileTests = []struct {
 	},
 	{
 		file:     "err_syntax.yaml",
-		problems: []string{`line 3: found a tab character that violates indentation`},
+		problems: []string{`line 4: found a tab character that violates indentation`},
 	},
 	{
 		file: "err_duplicate_key.yaml",
@@ -328,8 +328,8 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	want := &Config{
 		DataDir: "/etc/imapbridge/data",
-		Log:     LogConfig{Level: "info", Format: "text"},
-		IMAP: IMAPConfig{
+		Log:     Log{Level: "info", Format: "text"},
+		IMAP: IMAP{
 			Listen:                   "127.0.0.1:1143",
 			MaxConnections:           1000,
 			MaxConnectionsPerUser:    50,
@@ -338,8 +338,8 @@ func TestConfigDefaults(t *testing.T) {
 			LoginTimeout:             time.Minute,
 			IdleTimeout:              30 * time.Minute,
 		},
-		Admin: AdminConfig{Listen: "127.0.0.1:9154"},
-		Sources: []SourceConfig{{
+		Admin: Admin{Listen: "127.0.0.1:9154"},
+		Sources: []Source{{
 			Name:             "spool",
 			Type:             "mbox",
 			Path:             "/var/mail/{user}",
@@ -348,7 +348,7 @@ func TestConfigDefaults(t *testing.T) {
 			IdlePollInterval: 5 * time.Second,
 			DeletePolicy:     "keep",
 		}},
-		Users: []UserConfig{{
+		Users: []User{{
 			Name:         "alice",
 			PasswordHash: testHash,
 			Sources:      []string{"spool"},
@@ -369,8 +369,8 @@ func TestConfigFull(t *testing.T) {
 	}
 	want := &Config{
 		DataDir: "/var/lib/imapbridge",
-		Log:     LogConfig{Level: "debug", Format: "json"},
-		IMAP: IMAPConfig{
+		Log:     Log{Level: "debug", Format: "json"},
+		IMAP: IMAP{
 			Listen:                   "127.0.0.1:1143",
 			AllowInsecureAuth:        true,
 			MaxConnections:           200,
@@ -380,8 +380,8 @@ func TestConfigFull(t *testing.T) {
 			LoginTimeout:             30 * time.Second,
 			IdleTimeout:              35 * time.Minute,
 		},
-		Admin: AdminConfig{Listen: "127.0.0.1:9154"},
-		Sources: []SourceConfig{{
+		Admin: Admin{Listen: "127.0.0.1:9154"},
+		Sources: []Source{{
 			Name:             "spool",
 			Type:             "mbox",
 			Path:             "/var/mail/{user}",
@@ -402,7 +402,7 @@ func TestConfigFull(t *testing.T) {
 			DeletePolicy:     "after_days",
 			DeleteAfter:      720 * time.Hour,
 		}},
-		Users: []UserConfig{{
+		Users: []User{{
 			Name:         "alice",
 			PasswordHash: testHash,
 			Sources:      []string{"spool"},
@@ -424,14 +424,14 @@ func TestConfigFull(t *testing.T) {
 func TestConfigPOP3Defaults(t *testing.T) {
 	for _, tc := range []struct {
 		file     string
-		sources  []SourceConfig
+		sources  []Source
 		admin    string
 		dataDir  string
 		userHash Secret
 	}{{
 		file:    "good_pop3_passthrough.yaml",
 		dataDir: "testdata/config/state",
-		sources: []SourceConfig{{
+		sources: []Source{{
 			Name: "legacy", Type: "pop3", Address: "pop.example.net:110",
 			TLS: "starttls", Auth: "passthrough", Timeout: 30 * time.Second,
 			PollInterval: time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep",
@@ -444,7 +444,7 @@ func TestConfigPOP3Defaults(t *testing.T) {
 		file:    "good_anchors.yaml",
 		admin:   "127.0.0.1:9154",
 		dataDir: "testdata/config/data",
-		sources: []SourceConfig{{
+		sources: []Source{{
 			Name: "one", Type: "pop3", Address: "pop.example.com:995",
 			TLS: "implicit", Auth: "passthrough", Timeout: 30 * time.Second,
 			PollInterval: 2 * time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep",
@@ -762,14 +762,14 @@ func TestLoadConfig(t *testing.T) {
 	inline := fmt.Sprintf(staticConfig, `""`, "    password_hash: \""+testHash+"\"\n    source_password: hunter2\n")
 
 	t.Run("missing file", func(t *testing.T) {
-		_, _, err := LoadConfig(filepath.Join(dir, "nope.yaml"))
-		var cerr *ConfigError
+		_, _, err := Load(filepath.Join(dir, "nope.yaml"))
+		var cerr *Error
 		if err == nil || errors.As(err, &cerr) || !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("inline password, private file", func(t *testing.T) {
-		cfg, warnings, err := LoadConfig(write("private.yaml", inline, 0o600))
+		cfg, warnings, err := Load(write("private.yaml", inline, 0o600))
 		if err != nil || len(warnings) != 0 {
 			t.Fatalf("err %v, warnings %q", err, warnings)
 		}
@@ -778,7 +778,7 @@ func TestLoadConfig(t *testing.T) {
 		}
 	})
 	t.Run("inline password, readable file", func(t *testing.T) {
-		_, warnings, err := LoadConfig(write("public.yaml", inline, 0o644))
+		_, warnings, err := Load(write("public.yaml", inline, 0o644))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -788,12 +788,12 @@ func TestLoadConfig(t *testing.T) {
 	})
 	t.Run("invalid", func(t *testing.T) {
 		path := write("bad.yaml", "sources: []\nusers: []\ncolour: red\n", 0o600)
-		_, _, err := LoadConfig(path)
-		var cerr *ConfigError
+		_, _, err := Load(path)
+		var cerr *Error
 		if !errors.As(err, &cerr) || cerr.File != path {
 			t.Fatalf("err = %#v", err)
 		}
-		want := "config " + path + `: 3 problems: line 3: unknown key "colour"; sources: at least one source is required; users: at least one user is required`
+		want := "config " + path + `: 3 problems: colour: unknown key; sources: at least one source is required; users: at least one user is required`
 		if err.Error() != want {
 			t.Errorf("Error() =\n%s\nwant\n%s", err, want)
 		}
@@ -804,7 +804,7 @@ func TestLoadConfig(t *testing.T) {
 		}
 		doc := "data_dir: state\nsources: [{name: s, type: mbox, path: 'spool/{user}'}]\n" +
 			"users: [{name: a, password_hash: \"" + testHash + "\", sources: [s]}]\n"
-		cfg, _, err := LoadConfig(write("etc/c.yaml", doc, 0o600))
+		cfg, _, err := Load(write("etc/c.yaml", doc, 0o600))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -817,7 +817,7 @@ func TestLoadConfig(t *testing.T) {
 func TestParseConfigUsesEnvironment(t *testing.T) {
 	t.Setenv("IMAPBRIDGE_PASSWORD_HASH_ZED", testHash)
 	doc := "sources: [{name: s, type: mbox, path: /m}]\nusers: [{name: zed, sources: [s]}]\n"
-	cfg, _, err := ParseConfig([]byte(doc), "")
+	cfg, _, err := Parse([]byte(doc), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -827,11 +827,11 @@ func TestParseConfigUsesEnvironment(t *testing.T) {
 }
 
 func TestConfigErrorText(t *testing.T) {
-	one := &ConfigError{Problems: []string{"a: b"}}
+	one := &Error{Problems: []string{"a: b"}}
 	if got := one.Error(); got != "config: a: b" {
 		t.Errorf("one problem: %q", got)
 	}
-	two := &ConfigError{File: "x.yaml", Problems: []string{"a: b", "c: d"}}
+	two := &Error{File: "x.yaml", Problems: []string{"a: b", "c: d"}}
 	if got := two.Error(); got != "config x.yaml: 2 problems: a: b; c: d" {
 		t.Errorf("two problems: %q", got)
 	}
@@ -868,14 +868,14 @@ func TestSecretRedacted(t *testing.T) {
 
 func TestSlogLevel(t *testing.T) {
 	for level, want := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError} {
-		if got := (LogConfig{Level: level}).SlogLevel(); got != want {
+		if got := (Log{Level: level}).SlogLevel(); got != want {
 			t.Errorf("%s: %v", level, got)
 		}
 	}
 }
 
 // FuzzParseConfig checks that no input makes the parser panic, and that
-// every outcome is well formed: a config or a *ConfigError with problems,
+// every outcome is well formed: a config or a *Error with problems,
 // and never the value of a secret in a message.
 func FuzzParseConfig(f *testing.F) {
 	files, err := filepath.Glob("testdata/config/*.yaml")
@@ -900,7 +900,7 @@ func FuzzParseConfig(f *testing.F) {
 		return "", false
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, warnings, err := newConfigParser("testdata/config", env).parse(data)
+		cfg, warnings, err := newParser("testdata/config", env).parse(data)
 		for _, w := range warnings {
 			if !strings.Contains(w, ": ") || strings.Contains(w, secret) {
 				t.Errorf("bad warning %q", w)
@@ -918,9 +918,9 @@ func FuzzParseConfig(f *testing.F) {
 		if cfg != nil {
 			t.Errorf("config with error %v", err)
 		}
-		var cerr *ConfigError
+		var cerr *Error
 		if !errors.As(err, &cerr) || len(cerr.Problems) == 0 {
-			t.Fatalf("error %v (%T) is not a *ConfigError with problems", err, err)
+			t.Fatalf("error %v (%T) is not a *Error with problems", err, err)
 		}
 		for _, p := range cerr.Problems {
 			if !strings.Contains(p, ": ") || (strings.Contains(p, secret) && !bytes.Contains(data, []byte(secret))) {

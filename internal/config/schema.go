@@ -1,0 +1,164 @@
+package config
+
+import (
+	"log/slog"
+	"strconv"
+	"time"
+)
+
+// Config is a loaded, validated configuration: defaults applied, durations
+// parsed, relative paths made relative to the config file's directory, and
+// secrets read from their files or the environment.
+type Config struct {
+	DataDir string   `yaml:"data_dir"`
+	Log     Log      `yaml:"log"`
+	IMAP    IMAP     `yaml:"imap"`
+	Admin   Admin    `yaml:"admin"`
+	Secrets Secrets  `yaml:"secrets"`
+	Sources []Source `yaml:"sources"`
+	Users   []User   `yaml:"users"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// SlogLevel returns the configured level as a slog.Level.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// IMAP configures the IMAP listeners and their limits.
+type IMAP struct {
+	// Listen is the plain (STARTTLS when a certificate is configured)
+	// listener; "" disables it.
+	Listen string `yaml:"listen"`
+	// TLSListen is the implicit-TLS listener (e.g. ":993"); "" disables it.
+	TLSListen string   `yaml:"tls_listen"`
+	TLS       TLSFiles `yaml:"tls"`
+	// AllowInsecureAuth allows LOGIN/AUTHENTICATE without TLS.
+	AllowInsecureAuth bool `yaml:"allow_insecure_auth"`
+	// MaxConnections caps concurrent IMAP connections in total.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerAddress caps concurrent IMAP connections from one
+	// client IP address (loopback included).
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
+	// MaxConnectionsPerUser caps concurrent authenticated sessions per user;
+	// a login beyond it is answered NO [LIMIT].
+	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
+	// AppendLimit is the largest message APPEND accepts, in bytes
+	// (advertised as APPENDLIMIT; at most 2^32-1).
+	AppendLimit int64 `yaml:"append_limit"`
+	// LoginTimeout is how long a connection may stay unauthenticated,
+	// however many commands it sends.
+	LoginTimeout time.Duration `yaml:"login_timeout"`
+	// IdleTimeout is the autologout timer: how long an authenticated
+	// connection may send no command before it is logged out. A session in
+	// IDLE is not subject to it; one IDLE command may last 30 minutes.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// TLSFiles names a PEM certificate chain and its private key.
+type TLSFiles struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Admin configures the admin HTTP server (/metrics /healthz /readyz).
+type Admin struct {
+	// Listen is the admin listener; "" disables it.
+	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ on the admin
+	// listener. Off by default: it shows internals to whoever can reach it.
+	Pprof bool `yaml:"pprof"`
+}
+
+// Secrets configures the key the bridge uses for secrets it stores.
+type Secrets struct {
+	KeyFile string `yaml:"key_file"`
+	// Key is read from KeyFile or IMAPBRIDGE_SECRET_KEY; "" when neither
+	// is set.
+	Key Secret `yaml:"-"`
+}
+
+// Source is one legacy mail source. Which keys apply depends on Type.
+type Source struct {
+	Name string `yaml:"name"`
+	Type string `yaml:"type"` // mbox | pop3
+
+	// mbox
+	// Path is the spool file; "{user}" is replaced by the IMAP login name.
+	Path string `yaml:"path"`
+	// Lock lists the locks to take, in order: "dotlock", "fcntl".
+	Lock []string `yaml:"lock"`
+
+	// pop3
+	Address       string        `yaml:"address"`         // host:port
+	TLS           string        `yaml:"tls"`             // implicit | starttls | none
+	TLSSkipVerify bool          `yaml:"tls_skip_verify"` // do not verify the server certificate
+	Auth          string        `yaml:"auth"`            // passthrough | static
+	Timeout       time.Duration `yaml:"timeout"`         // deadline of each network step
+
+	// both
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// IdlePollInterval is the poll interval while a client of the user
+	// is in IMAP IDLE.
+	IdlePollInterval time.Duration `yaml:"idle_poll_interval"`
+	DeletePolicy     string        `yaml:"delete_policy"` // keep | after_days | on_expunge | after_sync
+	// DeleteAfter is how long after it was stored a message is deleted
+	// at the source; set only with DeletePolicy "after_days".
+	DeleteAfter time.Duration `yaml:"delete_after"`
+}
+
+// User is one IMAP user.
+type User struct {
+	Name string `yaml:"name"`
+	// PasswordHash is a bcrypt hash, from the file itself, from
+	// PasswordHashFile or from IMAPBRIDGE_PASSWORD_HASH_<USER>. It is ""
+	// only when every source of the user is a pop3 passthrough source (the
+	// POP3 host then checks the password).
+	PasswordHash     Secret `yaml:"password_hash"`
+	PasswordHashFile string `yaml:"password_hash_file"`
+	// Sources names the sources that feed the user's INBOX.
+	Sources []string `yaml:"sources"`
+	// SourceUser is the login name at pop3 sources; defaults to Name.
+	SourceUser string `yaml:"source_user"`
+	// SourcePassword is the password for pop3 sources with static auth,
+	// from the file itself, SourcePasswordFile or
+	// IMAPBRIDGE_SOURCE_PASSWORD_<USER>.
+	SourcePassword     Secret `yaml:"source_password"`
+	SourcePasswordFile string `yaml:"source_password_file"`
+}
+
+// Secret is a string that must not be printed or logged: fmt and slog show
+// it as "<redacted>".
+type Secret string
+
+const redacted = "<redacted>"
+
+// String implements fmt.Stringer.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString implements fmt.GoStringer (%#v).
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText keeps the value out of JSON and YAML output.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
