@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/imapbridge/imapbridge/bridge"
 	"github.com/imapbridge/imapbridge/imapfront"
 	"github.com/imapbridge/imapbridge/internal/config"
+	"github.com/imapbridge/imapbridge/internal/login"
 	"github.com/imapbridge/imapbridge/mboxstore"
 	"github.com/imapbridge/imapbridge/pop3"
 )
@@ -78,7 +80,7 @@ type app struct {
 	front   *imapfront.Server
 	admin   *http.Server
 	metrics *metrics
-	auth    *authenticator
+	login   *login.Service
 
 	imapAddr  net.Addr // the plain listener's address, when there is one
 	adminAddr net.Addr
@@ -123,19 +125,16 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		sources[s.Name] = src
 		m.knownSource(s.Name)
 	}
-	a.auth = newAuthenticator(cfg, b, a.syncer, sources, logger, m)
-	for _, u := range cfg.Users {
-		if !a.auth.canPollWithoutLogin(u) {
-			continue // passthrough: polling starts at the user's first login
-		}
-		user, err := b.User(ctx, u.Name)
-		if err != nil {
-			a.closeStore()
-			return nil, err
-		}
-		a.syncer.Add(user, a.auth.feeds(u.Name, u, ""))
-	}
-	if err := a.auth.resumePassthrough(ctx); err != nil {
+	a.login = login.New(login.Options{
+		Config:           cfg,
+		Bridge:           b,
+		Syncer:           a.syncer,
+		Sources:          sources,
+		Logger:           logger,
+		Attempt:          m.authAttempt,
+		PasswordAccepted: pop3PasswordAccepted,
+	})
+	if err := a.login.StartPolls(ctx); err != nil {
 		a.closeStore()
 		return nil, err
 	}
@@ -152,7 +151,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 	}
 	a.front = imapfront.New(imapfront.Options{
 		Bridge:                   b,
-		Authenticate:             a.auth.authenticate,
+		Authenticate:             imapAuthenticate(a.login),
 		Logger:                   logger,
 		TLSConfig:                tlsConfig,
 		AllowInsecureAuth:        cfg.IMAP.AllowInsecureAuth,
@@ -216,6 +215,42 @@ func newSource(s config.Source, logger *slog.Logger) (bridge.Source, error) {
 		}, logger), nil
 	}
 	return nil, fmt.Errorf("source %q: unknown type %q", s.Name, s.Type)
+}
+
+// imapAuthenticate is imapfront's Authenticate hook: the login service,
+// with its ErrFailed told to imapfront as ErrAuthFailed.
+func imapAuthenticate(s *login.Service) func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
+	return func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
+		u, err := s.Authenticate(ctx, username, password, remote)
+		if errors.Is(err, login.ErrFailed) {
+			return nil, authFailed{err}
+		}
+		return u, err
+	}
+}
+
+// authFailed is a login.ErrFailed that is also an imapfront.ErrAuthFailed;
+// its text is login's.
+type authFailed struct{ err error }
+
+func (e authFailed) Error() string   { return e.err.Error() }
+func (e authFailed) Unwrap() []error { return []error{e.err, imapfront.ErrAuthFailed} }
+
+// pop3PasswordAccepted: a POP3 host refused the session with IN-USE or
+// LOGIN-DELAY in its answer to the password itself (PASS, APOP, AUTH),
+// which RFC 2449 sends only after the credentials checked out. Busy
+// answers to anything else (USER, the greeting) or without those codes
+// prove nothing about the password.
+func pop3PasswordAccepted(err error) bool {
+	var pe *pop3.Error
+	if !errors.As(err, &pe) {
+		return false
+	}
+	cmd := strings.ToUpper(pe.Command)
+	if !strings.HasPrefix(cmd, "PASS") && !strings.HasPrefix(cmd, "APOP") && !strings.HasPrefix(cmd, "AUTH") {
+		return false
+	}
+	return pe.HasCode(pop3.CodeInUse) || pe.HasCode(pop3.CodeLoginDelay)
 }
 
 // ignoreClosed drops the error a listener returns because Shutdown closed it.

@@ -1,4 +1,4 @@
-package main
+package login
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ func FuzzSealer(f *testing.F) {
 	f.Add("k", "", "", []byte(""), []byte{}, uint(0))
 	f.Add("long key with spaces", "bob@example.org", "x", bytes.Repeat([]byte("p"), 300), bytes.Repeat([]byte{1}, 60), uint(1000))
 	f.Fuzz(func(t *testing.T, key, user, name string, plaintext, junk []byte, pos uint) {
-		s, err := newSealer(key)
+		s, err := NewSealer(key)
 		if key == "" {
 			if err == nil {
 				t.Fatal("a sealer without a key")
@@ -25,14 +25,14 @@ func FuzzSealer(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sealed := s.seal(user, name, plaintext)
-		got, err := s.open(user, name, sealed)
+		sealed := s.Seal(user, name, plaintext)
+		got, err := s.Open(user, name, sealed)
 		if err != nil || !bytes.Equal(got, plaintext) {
 			t.Fatalf("open(seal(%q)) = %q, %v", plaintext, got, err)
 		}
 		refused := func(what string, b []byte, user, name string) {
 			t.Helper()
-			pt, err := s.open(user, name, b)
+			pt, err := s.Open(user, name, b)
 			if err == nil {
 				t.Fatalf("%s opened, to %q", what, pt)
 			}
@@ -58,11 +58,11 @@ func FuzzSealer(f *testing.F) {
 			refused("made up", junk, user, name)
 		}
 		// Another key does not open it.
-		other, err := newSealer(key + "x")
+		other, err := NewSealer(key + "x")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pt, err := other.open(user, name, sealed); err == nil {
+		if pt, err := other.Open(user, name, sealed); err == nil {
 			t.Fatalf("another key opened it, to %q", pt)
 		}
 	})

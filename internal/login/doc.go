@@ -1,0 +1,17 @@
+// Package login owns who may log in: a configured user's bcrypt hash
+// (static), or the legacy POP3 host itself (auth: passthrough); the
+// failure limiter that slows and then refuses guessing per user and per
+// client address; and the passthrough credentials, sealed at rest
+// (AES-256-GCM under secrets.key_file) so that a user's polls resume after
+// a restart before the user logs in again.
+//
+// A protocol face (imapfront today, a POP3 face later) calls
+// Service.Authenticate and turns ErrFailed into its own "bad credentials"
+// answer; any other error means the password could not be checked (the
+// host is down) and is answered "try again later".
+//
+// It imports bridge (users, sources, the syncer, the secret store) and
+// internal/config (users and sources as configured). It must not import
+// imapfront, pop3, mboxstore or any other face or source: what a
+// source-specific error means for a login is given in Options.
+package login
