@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -280,21 +278,6 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("health when not ready = %d %q", code, errb.String())
 	}
 	a.ready.set(nil)
-}
-
-func TestPprofOnlyWhenConfigured(t *testing.T) {
-	for _, on := range []bool{false, true} {
-		h := adminHandler(newMetrics(prometheus.NewRegistry()).reg, func() error { return nil }, on)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))
-		want := 404
-		if on {
-			want = 200
-		}
-		if rec.Code != want {
-			t.Errorf("pprof %v: /debug/pprof/ = %d, want %d", on, rec.Code, want)
-		}
-	}
 }
 
 // TestMetricsPOP3Poll: a real POP3 poll moves the per-source series, and a

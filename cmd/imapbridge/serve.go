@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/imapbridge/imapbridge/bridge"
 	"github.com/imapbridge/imapbridge/imapfront"
+	"github.com/imapbridge/imapbridge/internal/admin"
 	"github.com/imapbridge/imapbridge/internal/config"
 	"github.com/imapbridge/imapbridge/internal/login"
 	"github.com/imapbridge/imapbridge/mboxstore"
@@ -78,7 +78,7 @@ type app struct {
 	bridge  *bridge.Bridge
 	syncer  *bridge.Syncer
 	front   *imapfront.Server
-	admin   *http.Server
+	admin   *admin.Server
 	metrics *metrics
 	login   *login.Service
 
@@ -182,20 +182,19 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		a.serve("imaps", func() error { return ignoreClosed(a.front.ServeTLS(ln)) })
 	}
 	if cfg.Admin.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Admin.Listen)
+		srv, err := admin.Listen(cfg.Admin.Listen, admin.Options{
+			Gatherer:   reg,
+			Registerer: reg,
+			Ready:      a.readyCheck,
+			Pprof:      cfg.Admin.Pprof,
+		})
 		if err != nil {
 			a.stopAll()
-			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
+			return nil, err
 		}
-		a.adminAddr = ln.Addr()
-		a.admin = &http.Server{Handler: adminHandler(reg, a.readyCheck, cfg.Admin.Pprof), ReadHeaderTimeout: 10 * time.Second}
-		a.serve("admin", func() error {
-			if err := a.admin.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-		logger.Info("admin listening", "addr", ln.Addr().String())
+		a.admin, a.adminAddr = srv, srv.Addr()
+		a.serve("admin", srv.Wait)
+		logger.Info("admin listening", "addr", srv.Addr().String())
 	}
 	a.ready.set(nil)
 	return a, nil
