@@ -1,0 +1,124 @@
+package maildirexport_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/imapbridge/imapbridge/bridge"
+	"github.com/imapbridge/imapbridge/internal/dovecottest"
+	"github.com/imapbridge/imapbridge/maildirexport"
+)
+
+// exportFixture exports alice from a read-only handle on the fixture's
+// data directory while the bridge that owns it stays open and serving.
+func exportFixture(t *testing.T, f *fixture) (string, *maildirexport.Report) {
+	t.Helper()
+	ro, err := bridge.OpenReadOnly(f.ctx, bridge.Options{DataDir: f.dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	target := filepath.Join(t.TempDir(), "Maildir")
+	rep, err := maildirexport.Export(f.ctx, ro, "alice", target, maildirexport.Options{LegacyUIDL: maildirexport.POP3UIDLs(sourceName), Logger: testLogger()})
+	if err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	return target, rep
+}
+
+// TestDovecotServesExport: a stock Dovecot started on the export shows,
+// over IMAP, exactly what the bridge shows — every mailbox with its
+// UIDVALIDITY, UIDNEXT, special use and subscription, every message with
+// its UID, flags, keywords, INTERNALDATE, size and BODY[] bytes — and,
+// over POP3, the legacy host's UIDLs.
+func TestDovecotServesExport(t *testing.T) {
+	f := newFixture(t)
+	target, rep := exportFixture(t, f)
+
+	// The files, before Dovecot touches them.
+	wantNested := ".Projekte.&ANw-berblick &- Co"
+	if _, err := os.Stat(filepath.Join(target, wantNested, "maildirfolder")); err != nil {
+		t.Errorf("nested folder: %v", err)
+	}
+	uidlist, err := os.ReadFile(filepath.Join(target, "dovecot-uidlist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(uidlist), "\n"), "\n")
+	var inbox maildirexport.MailboxReport
+	for _, m := range rep.Users[0].Mailboxes {
+		if m.Name == "INBOX" {
+			inbox = m
+		}
+	}
+	if ok, _ := regexp.MatchString(`^3 V`+strconv.FormatUint(uint64(inbox.UIDValidity), 10)+` N`+strconv.FormatUint(uint64(inbox.UIDNext), 10)+` G[0-9a-f]{32}$`, lines[0]); !ok {
+		t.Errorf("INBOX dovecot-uidlist header %q (UIDVALIDITY %d, UIDNEXT %d)", lines[0], inbox.UIDValidity, inbox.UIDNext)
+	}
+	if inbox.UIDLs != len(f.legacyUIDLs) {
+		t.Errorf("report: %d INBOX messages with a UIDL, want %d", inbox.UIDLs, len(f.legacyUIDLs))
+	}
+	if !strings.HasPrefix(lines[1], "1 P"+f.legacyUIDLs[0]+" :") {
+		t.Errorf("first INBOX record %q, want UID 1 with P%s", lines[1], f.legacyUIDLs[0])
+	}
+	subs, err := os.ReadFile(filepath.Join(target, "subscriptions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "V\t2\n\nINBOX\nArchive\nDrafts\nProjekte\nProjekte\tÜberblick & Co\nSent\nTrash\n"; string(subs) != want {
+		t.Errorf("subscriptions = %q, want %q", subs, want)
+	}
+	conf, conflicts := rep.DovecotConfig()
+	if len(conflicts) > 0 {
+		t.Errorf("conflicts: %v", conflicts)
+	}
+
+	want := dumpIMAP(t, f.imapAddr, "alice", bridgePassword)
+	// The fixture is what the test means it to be.
+	names := map[string]imapMailbox{}
+	for _, m := range want {
+		names[m.Name] = m
+	}
+	for name, attrs := range map[string]string{
+		"INBOX": `\Subscribed`, "Sent": `\Sent \Subscribed`, "Junk": `\Junk`, "Ungelesen": "",
+		nested: `\Subscribed`, "Archive": `\Archive \Subscribed`,
+	} {
+		if m, ok := names[name]; !ok || m.Attrs != attrs {
+			t.Fatalf("bridge mailbox %q: %+v (want attrs %q)", name, m.Attrs, attrs)
+		}
+	}
+	if s := names["Sent"]; s.UIDNext != 4 || len(s.Messages) != 2 {
+		t.Fatalf("bridge Sent: UIDNEXT %d, %d messages", s.UIDNext, len(s.Messages))
+	}
+	if in := names["INBOX"]; in.Messages[1].UID != 3 {
+		t.Fatalf("bridge INBOX: second UID %d, want 3 (2 expunged)", in.Messages[1].UID)
+	}
+
+	srv := dovecottest.StartIMAP(t, dovecottest.IMAPOptions{
+		Users:       []dovecottest.MaildirUser{{Name: "alice", Password: exportPassword, Maildir: target}},
+		ExtraConfig: conf,
+	})
+	got := dumpIMAP(t, srv.IMAPAddr(), "alice", exportPassword)
+	compareIMAP(t, want, got)
+	if t.Failed() {
+		t.Logf("dovecot log:\n%s", srv.Log())
+	}
+
+	// POP3: the legacy host's UIDLs, then Dovecot's own for the message
+	// that came from no host.
+	uidls := pop3UIDLs(t, srv.Addr(), "alice", exportPassword)
+	if len(uidls) != len(f.legacyUIDLs)+1 {
+		t.Fatalf("exported POP3 maildrop lists %d UIDLs, want %d: %q", len(uidls), len(f.legacyUIDLs)+1, uidls)
+	}
+	if !slices.Equal(uidls[:len(f.legacyUIDLs)], f.legacyUIDLs) {
+		t.Errorf("UIDLs over POP3:\n got %q\nwant %q", uidls[:len(f.legacyUIDLs)], f.legacyUIDLs)
+	}
+	if slices.Contains(f.legacyUIDLs, uidls[len(uidls)-1]) {
+		t.Errorf("the appended message got a legacy UIDL %q", uidls[len(uidls)-1])
+	}
+}
+
