@@ -69,7 +69,7 @@ func TestDovecotServesExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "V\t2\n\nINBOX\nArchive\nDrafts\nProjekte\nProjekte\tÜberblick & Co\nSent\nTrash\n"; string(subs) != want {
+	if want := "V\t2\n\nINBOX\nAlt\nArchive\nDrafts\nProjekte\nProjekte\tÜberblick & Co\nSent\nTrash\n"; string(subs) != want {
 		t.Errorf("subscriptions = %q, want %q", subs, want)
 	}
 	conf, conflicts := rep.DovecotConfig()
@@ -91,6 +91,9 @@ func TestDovecotServesExport(t *testing.T) {
 			t.Fatalf("bridge mailbox %q: %+v (want attrs %q)", name, m.Attrs, attrs)
 		}
 	}
+	if s := names["(subscriptions)"].Attrs; s != "Alt (nonexistent), Archive, Drafts, INBOX, Projekte, "+nested+", Sent, Trash" {
+		t.Fatalf("bridge subscriptions: %s", s)
+	}
 	if s := names["Sent"]; s.UIDNext != 4 || len(s.Messages) != 2 {
 		t.Fatalf("bridge Sent: UIDNEXT %d, %d messages", s.UIDNext, len(s.Messages))
 	}
@@ -104,6 +107,11 @@ func TestDovecotServesExport(t *testing.T) {
 	})
 	got := dumpIMAP(t, srv.IMAPAddr(), "alice", exportPassword)
 	compareIMAP(t, want, got)
+	for _, line := range strings.Split(srv.Log(), "\n") {
+		if strings.Contains(line, "Error:") || strings.Contains(line, "Warning:") || strings.Contains(line, "Panic:") {
+			t.Errorf("dovecot complained: %s", line)
+		}
+	}
 	if t.Failed() {
 		t.Logf("dovecot log:\n%s", srv.Log())
 	}
@@ -121,4 +129,3 @@ func TestDovecotServesExport(t *testing.T) {
 		t.Errorf("the appended message got a legacy UIDL %q", uidls[len(uidls)-1])
 	}
 }
-

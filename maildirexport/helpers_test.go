@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -148,6 +149,9 @@ func newFixture(t *testing.T) *fixture {
 	must(u.SetSubscribed(ctx, "Ungelesen", false))
 	must(u.SetSubscribed(ctx, "Junk", false))
 	appendMsg("Ungelesen", "nobody reads this", time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+	// A subscription that outlived its mailbox.
+	must(u.CreateMailbox(ctx, "Alt", ""))
+	must(u.DeleteMailbox(ctx, "Alt"))
 	// A copy of a host message in Archive keeps its origin.
 	_, _, _, err = inbox.CopyTo(ctx, []bridge.UID{3}, f.mailbox(u, "Archive"))
 	must(err)
@@ -260,7 +264,21 @@ func dumpIMAP(t *testing.T, addr, user, pass string) []imapMailbox {
 	if err != nil {
 		t.Fatalf("LIST at %s: %v", addr, err)
 	}
-	var out []imapMailbox
+	// LIST (SUBSCRIBED): the subscriptions, a mailbox gone or not.
+	subs, err := c.List("", "*", &imap.ListOptions{SelectSubscribed: true}).Collect()
+	if err != nil {
+		t.Fatalf("LIST (SUBSCRIBED) at %s: %v", addr, err)
+	}
+	var subscribed []string
+	for _, l := range subs {
+		s := l.Mailbox
+		if slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
+			s += " (nonexistent)"
+		}
+		subscribed = append(subscribed, s)
+	}
+	sort.Strings(subscribed)
+	out := []imapMailbox{{Name: "(subscriptions)", Attrs: strings.Join(subscribed, ", ")}}
 	for _, l := range list {
 		if l.Delim != '/' {
 			t.Errorf("%s: %q has delimiter %q, want '/'", addr, l.Mailbox, l.Delim)
