@@ -87,7 +87,8 @@ var fromSP = []byte("From ")
 
 // writeMboxMessage writes one message in mboxrd form: a From_ line with
 // the envelope sender (Return-Path, else MAILER-DAEMON) and the
-// INTERNALDATE in UTC in asctime form, the message with CRLF line endings
+// INTERNALDATE in asctime form in the local time zone (asctime has none;
+// mbox readers assume local time), the message with CRLF line endings
 // turned into LF (a CR before a CRLF stays) and every line matching
 // ^>*From  given one more ">", a final LF if the message lacks one, and
 // an empty separator line. A reader that turns LF back into CRLF and
@@ -95,7 +96,7 @@ var fromSP = []byte("From ")
 func writeMboxMessage(w *bufio.Writer, r io.Reader, date time.Time) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(64 << 10)
-	fmt.Fprintf(w, "From %s %s\n", envelopeSender(head), date.UTC().Format("Mon Jan _2 15:04:05 2006"))
+	fmt.Fprintf(w, "From %s %s\n", envelopeSender(head), date.Local().Format("Mon Jan _2 15:04:05 2006"))
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
