@@ -76,6 +76,12 @@ func TestDovecotServesExport(t *testing.T) {
 	if len(conflicts) > 0 {
 		t.Errorf("conflicts: %v", conflicts)
 	}
+	// Dovecot runs with the README's settings, exactly as written there.
+	if readme := readmeBlock(t, "dovecot"); conf != readme {
+		t.Errorf("the export's Dovecot settings differ from the README's:\n%s\nREADME:\n%s", conf, readme)
+	} else {
+		conf = readme
+	}
 
 	want := dumpIMAP(t, f.imapAddr, "alice", bridgePassword)
 	// The fixture is what the test means it to be.
@@ -128,4 +134,22 @@ func TestDovecotServesExport(t *testing.T) {
 	if slices.Contains(f.legacyUIDLs, uidls[len(uidls)-1]) {
 		t.Errorf("the appended message got a legacy UIDL %q", uidls[len(uidls)-1])
 	}
+}
+
+// readmeBlock returns the README's fenced block of the language given.
+func readmeBlock(t *testing.T, lang string) string {
+	t.Helper()
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "\n```"+lang+"\n")
+	if !ok {
+		t.Fatalf("README.md has no ```%s block", lang)
+	}
+	block, _, ok := strings.Cut(rest, "\n```\n")
+	if !ok {
+		t.Fatalf("README.md: the ```%s block does not end", lang)
+	}
+	return block + "\n"
 }

@@ -253,7 +253,8 @@ func TestExpungedDuringExportStartsAgain(t *testing.T) {
 	if _, err := b.Poll(ctx, u, bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}, Policy: bridge.DeletePolicy{Mode: bridge.DeleteKeep}}); err != nil {
 		t.Fatal(err)
 	}
-	big := "Subject: big\r\n\r\n" + strings.Repeat("z", 64<<10) // over the store's inline limit: a file + "\r\n"
+	// Over the store's 64 KiB inline limit: the body is a file.
+	big := "Subject: big\r\n\r\n" + strings.Repeat("z", 64<<10) + "\r\n"
 	_, bigUID, err := u.Append(ctx, "INBOX", strings.NewReader(big), []string{bridge.FlagDeleted}, time.Now())
 	if err != nil {
 		t.Fatal(err)

@@ -133,10 +133,8 @@ func writeMaildirFolder(ctx context.Context, snap *bridge.ReadSnapshot, mb bridg
 	for i, k := range mr.Keywords {
 		letter[k] = byte('a' + i)
 	}
-	if sub || !exists(dir) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
-		}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
 	}
 	for _, d := range []string{"cur", "new", "tmp"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
@@ -184,11 +182,6 @@ func writeMaildirFolder(ctx context.Context, snap *bridge.ReadSnapshot, mb bridg
 		return nil, err
 	}
 	return mr, nil
-}
-
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // infoLetters returns the Maildir info letters of flags: system flags
