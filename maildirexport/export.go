@@ -418,16 +418,13 @@ func exportUser(ctx context.Context, snap *bridge.ReadSnapshot, user, dir string
 // DovecotConfig returns the Dovecot configuration the exported users
 // need: the inbox namespace with the bridge's hierarchy separator "/" and
 // a mailbox section for every special-use mailbox. Dovecot's special-use
-// attributes are configuration for every user alike; a name with
-// different uses for different users is listed with the use most of them
-// have, and named in the returned conflicts.
+// attributes are configuration, for every user alike: a name that has
+// different uses for different users (or none for some) is configured
+// with the use most users have, and named in conflicts.
 func (r *Report) DovecotConfig() (conf string, conflicts []string) {
-	uses := map[string]map[string]int{} // name → use → users
+	uses := map[string]map[string]int{} // name → use ("" none) → users
 	for _, u := range r.Users {
 		for _, m := range u.Mailboxes {
-			if m.SpecialUse == "" {
-				continue
-			}
 			if uses[m.Name] == nil {
 				uses[m.Name] = map[string]int{}
 			}
@@ -435,8 +432,10 @@ func (r *Report) DovecotConfig() (conf string, conflicts []string) {
 		}
 	}
 	names := make([]string, 0, len(uses))
-	for n := range uses {
-		names = append(names, n)
+	for n, byUse := range uses {
+		if len(byUse) > 1 || byUse[""] == 0 {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	var b strings.Builder
@@ -444,17 +443,21 @@ func (r *Report) DovecotConfig() (conf string, conflicts []string) {
 	b.WriteString("mail_location = maildir:~/Maildir\n")
 	b.WriteString("namespace inbox {\n  inbox = yes\n  separator = /\n")
 	for _, n := range names {
-		best, bestN := "", -1
+		best, bestN := "", 0
 		var all []string
 		for use, k := range uses[n] {
-			all = append(all, use)
-			if k > bestN || (k == bestN && use < best) {
+			label := use
+			if use == "" {
+				label = "plain"
+			}
+			all = append(all, fmt.Sprintf("%s for %d", label, k))
+			if use != "" && (k > bestN || (k == bestN && use < best)) {
 				best, bestN = use, k
 			}
 		}
 		if len(all) > 1 {
 			sort.Strings(all)
-			conflicts = append(conflicts, fmt.Sprintf("%q is %s for different users; configured as %s", n, strings.Join(all, " or "), best))
+			conflicts = append(conflicts, fmt.Sprintf("mailbox %q is %s user(s); configured as %s for all", n, strings.Join(all, ", "), best))
 		}
 		fmt.Fprintf(&b, "  mailbox %s {\n    special_use = %s\n  }\n", quoteConf(n), best)
 	}

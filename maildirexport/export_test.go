@@ -287,3 +287,31 @@ func TestExpungedDuringExportStartsAgain(t *testing.T) {
 		t.Errorf("no warning logged: %s", logs.String())
 	}
 }
+
+// TestDovecotConfigConflicts: special use is Dovecot configuration for
+// all users; a name used differently is reported.
+func TestDovecotConfigConflicts(t *testing.T) {
+	ctx := context.Background()
+	b := smallStore(t)
+	bob, _ := b.User(ctx, "bob")
+	if err := bob.DeleteMailbox(ctx, "Archive"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.CreateMailbox(ctx, "Archive", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.CreateMailbox(ctx, "Gesendet", bridge.SpecialAll); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := maildirexport.ExportAll(ctx, b, filepath.Join(t.TempDir(), "all"), maildirexport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, conflicts := rep.DovecotConfig()
+	if want := []string{`mailbox "Archive" is \Archive for 1, plain for 1 user(s); configured as \Archive for all`}; strings.Join(conflicts, "\n") != strings.Join(want, "\n") {
+		t.Errorf("conflicts %q, want %q", conflicts, want)
+	}
+	if !strings.Contains(conf, "  mailbox \"Gesendet\" {\n    special_use = \\All\n  }\n") || !strings.Contains(conf, "  mailbox \"Archive\" {\n    special_use = \\Archive\n  }\n") {
+		t.Errorf("config:\n%s", conf)
+	}
+}
