@@ -3,7 +3,9 @@ package bridge_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -176,5 +178,65 @@ func TestOpenReadOnlyRefuses(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
 		t.Errorf("OpenReadOnly created %v", entries)
+	}
+	for _, tc := range []struct {
+		version int
+		want    string
+	}{
+		{99, "has schema version 99, newer than this binary knows"},
+		{2, "has schema version 2, older than this binary's"},
+	} {
+		dir := t.TempDir()
+		b := openStore(t, dir)
+		b.Close()
+		db, err := sql.Open("sqlite", filepath.Join(dir, "state.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", tc.version)); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		if _, err := bridge.OpenReadOnly(ctx, bridge.Options{DataDir: dir}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("schema %d: %v, want %q", tc.version, err, tc.want)
+		}
+	}
+}
+
+// TestReadOnlyStoppedServer: the data directory of a stopped server (its
+// WAL checkpointed and gone) reads the same, and stays unchanged.
+func TestReadOnlyStoppedServer(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := openStore(t, dir)
+	u, _ := b.User(ctx, "alice")
+	appendTo(t, u, "INBOX", 1, []string{bridge.FlagSeen}, time.Now())
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "state.db"))
+	ro, err := bridge.OpenReadOnly(ctx, bridge.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := ro.ReadSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbs, err := snap.Mailboxes(ctx, "alice")
+	if err != nil || len(mbs) != 6 {
+		t.Fatalf("mailboxes %v, %v", mbs, err)
+	}
+	msgs, err := snap.Messages(ctx, mbs[0].ID)
+	if err != nil || len(msgs) != 1 || !bytes.Equal(readSnap(t, snap, msgs[0]), msg(1)) {
+		t.Fatalf("messages %v, %v", msgs, err)
+	}
+	snap.Close()
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "state.db"))
+	if !bytes.Equal(before, after) {
+		t.Errorf("state.db changed under a read-only open")
 	}
 }
