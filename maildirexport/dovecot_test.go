@@ -1,6 +1,8 @@
 package maildirexport_test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -8,10 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imapbridge/imapbridge/bridge"
 	"github.com/imapbridge/imapbridge/internal/dovecottest"
 	"github.com/imapbridge/imapbridge/maildirexport"
+	"github.com/imapbridge/imapbridge/pop3"
 )
 
 // exportFixture exports alice from a read-only handle on the fixture's
@@ -152,4 +156,48 @@ func readmeBlock(t *testing.T, lang string) string {
 		t.Fatalf("README.md: the ```%s block does not end", lang)
 	}
 	return block + "\n"
+}
+
+// TestDovecotDuplicateHostUIDLs: a broken legacy host that lists every
+// message under one UIDL (the pop3 package then stores the later ones as
+// "UIDL#<fingerprint>") is reproduced as it was: the exported Dovecot
+// lists the same UIDL for each, as the host did, and POP3 clients that
+// knew the host see nothing new.
+func TestDovecotDuplicateHostUIDLs(t *testing.T) {
+	ctx := context.Background()
+	legacy := dovecottest.Start(t, dovecottest.Options{Users: []dovecottest.User{{Name: "alice", Password: legacyPassword}}, UIDLFormat: "%08Xv"})
+	for i := range 3 {
+		legacy.Deliver("alice", []byte(fmt.Sprintf("Subject: dup %d\n\nbody %d\n", i, i)))
+	}
+	host := pop3UIDLs(t, legacy.Addr(), "alice", legacyPassword)
+	if len(host) != 3 || host[0] != host[1] || host[1] != host[2] {
+		t.Fatalf("the host does not list one UIDL for all: %q", host)
+	}
+	dataDir := t.TempDir()
+	b, err := bridge.Open(ctx, bridge.Options{DataDir: dataDir, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	u, _ := b.User(ctx, "alice")
+	src := pop3.NewSource(pop3.SourceConfig{Name: sourceName, Address: legacy.Addr(), TLS: pop3.TLSNone, Timeout: 30 * time.Second}, testLogger())
+	if _, err := b.Poll(ctx, u, bridge.Feed{Source: src, Account: bridge.Account{User: "alice", SourceUser: "alice", Password: legacyPassword}, Policy: bridge.DeletePolicy{Mode: bridge.DeleteKeep}}); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "Maildir")
+	rep, err := maildirexport.Export(ctx, b, "alice", target, maildirexport.Options{LegacyUIDL: maildirexport.POP3UIDLs(sourceName)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rep.Users[0].Mailboxes[0].UIDLs; n != 3 {
+		t.Fatalf("%d messages exported with a UIDL, want 3", n)
+	}
+	conf, _ := rep.DovecotConfig()
+	srv := dovecottest.StartIMAP(t, dovecottest.IMAPOptions{
+		Users:       []dovecottest.MaildirUser{{Name: "alice", Password: exportPassword, Maildir: target}},
+		ExtraConfig: conf,
+	})
+	if got := pop3UIDLs(t, srv.Addr(), "alice", exportPassword); !slices.Equal(got, host) {
+		t.Errorf("exported UIDLs %q, host's %q", got, host)
+	}
 }
