@@ -101,10 +101,11 @@ func OpenReadOnly(ctx context.Context, opts Options) (*Bridge, error) {
 // ReadSnapshot is the whole store as of one commit. It is used from one
 // goroutine at a time; Close it when done.
 type ReadSnapshot struct {
-	b   *Bridge
-	tx  *sql.Tx
-	gen uint64
-	at  time.Time
+	b               *Bridge
+	tx              *sql.Tx
+	gen             uint64
+	lastUIDValidity UIDValidity
+	at              time.Time
 }
 
 // SnapshotMailbox is a mailbox as the snapshot holds it.
@@ -164,6 +165,13 @@ func (b *Bridge) ReadSnapshot(ctx context.Context) (*ReadSnapshot, error) {
 		return nil, fmt.Errorf("store: begin snapshot: %w", err)
 	}
 	s.gen, _ = strconv.ParseUint(gen, 10, 64)
+	var last string
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='last_uidvalidity'`).Scan(&last); err != nil {
+		tx.Rollback()
+		return nil, fmt.Errorf("store: begin snapshot: %w", err)
+	}
+	v, _ := strconv.ParseUint(last, 10, 32)
+	s.lastUIDValidity = UIDValidity(v)
 	return s, nil
 }
 
@@ -177,6 +185,12 @@ func (s *ReadSnapshot) Close() error {
 
 // Generation is the commit the snapshot shows (the store's commit counter).
 func (s *ReadSnapshot) Generation() uint64 { return s.gen }
+
+// LastUIDValidity is the highest UIDVALIDITY the store has handed out,
+// to any mailbox of any user, deleted ones included: a server taking over
+// must give new mailboxes values above it, so that a mailbox deleted and
+// created again never gets its old UIDVALIDITY.
+func (s *ReadSnapshot) LastUIDValidity() UIDValidity { return s.lastUIDValidity }
 
 // Taken is when the snapshot began.
 func (s *ReadSnapshot) Taken() time.Time { return s.at }

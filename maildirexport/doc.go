@@ -22,6 +22,10 @@
 //	dovecot-keywords        "<index> <keyword>" (index 0 is letter a)
 //	subscriptions           "V\t2\n\n", then one name a line, levels
 //	                        separated by a tab (Dovecot's version 2 format)
+//	dovecot-uidvalidity     Dovecot's UIDVALIDITY counter ("%08x", and the
+//	                        marker dovecot-uidvalidity.<value>), set to the
+//	                        highest value the bridge ever handed out, so a
+//	                        mailbox created in Dovecot gets one above it
 //	.Sent/ .Archive.2024/   one directory per other mailbox: Maildir++
 //	                        names, levels joined by ".", each level in
 //	                        modified UTF-7; each holds cur/ new/ tmp/,

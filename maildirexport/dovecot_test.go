@@ -126,6 +126,16 @@ func TestDovecotServesExport(t *testing.T) {
 		t.Logf("dovecot log:\n%s", srv.Log())
 	}
 
+	// A mailbox created in Dovecot gets a UIDVALIDITY above every one
+	// the bridge handed out, deleted mailboxes' included.
+	var highest uint32
+	for _, m := range rep.Users[0].Mailboxes {
+		highest = max(highest, uint32(m.UIDValidity))
+	}
+	if got := createAndExamine(t, srv.IMAPAddr(), "alice", exportPassword, "Neu"); got != rep.LastUIDValidity+1 || got <= highest {
+		t.Errorf("new mailbox in Dovecot: UIDVALIDITY %d, want %d (the bridge's last + 1; highest exported %d)", got, rep.LastUIDValidity+1, highest)
+	}
+
 	// POP3: the legacy host's UIDLs, then Dovecot's own for the message
 	// that came from no host.
 	uidls := pop3UIDLs(t, srv.Addr(), "alice", exportPassword)

@@ -56,8 +56,11 @@ var ErrUnrepresentable = errors.New("cannot be represented in the export format"
 type Report struct {
 	// Generation is the store commit the snapshot showed.
 	Generation uint64
-	Format     Format
-	Users      []UserReport
+	// LastUIDValidity is the highest UIDVALIDITY the bridge handed out;
+	// the Maildirs' Dovecot counter continues from it.
+	LastUIDValidity uint32
+	Format          Format
+	Users           []UserReport
 }
 
 // UserReport is one user's part of a Report.
@@ -271,7 +274,7 @@ func attemptExport(ctx context.Context, b *bridge.Bridge, tmp string, opts Optio
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	rep := &Report{Generation: snap.Generation()}
+	rep := &Report{Generation: snap.Generation(), LastUIDValidity: uint32(snap.LastUIDValidity())}
 	if err := body(ctx, snap, tmp, rep); err != nil {
 		return nil, err
 	}

@@ -377,3 +377,25 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// createAndExamine creates a mailbox and returns its UIDVALIDITY.
+func createAndExamine(t *testing.T, addr, user, pass, name string) uint32 {
+	t.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user, pass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(name, nil).Wait(); err != nil {
+		t.Fatalf("CREATE %q: %v", name, err)
+	}
+	sel, err := c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Logout().Wait()
+	return sel.UIDValidity
+}

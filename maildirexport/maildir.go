@@ -77,7 +77,33 @@ func writeMaildirUser(ctx context.Context, snap *bridge.ReadSnapshot, mbs []brid
 			}
 		}
 	}
+	if err := writeUIDValidityFiles(dir, snap.LastUIDValidity(), mbs); err != nil {
+		return err
+	}
 	return writeFile(filepath.Join(dir, "subscriptions"), subscriptionsFile(subs))
+}
+
+// writeUIDValidityFiles writes Dovecot's UIDVALIDITY counter: the file
+// dovecot-uidvalidity holding the last value handed out ("%08x") and the
+// marker dovecot-uidvalidity.<that value>, from which Dovecot gives the
+// next new mailbox that value + 1. It starts above every UIDVALIDITY the
+// bridge ever handed out, so that a mailbox deleted and created again in
+// Dovecot never gets the UIDVALIDITY the bridge gave the old one.
+func writeUIDValidityFiles(dir string, last bridge.UIDValidity, mbs []bridge.SnapshotMailbox) error {
+	for _, mb := range mbs {
+		last = max(last, mb.UIDValidity)
+	}
+	if last == 0 {
+		return nil
+	}
+	hex := fmt.Sprintf("%08x", uint32(last))
+	if err := writeFile(filepath.Join(dir, "dovecot-uidvalidity"), []byte(hex)); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, "dovecot-uidvalidity."+hex), nil); err != nil {
+		return err
+	}
+	return os.Chmod(filepath.Join(dir, "dovecot-uidvalidity."+hex), 0o444)
 }
 
 // subscriptionsFile is Dovecot's version 2 subscriptions file: a header,
