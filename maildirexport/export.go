@@ -167,8 +167,11 @@ func isDupSuffix(s string) bool {
 // files. The target is written under a temporary name next to it
 // (".<name>.imapbridge-export-<random>") and renamed into place once
 // complete and durable, so a crash leaves no half-written dir.
+//
+// b is a read-only handle (bridge.OpenReadOnly) or the serving Bridge
+// itself; the snapshot holds one of its read connections meanwhile.
 func Export(ctx context.Context, b *bridge.Bridge, user, dir string, opts Options) (*Report, error) {
-	return run(ctx, b, dir, opts, func(ctx context.Context, snap *bridge.ReadSnapshot, tmp string, rep *Report) error {
+	return run(ctx, b, dir, opts, func(ctx context.Context, snap *bridge.ReadSnapshot, tmp string, rep *Report, opts Options) error {
 		ur, err := exportUser(ctx, snap, user, tmp, opts)
 		if err != nil {
 			return err
@@ -183,7 +186,7 @@ func Export(ctx context.Context, b *bridge.Bridge, user, dir string, opts Option
 // DIR/<user>/Maildir (or DIR/<user>/ with mbox files), atomically as
 // Export does.
 func ExportAll(ctx context.Context, b *bridge.Bridge, dir string, opts Options) (*Report, error) {
-	return run(ctx, b, dir, opts, func(ctx context.Context, snap *bridge.ReadSnapshot, tmp string, rep *Report) error {
+	return run(ctx, b, dir, opts, func(ctx context.Context, snap *bridge.ReadSnapshot, tmp string, rep *Report, opts Options) error {
 		users, err := snap.Users(ctx)
 		if err != nil {
 			return err
@@ -218,12 +221,15 @@ func checkUserDir(u string) error {
 	return nil
 }
 
+// exportBody writes the export into tmp from snap, with opts checked.
+type exportBody func(ctx context.Context, snap *bridge.ReadSnapshot, tmp string, rep *Report, opts Options) error
+
 // maxAttempts bounds the snapshots taken for one export: a later attempt
 // is needed only when the server expunged a message whose body was a file
 // between the snapshot and the read of that body.
 const maxAttempts = 3
 
-func run(ctx context.Context, b *bridge.Bridge, dir string, opts Options, body func(context.Context, *bridge.ReadSnapshot, string, *Report) error) (*Report, error) {
+func run(ctx context.Context, b *bridge.Bridge, dir string, opts Options, body exportBody) (*Report, error) {
 	switch opts.Format {
 	case "":
 		opts.Format = FormatMaildir
@@ -265,7 +271,7 @@ func run(ctx context.Context, b *bridge.Bridge, dir string, opts Options, body f
 	return nil, fmt.Errorf("export: %d attempts: %w", maxAttempts, lastErr)
 }
 
-func attemptExport(ctx context.Context, b *bridge.Bridge, tmp string, opts Options, body func(context.Context, *bridge.ReadSnapshot, string, *Report) error) (*Report, error) {
+func attemptExport(ctx context.Context, b *bridge.Bridge, tmp string, opts Options, body exportBody) (*Report, error) {
 	snap, err := b.ReadSnapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
@@ -275,7 +281,7 @@ func attemptExport(ctx context.Context, b *bridge.Bridge, tmp string, opts Optio
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	rep := &Report{Generation: snap.Generation(), LastUIDValidity: uint32(snap.LastUIDValidity())}
-	if err := body(ctx, snap, tmp, rep); err != nil {
+	if err := body(ctx, snap, tmp, rep, opts); err != nil {
 		return nil, err
 	}
 	if err := syncTree(tmp); err != nil {
