@@ -249,6 +249,11 @@ func run(ctx context.Context, b *bridge.Bridge, dir string, opts Options, body e
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("export: create %s: %w", parent, err)
 	}
+	// What an interrupted export (a crash, a kill) left: never used,
+	// never removed (another export may be writing it), only named.
+	if stale, _ := filepath.Glob(filepath.Join(parent, "."+filepath.Base(dir)+".imapbridge-export-*")); len(stale) > 0 {
+		logger(opts).Warn("export: an earlier export of this target did not finish; remove what it left once no export runs", "path", strings.Join(stale, " "))
+	}
 	var lastErr error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		tmp := filepath.Join(parent, "."+filepath.Base(dir)+".imapbridge-export-"+randomHex(6))

@@ -21,8 +21,13 @@ import (
 // smallStore is a store with users alice and bob and a message each.
 func smallStore(t *testing.T) *bridge.Bridge {
 	t.Helper()
+	return smallStoreIn(t, t.TempDir())
+}
+
+func smallStoreIn(t *testing.T, dataDir string) *bridge.Bridge {
+	t.Helper()
 	ctx := context.Background()
-	b, err := bridge.Open(ctx, bridge.Options{DataDir: t.TempDir()})
+	b, err := bridge.Open(ctx, bridge.Options{DataDir: dataDir})
 	if err != nil {
 		t.Fatal(err)
 	}

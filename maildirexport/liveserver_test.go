@@ -3,6 +3,7 @@ package maildirexport_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imapbridge/imapbridge/bridge"
+	"github.com/imapbridge/imapbridge/bridge/bridgetest"
 	"github.com/imapbridge/imapbridge/maildirexport"
 )
 
@@ -29,11 +31,93 @@ func TestHelperProcessExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	rep, err := maildirexport.Export(ctx, b, "alice", target, maildirexport.Options{})
+	var opts maildirexport.Options
+	if marker := os.Getenv("EXPORT_HELPER_HANG"); marker != "" {
+		// Stop for good in the middle of the export, once the first
+		// message with an origin is written: the parent kills us here.
+		opts.LegacyUIDL = func(bridge.Origin) (string, bool) {
+			if err := os.WriteFile(marker, nil, 0o600); err != nil {
+				t.Error(err)
+			}
+			select {}
+		}
+	}
+	rep, err := maildirexport.Export(ctx, b, "alice", target, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Printf("exported %d messages\n", rep.Messages())
+}
+
+// TestExportKilledMidway: an export process killed (SIGKILL) half-way
+// leaves no target, only its temporary directory, named so that nobody
+// takes it for an export; the next export writes the target whole and
+// names what the killed one left.
+func TestExportKilledMidway(t *testing.T) {
+	ctx := context.Background()
+	dataDir := t.TempDir()
+	b := smallStoreIn(t, dataDir)
+	u, _ := b.User(ctx, "alice")
+	src := bridgetest.NewSource("host")
+	src.Deliver("alice", []byte("Subject: from the host\r\n\r\nx\r\n"), time.Now())
+	if _, err := b.Poll(ctx, u, bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}, Policy: bridge.DeletePolicy{Mode: bridge.DeleteKeep}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := u.Append(ctx, "Sent", strings.NewReader("Subject: s\r\n\r\ns\r\n"), nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	target := filepath.Join(parent, "Maildir")
+	marker := filepath.Join(t.TempDir(), "midway")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessExport$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "EXPORT_HELPER_DATA="+dataDir, "EXPORT_HELPER_TARGET="+target, "EXPORT_HELPER_HANG="+marker)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Wait for the export to reach the middle (the marker), bounded.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the export process ended before the middle: %v\n%s", err, out.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("the export process did not reach the middle in 60s\n%s", out.String())
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	left := ls(t, parent)
+	if len(left) != 1 || !strings.HasPrefix(left[0], ".Maildir.imapbridge-export-") {
+		t.Fatalf("after the kill the parent holds %q, want only the temporary directory", left)
+	}
+	if files, _ := filepath.Glob(filepath.Join(parent, left[0], "cur", "*")); len(files) != 2 {
+		t.Errorf("the killed export had written %d INBOX messages, want 2 (it stopped after the second)", len(files))
+	}
+
+	var logs strings.Builder
+	rep, err := maildirexport.Export(ctx, b, "alice", target, maildirexport.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Messages() != 3 {
+		t.Errorf("the next export wrote %d messages, want 3", rep.Messages())
+	}
+	if !strings.Contains(logs.String(), "an earlier export of this target did not finish") || !strings.Contains(logs.String(), left[0]) {
+		t.Errorf("the stale directory was not named: %s", logs.String())
+	}
 }
 
 // TestExportFromAnotherProcessWhileServing: an export run as a separate
