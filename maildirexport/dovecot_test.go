@@ -73,7 +73,7 @@ func TestDovecotServesExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "V\t2\n\nINBOX\nAlt\nArchive\nDrafts\nProjekte\nProjekte\tÜberblick & Co\nSent\nTrash\n"; string(subs) != want {
+	if want := "V\t2\n\nINBOX\nAlt\nArchive\nDrafts\nINBOX\tAblage\nProjekte\nProjekte\tÜberblick & Co\nSent\nTrash\n"; string(subs) != want {
 		t.Errorf("subscriptions = %q, want %q", subs, want)
 	}
 	conf, conflicts := rep.DovecotConfig()
@@ -101,7 +101,7 @@ func TestDovecotServesExport(t *testing.T) {
 			t.Fatalf("bridge mailbox %q: %+v (want attrs %q)", name, m.Attrs, attrs)
 		}
 	}
-	if s := names["(subscriptions)"].Attrs; s != "Alt (nonexistent), Archive, Drafts, INBOX, Projekte, "+nested+", Sent, Trash" {
+	if s := names["(subscriptions)"].Attrs; s != "Alt (nonexistent), Archive, Drafts, INBOX, INBOX/Ablage, Projekte, "+nested+", Sent, Trash" {
 		t.Fatalf("bridge subscriptions: %s", s)
 	}
 	if s := names["Sent"]; s.UIDNext != 4 || len(s.Messages) != 2 {

@@ -144,6 +144,9 @@ func newFixture(t *testing.T) *fixture {
 	must(u.CreateMailbox(ctx, nested, ""))
 	appendMsg(nested, "über alles", time.Date(2021, 7, 8, 9, 10, 11, 0, time.UTC), "Wichtig", "$Label1")
 	appendMsg(nested, "noch eins", time.Date(2021, 8, 9, 10, 11, 12, 0, time.UTC), bridge.FlagSeen, "Wichtig")
+	// A folder below INBOX (Maildir++: .INBOX.Ablage).
+	must(u.CreateMailbox(ctx, "INBOX/Ablage", ""))
+	appendMsg("INBOX/Ablage", "filed away", time.Date(2023, 3, 3, 3, 3, 3, 0, time.UTC), bridge.FlagSeen, "Project-X")
 	// Unsubscribed folders: one made so, one the user never wanted.
 	must(u.CreateMailbox(ctx, "Ungelesen", ""))
 	must(u.SetSubscribed(ctx, "Ungelesen", false))
