@@ -1,6 +1,7 @@
 package maildirexport_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -147,6 +148,13 @@ func TestDovecotServesExport(t *testing.T) {
 	}
 	if slices.Contains(f.legacyUIDLs, uidls[len(uidls)-1]) {
 		t.Errorf("the appended message got a legacy UIDL %q", uidls[len(uidls)-1])
+	}
+	// And RETR gives a POP3 client the host's bytes.
+	hostMsgs, exported := pop3Messages(t, f.legacy.Addr(), "alice", legacyPassword), pop3Messages(t, srv.Addr(), "alice", exportPassword)
+	for _, uidl := range f.legacyUIDLs {
+		if h, e := hostMsgs[uidl], exported[uidl]; len(h) == 0 || !bytes.Equal(h, e) {
+			t.Errorf("RETR of %s: host %d bytes, export %d bytes, first difference at %d", uidl, len(h), len(e), firstDiff(h, e))
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -224,6 +225,40 @@ func pop3UIDLs(t *testing.T, addr, user, pass string) []string {
 	for i, u := range list {
 		out[i] = string(u.UIDL)
 	}
+	return out
+}
+
+// pop3Messages returns every message of a maildrop by UIDL, as RETR
+// sends it.
+func pop3Messages(t *testing.T, addr, user, pass string) map[string][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := pop3.Dial(ctx, addr, pop3.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(ctx, user, pass); err != nil {
+		t.Fatalf("pop3 login at %s: %v", addr, err)
+	}
+	list, err := c.UIDL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, u := range list {
+		r, err := c.Retr(ctx, u.Num)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[string(u.UIDL)] = data
+	}
+	c.Quit(ctx)
 	return out
 }
 
