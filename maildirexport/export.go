@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/imapbridge/imapbridge/bridge"
 )
@@ -289,7 +290,7 @@ func attemptExport(ctx context.Context, b *bridge.Bridge, tmp string, opts Optio
 	if err := body(ctx, snap, tmp, rep, opts); err != nil {
 		return nil, err
 	}
-	if err := syncTree(tmp); err != nil {
+	if err := syncTree(ctx, tmp); err != nil {
 		return nil, fmt.Errorf("export: sync %s: %w", tmp, err)
 	}
 	return rep, nil
@@ -353,20 +354,77 @@ func place(tmp, dir string, existing bool) error {
 	return nil
 }
 
-// syncTree fsyncs every directory under root (files are synced as they
-// are written).
-func syncTree(root string) error {
-	return filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+// syncTree makes everything under root durable: every file, then every
+// directory (the entries naming them). The files are written without a
+// sync of their own; here syncWorkers fsyncs run at once, which the
+// filesystem's journal commits together, instead of one commit a file.
+func syncTree(ctx context.Context, root string) error {
+	var files, dirs []string
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			return syncDir(path)
+			dirs = append(dirs, path)
+		} else {
+			files = append(files, path)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := syncAll(ctx, files); err != nil {
+		return err
+	}
+	return syncAll(ctx, dirs)
 }
 
+// syncWorkers is how many fsyncs syncAll keeps in flight.
+const syncWorkers = 16
+
+// syncAll fsyncs paths, syncWorkers at a time, and returns the first
+// failure (naming the path).
+func syncAll(ctx context.Context, paths []string) error {
+	work := make(chan string)
+	errs := make(chan error, syncWorkers)
+	var wg sync.WaitGroup
+	for range min(syncWorkers, len(paths)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				if err := syncDir(p); err != nil {
+					errs <- fmt.Errorf("fsync %s: %w", p, err)
+					return
+				}
+			}
+		}()
+	}
+	var err error
+feed:
+	for _, p := range paths {
+		select {
+		case work <- p:
+		case err = <-errs:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errs:
+		default:
+		}
+	}
+	return err
+}
+
+// syncDir fsyncs a file or directory.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -389,17 +447,13 @@ func logger(opts Options) *slog.Logger {
 	return opts.Logger
 }
 
-// writeFile creates path with data, fsync'd.
+// writeFile creates path with data (made durable by syncTree).
 func writeFile(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
 		f.Close()
 		return err
 	}

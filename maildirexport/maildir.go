@@ -255,9 +255,6 @@ func writeMessage(ctx context.Context, snap *bridge.ReadSnapshot, m bridge.Snaps
 	if err == nil && n != m.Size {
 		err = fmt.Errorf("uid %d: read %d bytes, the store says %d", m.UID, n, m.Size)
 	}
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

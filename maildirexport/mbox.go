@@ -74,9 +74,6 @@ func writeMbox(ctx context.Context, snap *bridge.ReadSnapshot, mb bridge.Snapsho
 	if err == nil {
 		err = w.Flush()
 	}
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
