@@ -21,15 +21,19 @@
 //	                        message "<uid> [P<legacy uidl>] :<base name>"
 //	dovecot-keywords        "<index> <keyword>" (index 0 is letter a)
 //	subscriptions           "V\t2\n\n", then one name a line, levels
-//	                        separated by a tab (Dovecot's version 2 format)
+//	                        separated by a tab, spelt as the folders are
+//	                        (Dovecot's version 2 format, as it writes it)
 //	dovecot-uidvalidity     Dovecot's UIDVALIDITY counter ("%08x", and the
 //	                        marker dovecot-uidvalidity.<value>), set to the
 //	                        highest value the bridge ever handed out, so a
 //	                        mailbox created in Dovecot gets one above it
 //	.Sent/ .Archive.2024/   one directory per other mailbox: Maildir++
 //	                        names, levels joined by ".", each level in
-//	                        modified UTF-7; each holds cur/ new/ tmp/,
-//	                        maildirfolder, dovecot-uidlist, dovecot-keywords
+//	                        modified UTF-7 with "\", "." and a leading "~"
+//	                        escaped as Dovecot's listescape plugin does
+//	                        ("\5c", "\2e", "\7e"); each holds cur/ new/
+//	                        tmp/, maildirfolder, dovecot-uidlist,
+//	                        dovecot-keywords
 //
 // A message is the file cur/<base>:2,<info>, its bytes exactly as the
 // bridge stores them (CRLF line endings, as the bridge serves them), base
@@ -38,9 +42,9 @@
 // then the keyword letters, each group in ASCII order, and the file's mtime
 // the INTERNALDATE (to the second; Dovecot keeps no zone).
 //
-// Dovecot needs "separator = /" on the inbox namespace to show the names as
-// the bridge did, and special-use attributes are configuration in Dovecot:
-// Report.DovecotConfig writes both. A Maildir++ name cannot hold a "." in
-// a level, and Maildir filenames carry at most 26 keywords a folder: an
-// export of a user with either is refused, naming the mailbox.
+// Dovecot needs the listescape plugin and "separator = /" on the inbox
+// namespace to show the names as the bridge did, and special-use
+// attributes are configuration in Dovecot: Report.DovecotConfig writes
+// all three. Maildir filenames carry at most 26 keywords a folder: an
+// export of a user with more is refused, naming the mailbox.
 package maildirexport

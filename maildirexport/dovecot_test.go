@@ -47,8 +47,10 @@ func TestDovecotServesExport(t *testing.T) {
 
 	// The files, before Dovecot touches them.
 	wantNested := ".Projekte.&ANw-berblick &- Co"
-	if _, err := os.Stat(filepath.Join(target, wantNested, "maildirfolder")); err != nil {
-		t.Errorf("nested folder: %v", err)
+	for _, dir := range []string{wantNested, `.Mr\2e Smith.v1\2e2`, `.\7ehome\5cdir`} {
+		if _, err := os.Stat(filepath.Join(target, dir, "maildirfolder")); err != nil {
+			t.Errorf("folder: %v", err)
+		}
 	}
 	uidlist, err := os.ReadFile(filepath.Join(target, "dovecot-uidlist"))
 	if err != nil {
@@ -74,7 +76,7 @@ func TestDovecotServesExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "V\t2\n\nINBOX\nAlt\nArchive\nDrafts\nINBOX\tAblage\nProjekte\nProjekte\tÜberblick & Co\nSent\nTrash\n"; string(subs) != want {
+	if want := "V\t2\n\nINBOX\nAlt\nArchive\nDrafts\nINBOX\tAblage\nMr\\2e Smith\nMr\\2e Smith\tv1\\2e2\nProjekte\nProjekte\t&ANw-berblick &- Co\nSent\nTrash\n\\7ehome\\5cdir\n"; string(subs) != want {
 		t.Errorf("subscriptions = %q, want %q", subs, want)
 	}
 	conf, conflicts := rep.DovecotConfig()
@@ -102,7 +104,7 @@ func TestDovecotServesExport(t *testing.T) {
 			t.Fatalf("bridge mailbox %q: %+v (want attrs %q)", name, m.Attrs, attrs)
 		}
 	}
-	if s := names["(subscriptions)"].Attrs; s != "Alt (nonexistent), Archive, Drafts, INBOX, INBOX/Ablage, Projekte, "+nested+", Sent, Trash" {
+	if s := names["(subscriptions)"].Attrs; s != "Alt (nonexistent), Archive, Drafts, INBOX, INBOX/Ablage, Mr. Smith, Mr. Smith/v1.2, Projekte, "+nested+", Sent, Trash, ~home\\dir" {
 		t.Fatalf("bridge subscriptions: %s", s)
 	}
 	if s := names["Sent"]; s.UIDNext != 4 || len(s.Messages) != 2 {

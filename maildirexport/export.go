@@ -49,8 +49,8 @@ type Options struct {
 var ErrTargetNotEmpty = errors.New("target directory is not empty")
 
 // ErrUnrepresentable: the user's mailboxes hold something the target
-// format cannot hold (a "." in a Maildir++ name level, more than 26
-// keywords in one folder).
+// format cannot hold (more than 26 keywords in one Maildir folder, a user
+// name that cannot be a directory name).
 var ErrUnrepresentable = errors.New("cannot be represented in the export format")
 
 // Report says what an export wrote.
@@ -484,8 +484,10 @@ func exportUser(ctx context.Context, snap *bridge.ReadSnapshot, user, dir string
 }
 
 // DovecotConfig returns the Dovecot configuration the exported users
-// need: the inbox namespace with the bridge's hierarchy separator "/" and
-// a mailbox section for every special-use mailbox. Dovecot's special-use
+// need: the listescape plugin (folder names with ".", "\" or a leading
+// "~" are stored escaped, as that plugin reads them), the inbox namespace
+// with the bridge's hierarchy separator "/", and a mailbox section for
+// every special-use mailbox. Dovecot's special-use
 // attributes are configuration, for every user alike: a name that has
 // different uses for different users (or none for some) is configured
 // with the use most users have, and named in conflicts.
@@ -509,6 +511,7 @@ func (r *Report) DovecotConfig() (conf string, conflicts []string) {
 	var b strings.Builder
 	b.WriteString("# Written by imapbridge export for the exported Maildirs.\n")
 	b.WriteString("mail_location = maildir:~/Maildir\n")
+	b.WriteString("mail_plugins = $mail_plugins listescape\n")
 	b.WriteString("namespace inbox {\n  inbox = yes\n  separator = /\n")
 	for _, n := range names {
 		best, bestN := "", 0

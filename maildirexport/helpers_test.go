@@ -148,6 +148,11 @@ func newFixture(t *testing.T) *fixture {
 	// A folder below INBOX (Maildir++: .INBOX.Ablage).
 	must(u.CreateMailbox(ctx, "INBOX/Ablage", ""))
 	appendMsg("INBOX/Ablage", "filed away", time.Date(2023, 3, 3, 3, 3, 3, 0, time.UTC), bridge.FlagSeen, "Project-X")
+	// Names Maildir++ cannot spell as they are: "." (its separator),
+	// "\\", a leading "~" (stored escaped, read by listescape).
+	must(u.CreateMailbox(ctx, "Mr. Smith/v1.2", ""))
+	appendMsg("Mr. Smith/v1.2", "release notes", time.Date(2023, 4, 4, 4, 4, 4, 0, time.UTC), "Wichtig")
+	must(u.CreateMailbox(ctx, `~home\dir`, ""))
 	// Unsubscribed folders: one made so, one the user never wanted.
 	must(u.CreateMailbox(ctx, "Ungelesen", ""))
 	must(u.SetSubscribed(ctx, "Ungelesen", false))

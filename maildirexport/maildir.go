@@ -29,30 +29,37 @@ var systemFlagLetters = map[string]byte{
 
 // maildirFolder returns the Maildir++ directory of a mailbox name,
 // relative to the Maildir root: "" for INBOX, ".Sent", ".Archive.2024";
-// each level in modified UTF-7.
-func maildirFolder(name string) (string, error) {
+// each level as storageLevel spells it.
+func maildirFolder(name string) string {
 	if name == bridge.InboxName {
-		return "", nil
+		return ""
 	}
 	levels := strings.Split(name, bridge.Delimiter)
 	for i, l := range levels {
-		if strings.Contains(l, ".") {
-			return "", fmt.Errorf("mailbox %q: %w: a Maildir++ name level cannot contain \".\" (rename the mailbox before the export)", name, ErrUnrepresentable)
-		}
-		levels[i] = encodeMUTF7(l)
+		levels[i] = storageLevel(l)
 	}
-	return "." + strings.Join(levels, "."), nil
+	return "." + strings.Join(levels, ".")
+}
+
+// storageLevel spells one level of a mailbox name as Dovecot stores it
+// (with the listescape plugin): in modified UTF-7, then "\" as "\5c",
+// "." (Maildir++'s separator) as "\2e", and a leading "~" as "\7e".
+// Names without these characters are the same with the plugin or
+// without it.
+func storageLevel(l string) string {
+	l = encodeMUTF7(l)
+	l = strings.ReplaceAll(l, `\`, `\5c`)
+	l = strings.ReplaceAll(l, ".", `\2e`)
+	if strings.HasPrefix(l, "~") {
+		l = `\7e` + l[1:]
+	}
+	return l
 }
 
 func writeMaildirUser(ctx context.Context, snap *bridge.ReadSnapshot, mbs []bridge.SnapshotMailbox, subs []string, dir string, opts Options, ur *UserReport) error {
-	// Check every name before writing anything.
 	folders := make([]string, len(mbs))
 	for i, mb := range mbs {
-		f, err := maildirFolder(mb.Name)
-		if err != nil {
-			return err
-		}
-		folders[i] = f
+		folders[i] = maildirFolder(mb.Name)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -106,9 +113,10 @@ func writeUIDValidityFiles(dir string, last bridge.UIDValidity, mbs []bridge.Sna
 	return os.Chmod(filepath.Join(dir, "dovecot-uidvalidity."+hex), 0o444)
 }
 
-// subscriptionsFile is Dovecot's version 2 subscriptions file: a header,
-// then one name a line with the levels separated by a tab (so the file
-// does not depend on the namespace separator), each level tab-escaped.
+// subscriptionsFile is Dovecot's version 2 subscriptions file as Dovecot
+// writes it: a header, then one name a line with the levels separated by
+// a tab (so the file does not depend on the namespace separator), each
+// level spelt as stored (storageLevel) and tab-escaped.
 func subscriptionsFile(subs []string) []byte {
 	var b strings.Builder
 	b.WriteString("V\t2\n\n")
@@ -117,7 +125,7 @@ func subscriptionsFile(subs []string) []byte {
 			if i > 0 {
 				b.WriteByte('\t')
 			}
-			b.WriteString(tabEscape(l))
+			b.WriteString(tabEscape(storageLevel(l)))
 		}
 		b.WriteByte('\n')
 	}
