@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,6 +72,8 @@ func TestExportKilledMidway(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "midway")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessExport$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "EXPORT_HELPER_DATA="+dataDir, "EXPORT_HELPER_TARGET="+target, "EXPORT_HELPER_HANG="+marker)
+	// It never ends by itself: if this test binary dies, so does it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
