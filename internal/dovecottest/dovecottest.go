@@ -20,6 +20,9 @@
 // the unprivileged user "nobody", and Dovecot's own users "dovecot" and
 // "dovenull", created by the Debian package, run the internal and login
 // processes) and as an ordinary user (every process then runs as that user).
+//
+// It is for tests and the bench only, and imports nothing of this module but
+// internal/testtool.
 package dovecottest
 
 import (
