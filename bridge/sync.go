@@ -40,17 +40,13 @@ type Feed struct {
 	Source           Source
 	Account          Account
 	Policy           DeletePolicy
+	// Mode is serve (""/ModeServe) or shadow: in shadow the source is
+	// never changed, whatever Policy says (see ModeShadow).
+	Mode         FeedMode
 	PollInterval     time.Duration
 	IdlePollInterval time.Duration // 0: same as PollInterval
 	Timeout          time.Duration // bound on one whole poll; 0: 10 minutes
 }
-
-// origin states in the source-id map.
-const (
-	originLive     = 0 // stored, still wanted at the source as far as we know
-	originExpunged = 1 // the user expunged every copy in IMAP
-	originDeleted  = 2 // deleted at the source by us
-)
 
 // originRef is a source-id map row about to be written with its message.
 type originRef struct {
@@ -74,83 +70,17 @@ func (o *originRef) insert(ctx context.Context, stmt *sql.Stmt) (int64, error) {
 	return id, nil
 }
 
-// KnownMessage is what the source-id map holds about one source message.
-type KnownMessage struct {
-	Size     int64
-	StoredAt time.Time
-	State    int
-}
-
-// PollPlan is what one poll will do: fetch what is new, delete what the
-// policy allows.
-type PollPlan struct {
-	Fetch  []SourceMessage
-	Delete []SourceID
-}
-
-// Plan is the sync diff, a pure function: the source's listing and the
-// source-id map in, what to fetch and delete out. A message is deleted only
-// if it is durably stored, still listed with the size recorded when it was
-// stored, and the policy allows it.
-func Plan(listing []SourceMessage, known map[SourceID]KnownMessage, policy DeletePolicy, now time.Time) PollPlan {
-	var p PollPlan
-	for _, m := range listing {
-		k, ok := known[m.ID]
-		if !ok {
-			p.Fetch = append(p.Fetch, m)
-			continue
-		}
-		if k.Size != m.Size {
-			continue // not the message we stored: never delete it
-		}
-		if policyDeletes(k, policy, now) {
-			p.Delete = append(p.Delete, m.ID)
-		}
-	}
-	return p
-}
-
-// keepsAll tells whether the policy never deletes at the source: keep, or
-// no policy given (which policyDeletes treats as keep).
-func (p DeletePolicy) keepsAll() bool {
-	return p.Mode == DeleteKeep || p.Mode == ""
-}
-
-// policyDeletes tells whether the policy deletes a stored message at the
-// source now, if the source still lists it as stored.
-func policyDeletes(k KnownMessage, policy DeletePolicy, now time.Time) bool {
-	switch policy.Mode {
-	case DeleteAfterSync:
-		return true
-	case DeleteAfterDays:
-		// StoredAt is kept in whole seconds: the message was stored up to
-		// a second after it, so count from the second's end.
-		return !now.Before(k.StoredAt.Add(time.Second).Add(policy.After))
-	case DeleteOnExpunge:
-		return k.State == originExpunged
-	}
-	return false
-}
-
-// nothingToDo tells whether a source listing only ids would give an empty
-// Plan: every id is known and none is one the policy would delete (which
-// needs the sizes List gives).
-func nothingToDo(ids []SourceID, known map[SourceID]KnownMessage, policy DeletePolicy, now time.Time) bool {
-	for _, id := range ids {
-		k, ok := known[id]
-		if !ok || policyDeletes(k, policy, now) {
-			return false
-		}
-	}
-	return true
-}
-
 // PollResult says what one poll did.
 type PollResult struct {
 	Listed       int
 	Fetched      int
 	FetchedBytes int64
 	Deleted      int
+	// WouldDelete: what the policy would have deleted (shadow mode).
+	WouldDelete int
+	// Gone: messages another client took off the source since the last
+	// complete listing (foreign deletions found by this poll).
+	Gone int
 }
 
 // Poll runs one poll of feed for user: one source session, fetch and store
@@ -159,12 +89,35 @@ type PollResult struct {
 // as they arrive (see ingester), each batch durable before the next poll
 // step relies on it, so an interrupted first sync resumes after the last
 // committed batch; nothing is deleted at the source that is not durable.
+// What the poll found (counts at the host, foreign deletions, the error)
+// is recorded for Status.
 func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, error) {
+	res, sum, err := b.poll(ctx, u, feed)
+	b.recordPoll(ctx, u, feed, sum, err)
+	return res, err
+}
+
+// pollSummary is what a poll tells the feed's record.
+type pollSummary struct {
+	at time.Time
+	// listed: a complete listing was read (host counts are valid);
+	// planned: the diff ran (pending and wouldDelete are valid).
+	listed       bool
+	planned      bool
+	hostMessages int
+	hostBytes    int64 // -1: unknown (an ids-only listing): keep the last
+	pending      int
+	wouldDelete  int
+}
+
+func (b *Bridge) poll(ctx context.Context, u *User, feed Feed) (PollResult, pollSummary, error) {
 	var res PollResult
+	now := time.Now()
+	sum := pollSummary{at: now}
 	src := feed.Source.Name()
 	sess, err := feed.Source.Open(ctx, feed.Account)
 	if err != nil {
-		return res, fmt.Errorf("poll %s: open: %w", src, err)
+		return res, sum, fmt.Errorf("poll %s: open: %w", src, err)
 	}
 	committed := false
 	defer func() {
@@ -172,169 +125,210 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 			sess.Abort()
 		}
 	}()
-	now := time.Now()
+	in := PlanInput{Policy: feed.Policy, Mode: feed.Mode, Now: now}
 	if il, ok := sess.(SourceIDLister); ok {
-		// The cheap listing first: with no new mail and nothing to
-		// delete, the poll ends here.
+		// The cheap listing first: with no new mail, nothing to delete
+		// and nothing gone, the poll ends here.
 		ids, ok, err := il.ListIDs(ctx)
 		if err != nil {
-			return res, fmt.Errorf("poll %s: list: %w", src, err)
+			return res, sum, fmt.Errorf("poll %s: list: %w", src, err)
 		}
 		if ok {
-			idle := false
-			if err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage) {
-				idle = nothingToDo(ids, known, feed.Policy, now)
-			}); err != nil {
-				return res, fmt.Errorf("poll %s: %w", src, err)
+			listing := make([]SourceMessage, len(ids))
+			for i, id := range ids {
+				listing[i].ID = id
 			}
-			if idle {
+			in.Listing, in.IDsOnly = listing, true
+			plan, err := b.plan(ctx, u, src, in)
+			if err != nil {
+				return res, sum, fmt.Errorf("poll %s: %w", src, err)
+			}
+			if plan.Idle() {
 				res.Listed = len(ids)
+				sum.planned = true
 				committed = true
 				if err := sess.Close(ctx); err != nil {
-					return res, fmt.Errorf("poll %s: close: %w", src, err)
+					return res, sum, fmt.Errorf("poll %s: close: %w", src, err)
 				}
-				return res, nil
+				sum.listed, sum.hostMessages, sum.hostBytes = true, len(ids), -1
+				return res, sum, nil
 			}
+			in.IDsOnly = false
 		}
 	}
 	listing, listErr := sess.List(ctx)
 	if listErr != nil && len(listing) == 0 {
-		return res, fmt.Errorf("poll %s: list: %w", src, listErr)
+		return res, sum, fmt.Errorf("poll %s: list: %w", src, listErr)
 	}
 	res.Listed = len(listing)
+	in.Listing, in.Partial = listing, listErr != nil
 	// Under the keep policy the part of the listing the last poll left
 	// all stored plans to nothing: only what follows it is diffed.
-	quiet := 0
 	if feed.Policy.keepsAll() {
-		quiet = b.known.quietPrefix(u.id, src, listing)
+		in.Quiet = b.known.quietPrefix(u.id, src, listing)
 	}
-	var plan PollPlan
-	if err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage) {
-		plan = Plan(listing[quiet:], known, feed.Policy, now)
-	}); err != nil {
-		return res, fmt.Errorf("poll %s: %w", src, err)
+	plan, err := b.plan(ctx, u, src, in)
+	if err != nil {
+		return res, sum, fmt.Errorf("poll %s: %w", src, err)
 	}
+	sum.planned, sum.pending = true, len(plan.Fetch)
 	if len(plan.Fetch) > 0 {
-		inbox, err := u.Mailbox(ctx, InboxName)
-		if err != nil {
-			return res, fmt.Errorf("poll %s: %w", src, err)
-		}
-		byID := make(map[SourceID]SourceMessage, len(plan.Fetch))
-		ids := make([]SourceID, len(plan.Fetch))
-		for i, m := range plan.Fetch {
-			byID[m.ID] = m
-			ids[i] = m.ID
-		}
-		// Messages are written to temp files here, as they arrive, and
-		// committed in batches by the ingester (one blob sync and one
-		// transaction per batch) while the next ones are fetched.
-		fctx, cancel := context.WithCancel(ctx)
-		g := b.startIngest(ctx, cancel, inbox)
-		// Temp files are made ahead only for the messages that will
-		// need one: those the source lists as too large to be inline.
-		large := 0
-		for _, m := range plan.Fetch {
-			if m.Size >= inlineLimit {
-				large++
-			}
-		}
-		var temps *tempFiles
-		if large > 1 {
-			temps = b.startTempFiles(min(tempAhead, large), tempWorkers)
-		}
-		// A message too large to store inline goes to a temp file,
-		// one made ahead of need where there is one.
-		newTemp := func() (*os.File, error) {
-			if temps != nil {
-				if f := temps.get(); f != nil {
-					return f, nil
-				}
-			}
-			return b.createTemp()
-		}
-		// Both goroutines end before Poll returns, a panic included.
-		stopped := false
-		stop := func() error {
-			if stopped {
-				return nil
-			}
-			stopped = true
-			if temps != nil {
-				temps.close()
-			}
-			err := g.finish()
-			cancel()
-			return err
-		}
-		defer stop()
-		store := func(id SourceID, r io.Reader) error {
-			m := byID[id]
-			blob, err := b.writeBlob(fctx, r, !b.syncfs, newTemp)
-			if err != nil {
-				return fmt.Errorf("store %s: %w", id, err)
-			}
-			date := m.Date
-			if date.IsZero() {
-				date = time.Now()
-			}
-			return g.put(fctx, newMessage{blob: blob, date: date, origin: &originRef{userID: u.id, source: src, sourceID: id, size: m.Size}})
-		}
-		if bf, ok := sess.(SourceBatchFetcher); ok {
-			err = bf.FetchMany(fctx, ids, store)
-		} else {
-			for _, id := range ids {
-				var r io.ReadCloser
-				r, err = sess.Fetch(fctx, id)
-				if err != nil {
-					err = fmt.Errorf("fetch %s: %w", id, err)
-					break
-				}
-				err = store(id, r)
-				r.Close()
-				if err != nil {
-					break
-				}
-			}
-		}
-		commitErr := stop()
-		res.Fetched, res.FetchedBytes = g.fetched, g.bytes
+		stored, err := b.fetchAll(ctx, u, sess, src, plan.Fetch, &res)
+		sum.pending -= len(stored)
 		// What was committed is durable: eligible for deletion in this
 		// same session where the policy says so (after_sync).
-		if feed.Policy.Mode == DeleteAfterSync {
-			plan.Delete = append(plan.Delete, g.stored...)
-		}
-		if commitErr != nil {
-			// The fetch error, if any, is the cancellation it caused.
-			return res, fmt.Errorf("poll %s: %w", src, commitErr)
+		if plan.DeleteFetched {
+			if plan.Shadow {
+				plan.WouldDelete += len(stored)
+			} else {
+				plan.Delete = append(plan.Delete, stored...)
+			}
 		}
 		if err != nil {
-			return res, fmt.Errorf("poll %s: %w", src, err)
+			return res, sum, fmt.Errorf("poll %s: %w", src, err)
 		}
 	}
+	res.WouldDelete, sum.wouldDelete = plan.WouldDelete, plan.WouldDelete
 	if listErr != nil {
 		// A partial listing: what could be read is stored; the deferred
 		// Abort ends the session without deleting anything.
-		return res, fmt.Errorf("poll %s: list (stored the %d messages before the problem): %w", src, len(listing), listErr)
+		return res, sum, fmt.Errorf("poll %s: list (stored the %d messages before the problem): %w", src, len(listing), listErr)
+	}
+	sum.listed, sum.hostMessages, sum.hostBytes = true, plan.HostMessages, plan.HostBytes
+	if len(plan.Gone) > 0 || len(plan.Forget) > 0 {
+		if err := b.recordGone(ctx, u, src, plan.Gone, plan.Forget, now); err != nil {
+			return res, sum, fmt.Errorf("poll %s: %w", src, err)
+		}
+		res.Gone = len(plan.Gone)
 	}
 	if len(plan.Delete) > 0 {
+		// Recorded as begun before the commit, so that a crash between
+		// the commit and the record below is not taken for someone
+		// else's deletion at the next poll.
+		if err := b.setOriginState(ctx, u, src, plan.Delete, originDeleting); err != nil {
+			return res, sum, fmt.Errorf("poll %s: %w", src, err)
+		}
 		if err := sess.Delete(ctx, plan.Delete); err != nil {
-			return res, fmt.Errorf("poll %s: delete: %w", src, err)
+			return res, sum, fmt.Errorf("poll %s: delete: %w", src, err)
 		}
 	}
 	committed = true
 	if err := sess.Close(ctx); err != nil {
-		return res, fmt.Errorf("poll %s: close: %w", src, err)
+		return res, sum, fmt.Errorf("poll %s: close: %w", src, err)
 	}
 	if len(plan.Delete) > 0 {
-		if err := b.markDeleted(ctx, u, src, plan.Delete); err != nil {
-			return res, fmt.Errorf("poll %s: %w", src, err)
+		if err := b.setOriginState(ctx, u, src, plan.Delete, originDeleted); err != nil {
+			return res, sum, fmt.Errorf("poll %s: %w", src, err)
 		}
 		res.Deleted = len(plan.Delete)
+		sum.hostMessages -= len(plan.Delete)
 	}
-	if feed.Policy.keepsAll() && res.Fetched == len(plan.Fetch) {
-		b.known.setQuiet(u.id, src, listing, quiet)
+	if feed.Policy.keepsAll() && sum.pending == 0 && len(plan.Gone) == 0 {
+		b.known.setQuiet(u.id, src, listing, in.Quiet)
 	}
-	return res, nil
+	return res, sum, nil
+}
+
+// plan runs Plan against the source-id map of (u, src).
+func (b *Bridge) plan(ctx context.Context, u *User, src string, in PlanInput) (PollPlan, error) {
+	var p PollPlan
+	err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage, expected int) {
+		in.Known, in.Expected = known, expected
+		p = Plan(in)
+	})
+	return p, err
+}
+
+// fetchAll fetches msgs from sess into u's INBOX and returns the ids
+// stored, in commit order. Messages are written to temp files as they
+// arrive and committed in batches by the ingester (one blob sync and one
+// transaction per batch) while the next ones are fetched.
+func (b *Bridge) fetchAll(ctx context.Context, u *User, sess SourceSession, src string, msgs []SourceMessage, res *PollResult) ([]SourceID, error) {
+	inbox, err := u.Mailbox(ctx, InboxName)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[SourceID]SourceMessage, len(msgs))
+	ids := make([]SourceID, len(msgs))
+	for i, m := range msgs {
+		byID[m.ID] = m
+		ids[i] = m.ID
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	g := b.startIngest(ctx, cancel, inbox)
+	// Temp files are made ahead only for the messages that will need
+	// one: those the source lists as too large to be inline.
+	large := 0
+	for _, m := range msgs {
+		if m.Size >= inlineLimit {
+			large++
+		}
+	}
+	var temps *tempFiles
+	if large > 1 {
+		temps = b.startTempFiles(min(tempAhead, large), tempWorkers)
+	}
+	// A message too large to store inline goes to a temp file, one made
+	// ahead of need where there is one.
+	newTemp := func() (*os.File, error) {
+		if temps != nil {
+			if f := temps.get(); f != nil {
+				return f, nil
+			}
+		}
+		return b.createTemp()
+	}
+	// Both goroutines end before fetchAll returns, a panic included.
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		if temps != nil {
+			temps.close()
+		}
+		err := g.finish()
+		cancel()
+		return err
+	}
+	defer stop()
+	store := func(id SourceID, r io.Reader) error {
+		m := byID[id]
+		blob, err := b.writeBlob(fctx, r, !b.syncfs, newTemp)
+		if err != nil {
+			return fmt.Errorf("store %s: %w", id, err)
+		}
+		date := m.Date
+		if date.IsZero() {
+			date = time.Now()
+		}
+		return g.put(fctx, newMessage{blob: blob, date: date, origin: &originRef{userID: u.id, source: src, sourceID: id, size: m.Size}})
+	}
+	if bf, ok := sess.(SourceBatchFetcher); ok {
+		err = bf.FetchMany(fctx, ids, store)
+	} else {
+		for _, id := range ids {
+			var r io.ReadCloser
+			r, err = sess.Fetch(fctx, id)
+			if err != nil {
+				err = fmt.Errorf("fetch %s: %w", id, err)
+				break
+			}
+			err = store(id, r)
+			r.Close()
+			if err != nil {
+				break
+			}
+		}
+	}
+	commitErr := stop()
+	res.Fetched, res.FetchedBytes = g.fetched, g.bytes
+	if commitErr != nil {
+		// The fetch error, if any, is the cancellation it caused.
+		return g.stored, commitErr
+	}
+	return g.stored, err
 }
 
 func (b *Bridge) knownMessages(ctx context.Context, u *User, source string) (map[SourceID]KnownMessage, error) {
@@ -357,24 +351,29 @@ func (b *Bridge) knownMessages(ctx context.Context, u *User, source string) (map
 	return known, rows.Err()
 }
 
-func (b *Bridge) markDeleted(ctx context.Context, u *User, source string, ids []SourceID) error {
+// setOriginState records a state of source ids of (u, source).
+func (b *Bridge) setOriginState(ctx context.Context, u *User, source string, ids []SourceID, state int) error {
 	err := b.write(ctx, func(tx *wtx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE origins SET state=? WHERE user_id=? AND source=? AND source_id=?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, id := range ids {
-			if _, err := stmt.ExecContext(ctx, originDeleted, u.id, source, string(id)); err != nil {
-				return fmt.Errorf("mark %s deleted: %w", id, err)
-			}
-		}
-		return nil
+		return setOrigins(ctx, tx, u.id, source, ids, state)
 	})
 	if err == nil {
-		b.known.deleted(u.id, source, ids)
+		b.known.setState(u.id, source, ids, state)
 	}
 	return err
+}
+
+func setOrigins(ctx context.Context, tx *wtx, userID int64, source string, ids []SourceID, state int) error {
+	stmt, err := tx.PrepareContext(ctx, `UPDATE origins SET state=? WHERE user_id=? AND source=? AND source_id=?`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, id := range ids {
+		if _, err := stmt.ExecContext(ctx, state, userID, source, string(id)); err != nil {
+			return fmt.Errorf("mark %s state %d: %w", id, state, err)
+		}
+	}
+	return nil
 }
 
 // SyncerOptions configure the poll loops.

@@ -25,6 +25,13 @@ type User struct {
 
 	hooksMu sync.Mutex
 	hooks   userHooks
+
+	// loginMu guards the IMAP logins recorded (see RecordLogin): the
+	// latest, the latest saved, and when each client was saved last.
+	loginMu      sync.Mutex
+	lastLogin    time.Time
+	savedLogin   time.Time
+	clientsSaved map[string]time.Time
 }
 
 // userHooks let the sync engine hear about sessions.
