@@ -33,8 +33,8 @@ type knownKey struct {
 }
 
 type knownSet struct {
-	mu   sync.Mutex
-	m    map[SourceID]KnownMessage
+	mu sync.Mutex
+	m  map[SourceID]KnownMessage
 	// expected counts the entries of m that the source should still
 	// list (expectedAtHost), for Plan's foreign-deletion check.
 	expected int

@@ -270,4 +270,3 @@ func Plan(in PlanInput) PollPlan {
 	slices.Sort(p.Forget)
 	return p
 }
-

@@ -37,12 +37,12 @@ type DeletePolicy struct {
 
 // Feed is one source feeding one user's INBOX.
 type Feed struct {
-	Source           Source
-	Account          Account
-	Policy           DeletePolicy
+	Source  Source
+	Account Account
+	Policy  DeletePolicy
 	// Mode is serve (""/ModeServe) or shadow: in shadow the source is
 	// never changed, whatever Policy says (see ModeShadow).
-	Mode         FeedMode
+	Mode             FeedMode
 	PollInterval     time.Duration
 	IdlePollInterval time.Duration // 0: same as PollInterval
 	Timeout          time.Duration // bound on one whole poll; 0: 10 minutes
