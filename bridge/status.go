@@ -234,7 +234,11 @@ func (b *Bridge) recordGone(ctx context.Context, u *User, src string, gone, forg
 // setFeeds records the feeds the syncer now polls for u (their settings,
 // for Status) and marks u's other feeds inactive.
 func (b *Bridge) setFeeds(ctx context.Context, u *User, feeds []Feed) error {
-	err := b.write(ctx, func(tx *wtx) error {
+	same, err := b.feedsRecorded(ctx, u, feeds)
+	if err != nil || same {
+		return err
+	}
+	err = b.write(ctx, func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE feeds SET active=0 WHERE user_id=?`, u.id); err != nil {
 			return err
 		}
@@ -265,6 +269,34 @@ func (b *Bridge) setFeeds(ctx context.Context, u *User, feeds []Feed) error {
 		}
 	}
 	return nil
+}
+
+// feedsRecorded tells whether the store's active feeds of u are feeds,
+// with the same settings (a restart then writes nothing).
+func (b *Bridge) feedsRecorded(ctx context.Context, u *User, feeds []Feed) (bool, error) {
+	rows, err := b.rd.QueryContext(ctx, `SELECT source, mode, delete_policy, delete_after FROM feeds WHERE user_id=? AND active`, u.id)
+	if err != nil {
+		return false, fmt.Errorf("store: read feeds of %q: %w", u.name, err)
+	}
+	defer rows.Close()
+	want := make(map[string]string, len(feeds))
+	for _, f := range feeds {
+		p := f.Policy.orKeep()
+		want[f.Source.Name()] = fmt.Sprint(f.Mode.orServe(), p.Mode, int64(p.After/time.Second))
+	}
+	n := 0
+	for rows.Next() {
+		var src, mode, policy string
+		var after int64
+		if err := rows.Scan(&src, &mode, &policy, &after); err != nil {
+			return false, fmt.Errorf("store: read feeds of %q: %w", u.name, err)
+		}
+		if want[src] != fmt.Sprint(mode, policy, after) {
+			return false, rows.Err()
+		}
+		n++
+	}
+	return n == len(want), rows.Err()
 }
 
 func (m FeedMode) orServe() FeedMode {

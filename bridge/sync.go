@@ -390,6 +390,12 @@ type SyncerOptions struct {
 // interval while a session idles, backing off exponentially on failure.
 // One slow or failing account never delays another beyond the concurrency
 // bound.
+//
+// A user's feeds change live: Update replaces their settings (policy,
+// mode, intervals, credentials, the source itself), starts loops for new
+// sources and stops those of sources no longer given; Remove stops every
+// loop of a user. Neither touches another user's loops nor any session,
+// and the user's mail stays in the store.
 type Syncer struct {
 	b       *Bridge
 	log     *slog.Logger
@@ -401,7 +407,16 @@ type Syncer struct {
 	wg     sync.WaitGroup
 
 	mu    sync.Mutex
-	loops map[string][]*feedLoop // by user name
+	users map[string]*userLoops // by user name
+}
+
+// userLoops are the poll loops of one user.
+type userLoops struct {
+	user  *User
+	loops []*feedLoop // guarded by Syncer.mu
+
+	mu   sync.Mutex
+	idle int // sessions of the user in IDLE
 }
 
 // NewSyncer creates the poll loops' owner. Stop ends every loop.
@@ -423,18 +438,22 @@ func NewSyncer(b *Bridge, opts SyncerOptions) *Syncer {
 		maxBack: opts.MaxBackoff,
 		ctx:     ctx,
 		cancel:  cancel,
-		loops:   make(map[string][]*feedLoop),
+		users:   make(map[string]*userLoops),
 	}
 }
 
 type feedLoop struct {
 	s    *Syncer
-	user *User
-	feed Feed
+	ul   *userLoops
 	kick chan struct{}
+	// ctx ends the loop alone (Update, Remove) or with the syncer (Stop);
+	// done is closed when run has returned.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
 
 	mu   sync.Mutex
-	idle int
+	feed Feed
 	// started counts polls begun; lastDone is the number of the last one
 	// finished, with its error; polled is closed and replaced after every
 	// poll (for PollAndWait).
@@ -444,49 +463,70 @@ type feedLoop struct {
 	polled   chan struct{}
 }
 
+// withDefaults fills in a feed's unset intervals and timeout.
+func (f Feed) withDefaults() Feed {
+	if f.PollInterval <= 0 {
+		f.PollInterval = time.Minute
+	}
+	if f.IdlePollInterval <= 0 || f.IdlePollInterval > f.PollInterval {
+		f.IdlePollInterval = f.PollInterval
+	}
+	if f.Timeout <= 0 {
+		f.Timeout = 10 * time.Minute
+	}
+	if f.Mode == "" {
+		f.Mode = ModeServe
+	}
+	return f
+}
+
+// startLoop starts the poll loop of one feed. Called with s.mu held.
+func (s *Syncer) startLoop(ul *userLoops, f Feed) *feedLoop {
+	ctx, cancel := context.WithCancel(s.ctx)
+	l := &feedLoop{s: s, ul: ul, feed: f.withDefaults(), kick: make(chan struct{}, 1), polled: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	s.wg.Add(1)
+	go l.run()
+	return l
+}
+
 // Add starts poll loops for user's feeds. Calling it again for the same
-// user replaces nothing: it is a no-op if the user already has loops.
+// user replaces nothing: it is a no-op if the user already has loops (see
+// Update).
 func (s *Syncer) Add(u *User, feeds []Feed) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ctx.Err() != nil {
+		s.mu.Unlock()
 		return
 	}
-	if _, ok := s.loops[u.name]; ok {
+	if _, ok := s.users[u.name]; ok {
+		s.mu.Unlock()
 		return
 	}
-	var loops []*feedLoop
+	s.addLocked(u, feeds)
+	s.mu.Unlock()
+	s.recordFeeds(s.ctx, u, feeds)
+}
+
+// addLocked starts the loops of a user who has none. Called with s.mu held.
+func (s *Syncer) addLocked(u *User, feeds []Feed) {
+	ul := &userLoops{user: u}
 	for _, f := range feeds {
-		if f.PollInterval <= 0 {
-			f.PollInterval = time.Minute
-		}
-		if f.IdlePollInterval <= 0 || f.IdlePollInterval > f.PollInterval {
-			f.IdlePollInterval = f.PollInterval
-		}
-		if f.Timeout <= 0 {
-			f.Timeout = 10 * time.Minute
-		}
-		l := &feedLoop{s: s, user: u, feed: f, kick: make(chan struct{}, 1), polled: make(chan struct{})}
-		loops = append(loops, l)
-		s.wg.Add(1)
-		go l.run()
+		ul.loops = append(ul.loops, s.startLoop(ul, f))
 	}
-	s.loops[u.name] = loops
+	s.users[u.name] = ul
+	name := u.name
 	u.setHooks(userHooks{
 		pollNow: func() {
-			for _, l := range loops {
+			for _, l := range s.loopsOf(name) {
 				l.poke()
 			}
 		},
 		idle: func(delta int) {
-			for _, l := range loops {
-				l.mu.Lock()
-				l.idle += delta
-				if l.idle < 0 {
-					l.idle = 0
-				}
-				l.mu.Unlock()
-				if delta > 0 {
+			ul.mu.Lock()
+			ul.idle = max(ul.idle+delta, 0)
+			ul.mu.Unlock()
+			if delta > 0 {
+				for _, l := range s.loopsOf(name) {
 					l.poke()
 				}
 			}
@@ -494,21 +534,141 @@ func (s *Syncer) Add(u *User, feeds []Feed) {
 	})
 }
 
+// recordFeeds records the user's feeds for Status; a failure is logged
+// (polling goes on; Status shows the settings of the last poll).
+func (s *Syncer) recordFeeds(ctx context.Context, u *User, feeds []Feed) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordingTimeout)
+	defer cancel()
+	if err := s.b.setFeeds(ctx, u, feeds); err != nil {
+		s.log.Warn("sync: could not record the feeds", "user", u.name, "err", err)
+	}
+}
+
+// Update makes feeds the user's feeds from now on, without a restart: a
+// loop whose source name is in feeds keeps running with the new settings
+// and polls at once (a new policy, mode or password applies from that
+// poll; a poll in flight finishes with the old ones); sources new to the
+// user get a loop; loops of sources not in feeds are stopped, and Update
+// waits for them (or ctx). A user without loops gets them, as with Add.
+// Other users' loops and every session are left alone.
+func (s *Syncer) Update(ctx context.Context, u *User, feeds []Feed) error {
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return errors.New("sync: update: the syncer is stopped")
+	}
+	ul, ok := s.users[u.name]
+	if !ok {
+		s.addLocked(u, feeds)
+		s.mu.Unlock()
+		s.recordFeeds(ctx, u, feeds)
+		return nil
+	}
+	byName := make(map[string]Feed, len(feeds))
+	for _, f := range feeds {
+		byName[f.Source.Name()] = f
+	}
+	var kept, stopped []*feedLoop
+	have := make(map[string]bool)
+	for _, l := range ul.loops {
+		name := l.sourceName()
+		f, ok := byName[name]
+		if !ok || have[name] {
+			l.cancel()
+			stopped = append(stopped, l)
+			continue
+		}
+		have[name] = true
+		l.mu.Lock()
+		l.feed = f.withDefaults()
+		l.mu.Unlock()
+		l.poke()
+		kept = append(kept, l)
+	}
+	for _, f := range feeds {
+		if name := f.Source.Name(); !have[name] {
+			have[name] = true
+			kept = append(kept, s.startLoop(ul, f))
+		}
+	}
+	ul.loops = kept
+	s.mu.Unlock()
+	s.recordFeeds(ctx, u, feeds)
+	return waitLoops(ctx, stopped)
+}
+
+// Remove stops every poll loop of user (polls in flight are aborted;
+// nothing they stored is lost) and waits for them, or ctx. The user's
+// mail, flags and sessions stay; the feeds are marked inactive for Status.
+// Removing a user without loops does nothing.
+func (s *Syncer) Remove(ctx context.Context, user string) error {
+	s.mu.Lock()
+	ul, ok := s.users[user]
+	delete(s.users, user)
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	ul.user.setHooks(userHooks{})
+	for _, l := range ul.loops {
+		l.cancel()
+	}
+	err := waitLoops(ctx, ul.loops)
+	s.recordFeeds(ctx, ul.user, nil)
+	return err
+}
+
+func waitLoops(ctx context.Context, loops []*feedLoop) error {
+	for _, l := range loops {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return fmt.Errorf("sync: wait for the poll loop of %s: %w", l.sourceName(), ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (s *Syncer) loopsOf(user string) []*feedLoop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ul := s.users[user]; ul != nil {
+		return ul.loops
+	}
+	return nil
+}
+
+func (l *feedLoop) sourceName() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.feed.Source.Name()
+}
+
+// Feeds returns the feeds user's loops poll now (with defaults filled in),
+// nil if the user has none.
+func (s *Syncer) Feeds(user string) []Feed {
+	var out []Feed
+	for _, l := range s.loopsOf(user) {
+		l.mu.Lock()
+		out = append(out, l.feed)
+		l.mu.Unlock()
+	}
+	return out
+}
+
 // SetPassword changes the source password the user's poll loops use for
 // source (a passthrough user who changed it at the host and logged in with
 // the new one) and asks for a poll now. It reports whether a loop of that
 // user polls that source.
 func (s *Syncer) SetPassword(user, source, password string) bool {
-	s.mu.Lock()
-	loops := s.loops[user]
-	s.mu.Unlock()
 	found := false
-	for _, l := range loops {
+	for _, l := range s.loopsOf(user) {
+		l.mu.Lock()
 		if l.feed.Source.Name() != source {
+			l.mu.Unlock()
 			continue
 		}
 		found = true
-		l.mu.Lock()
 		changed := l.feed.Account.Password != password
 		l.feed.Account.Password = password
 		l.mu.Unlock()
@@ -523,7 +683,7 @@ func (s *Syncer) SetPassword(user, source, password string) bool {
 func (s *Syncer) Has(user string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.loops[user]
+	_, ok := s.users[user]
 	return ok
 }
 
@@ -531,9 +691,7 @@ func (s *Syncer) Has(user string) bool {
 // has completed a poll that started after the call (successful or not), or
 // ctx ends. It returns the polls' errors joined. For tests and tools.
 func (s *Syncer) PollAndWait(ctx context.Context, user string) error {
-	s.mu.Lock()
-	loops := s.loops[user]
-	s.mu.Unlock()
+	loops := s.loopsOf(user)
 	if len(loops) == 0 {
 		return fmt.Errorf("sync: user %q has no sources", user)
 	}
@@ -553,6 +711,8 @@ func (s *Syncer) PollAndWait(ctx context.Context, user string) error {
 			}
 			select {
 			case <-ch:
+			case <-l.done:
+				return fmt.Errorf("sync: the poll loop of %s stopped", l.sourceName())
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -584,20 +744,20 @@ func (l *feedLoop) poke() {
 
 func (l *feedLoop) run() {
 	defer l.s.wg.Done()
-	log := l.s.log.With("user", l.user.name, "source", l.feed.Source.Name())
+	defer close(l.done)
 	failures := 0
 	wait := time.Duration(0) // first poll at once
 	for {
 		timer := time.NewTimer(wait)
 		select {
-		case <-l.s.ctx.Done():
+		case <-l.ctx.Done():
 			timer.Stop()
 			return
 		case <-timer.C:
 		case <-l.kick:
 			timer.Stop()
 		}
-		err := l.pollOnce(log)
+		err := l.pollOnce()
 		if err != nil {
 			failures++
 		} else {
@@ -608,9 +768,12 @@ func (l *feedLoop) run() {
 }
 
 func (l *feedLoop) nextWait(failures int) time.Duration {
+	l.ul.mu.Lock()
+	idle := l.ul.idle > 0
+	l.ul.mu.Unlock()
 	l.mu.Lock()
 	interval := l.feed.PollInterval
-	if l.idle > 0 {
+	if idle {
 		interval = l.feed.IdlePollInterval
 	}
 	l.mu.Unlock()
@@ -629,11 +792,14 @@ func (l *feedLoop) nextWait(failures int) time.Duration {
 	return interval + j
 }
 
-func (l *feedLoop) pollOnce(log *slog.Logger) (err error) {
+func (l *feedLoop) pollOnce() (err error) {
 	l.mu.Lock()
 	l.started++
 	n := l.started
+	feed := l.feed
 	l.mu.Unlock()
+	user := l.ul.user
+	log := l.s.log.With("user", user.name, "source", feed.Source.Name())
 	defer func() {
 		if r := recover(); r != nil {
 			l.s.b.metrics.Recovered.Inc()
@@ -648,17 +814,14 @@ func (l *feedLoop) pollOnce(log *slog.Logger) (err error) {
 	}()
 	select {
 	case l.s.sem <- struct{}{}:
-	case <-l.s.ctx.Done():
-		return l.s.ctx.Err()
+	case <-l.ctx.Done():
+		return l.ctx.Err()
 	}
 	defer func() { <-l.s.sem }()
-	l.mu.Lock()
-	feed := l.feed
-	l.mu.Unlock()
-	ctx, cancel := context.WithTimeout(l.s.ctx, feed.Timeout)
+	ctx, cancel := context.WithTimeout(l.ctx, feed.Timeout)
 	defer cancel()
 	start := time.Now()
-	res, err := l.s.b.Poll(ctx, l.user, feed)
+	res, err := l.s.b.Poll(ctx, user, feed)
 	took := time.Since(start)
 	result := "success"
 	switch {
@@ -670,16 +833,16 @@ func (l *feedLoop) pollOnce(log *slog.Logger) (err error) {
 	default:
 		result = "error"
 	}
-	l.s.b.metrics.PollDone(l.feed.Source.Name(), result, took, res.Fetched, res.FetchedBytes, res.Deleted)
+	l.s.b.metrics.PollDone(feed.Source.Name(), result, took, res.Fetched, res.FetchedBytes, res.Deleted)
 	if err != nil {
-		if l.s.ctx.Err() != nil {
-			return err // shutting down
+		if l.ctx.Err() != nil {
+			return err // shutting down, or the loop was stopped
 		}
 		log.Warn("sync: poll failed", "err", err, "fetched", res.Fetched)
 		return err
 	}
-	if res.Fetched > 0 || res.Deleted > 0 {
-		log.Info("sync: polled", "listed", res.Listed, "fetched", res.Fetched, "bytes", res.FetchedBytes, "deleted", res.Deleted, "took", took.Round(time.Millisecond))
+	if res.Fetched > 0 || res.Deleted > 0 || res.Gone > 0 {
+		log.Info("sync: polled", "listed", res.Listed, "fetched", res.Fetched, "bytes", res.FetchedBytes, "deleted", res.Deleted, "would_delete", res.WouldDelete, "gone", res.Gone, "took", took.Round(time.Millisecond))
 	} else {
 		log.Debug("sync: polled", "listed", res.Listed, "took", took.Round(time.Millisecond))
 	}
