@@ -25,12 +25,14 @@ const DefaultQuietPeriod = 7 * 24 * time.Hour
 const (
 	feedSaveEvery    = 5 * time.Minute
 	historyEvery     = time.Hour
-	historyPoints    = 200
 	maxClientsKept   = 20
 	maxClientField   = 64
 	loginSaveEvery   = time.Minute
 	recordingTimeout = 10 * time.Second
 )
+
+// historyPoints bounds the drain chart of a feed (a variable for tests).
+var historyPoints = 200
 
 // feedRecords mirrors the feeds rows that polls update, so that a poll
 // with nothing new writes nothing (see feedRecord.save).

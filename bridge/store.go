@@ -66,6 +66,8 @@ type Bridge struct {
 
 	// known caches the source-id maps between polls.
 	known *knownCache
+	// now is the clock of polls (a test sets it).
+	now func() time.Time
 	// feeds holds the feed records polls update (see status.go).
 	feeds feedRecords
 
@@ -119,6 +121,7 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		mailboxes: make(map[MailboxID]*Mailbox),
 		blobDirs:  make(map[string]bool),
 		known:     newKnownCache(knownBudget),
+		now:       time.Now,
 	}
 	path := filepath.Join(opts.DataDir, dbFile)
 	dsn := "file:" + sqliteURIPath(path) + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"

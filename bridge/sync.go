@@ -112,7 +112,7 @@ type pollSummary struct {
 
 func (b *Bridge) poll(ctx context.Context, u *User, feed Feed) (PollResult, pollSummary, error) {
 	var res PollResult
-	now := time.Now()
+	now := b.now()
 	sum := pollSummary{at: now}
 	src := feed.Source.Name()
 	sess, err := feed.Source.Open(ctx, feed.Account)
