@@ -379,13 +379,11 @@ func (u *User) DeleteMailbox(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if len(expunged) > 0 {
+		mb.expungedLocked(expunged)
+	}
 	mb.gone = true
 	mb.msgs = nil
-	if len(expunged) > 0 {
-		for _, o := range u.b.observerList() {
-			o.Expunged(mb, expunged)
-		}
-	}
 	u.b.mu.Lock()
 	delete(u.b.mailboxes, mb.id)
 	u.b.mu.Unlock()
