@@ -58,10 +58,9 @@ type feedRecord struct {
 	lastForeign  int64
 	// What the store holds of the fields polls change, to tell whether a
 	// save is due.
-	saved       feedSaved
-	lastPoint   int64
-	pointHolds  int
-	pointLoaded bool
+	saved      feedSaved
+	lastPoint  int64
+	pointHolds int
 }
 
 type feedSaved struct {
