@@ -593,8 +593,11 @@ func (s *Syncer) Update(ctx context.Context, u *User, feeds []Feed) error {
 	}
 	ul.loops = kept
 	s.mu.Unlock()
+	// Recorded once the dropped loops are done: a poll of theirs ending
+	// meanwhile would record its feed as active again.
+	err := waitLoops(ctx, stopped)
 	s.recordFeeds(ctx, u, feeds)
-	return waitLoops(ctx, stopped)
+	return err
 }
 
 // Remove stops every poll loop of user (polls in flight are aborted;
