@@ -153,7 +153,7 @@ func Plan(in PlanInput) PollPlan {
 	}
 	seen := quiet // expected entries met (the quiet ones all are)
 	var fetching map[SourceID]bool
-	var deleting map[SourceID]int // id → index in p.Delete, or -1 once a duplicate
+	var deleting map[SourceID]int // id → index in p.Delete, -1 if not to delete
 	var dups map[SourceID]bool
 	for i := range quiet {
 		p.HostBytes += in.Listing[i].Size
@@ -194,9 +194,6 @@ func Plan(in PlanInput) PollPlan {
 			p.NeedSizes = true
 			continue
 		}
-		if k.Size != m.Size {
-			continue // not the message we stored: never delete it
-		}
 		if j, ok := deleting[m.ID]; ok {
 			// Listed twice: which one is ours is unknown; delete neither.
 			if j >= 0 {
@@ -204,12 +201,16 @@ func Plan(in PlanInput) PollPlan {
 					dups = make(map[SourceID]bool)
 				}
 				dups[m.ID] = true
-				deleting[m.ID] = -1
 			}
+			deleting[m.ID] = -1
 			continue
 		}
 		if deleting == nil {
 			deleting = make(map[SourceID]int)
+		}
+		if k.Size != m.Size {
+			deleting[m.ID] = -1 // not the message we stored: never delete it
+			continue
 		}
 		deleting[m.ID] = len(p.Delete)
 		p.Delete = append(p.Delete, m.ID)

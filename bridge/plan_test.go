@@ -61,6 +61,9 @@ func TestPlan(t *testing.T) {
 		// (Sources give unique ids: pop3 makes duplicate UIDLs unique).
 		{"duplicate ids", "a:10 a:10 b:20 c:30 d:40 d:40", false, want{fetch: "d",
 			del: map[string]string{"after_days": "c", "on_expunge": "b", "after_sync": "b c"}}},
+		// Found by FuzzPlan: the copy with the stored size came second.
+		{"duplicate id, one with another size", "a:11 a:10 b:20 c:30", false, want{
+			del: map[string]string{"after_days": "c", "on_expunge": "b", "after_sync": "b c"}}},
 		{"duplicate ids and one gone", "a:10 a:10 c:30", false, want{gone: "b", forget: "y",
 			del: map[string]string{"after_days": "c", "after_sync": "c"}}},
 		// The listing stopped at an error: fetch what it holds; delete
@@ -163,4 +166,63 @@ func TestPlanIDsOnly(t *testing.T) {
 			t.Errorf("%q %s: an ids-only plan deletes %v and finds gone %v; it must ask for sizes", tc.ids, tc.policy, p.Delete, p.Gone)
 		}
 	}
+}
+
+// FuzzPlan holds the diff's promises on any listing and map: nothing is
+// deleted that is not stored, listed once with its stored size, in a
+// complete listing, in serve mode; nothing is fetched that is stored or
+// twice; gone and forget are stored, expected at the host and not listed.
+func FuzzPlan(f *testing.F) {
+	f.Add([]byte("a1b2c3"), []byte("a1b2x9"), uint8(3), false, false)
+	f.Add([]byte("aaab"), []byte("a1"), uint8(1), true, false)
+	f.Add([]byte(""), []byte("a1b1c1"), uint8(2), false, true)
+	f.Fuzz(func(t *testing.T, listed, stored []byte, policy uint8, partial, shadow bool) {
+		now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+		var listing []bridge.SourceMessage
+		count := map[bridge.SourceID]int{}
+		for i := 0; i+1 < len(listed); i += 2 {
+			id := bridge.SourceID(listed[i : i+1])
+			listing = append(listing, bridge.SourceMessage{ID: id, Size: int64(listed[i+1] % 4)})
+			count[id]++
+		}
+		known := map[bridge.SourceID]bridge.KnownMessage{}
+		for i := 0; i+1 < len(stored); i += 2 {
+			known[bridge.SourceID(stored[i:i+1])] = bridge.KnownMessage{Size: int64(stored[i+1] % 4), StoredAt: now.Add(-time.Duration(stored[i+1]) * time.Hour), State: int(stored[i+1]/4) % 5}
+		}
+		modes := []bridge.DeleteMode{bridge.DeleteKeep, bridge.DeleteAfterDays, bridge.DeleteOnExpunge, bridge.DeleteAfterSync}
+		mode := bridge.ModeServe
+		if shadow {
+			mode = bridge.ModeShadow
+		}
+		p := bridge.Plan(bridge.PlanInput{Listing: listing, Partial: partial, Known: known, Expected: -1,
+			Policy: bridge.DeletePolicy{Mode: modes[int(policy)%4], After: 24 * time.Hour}, Mode: mode, Now: now})
+		size := map[bridge.SourceID]int64{}
+		for _, m := range listing {
+			size[m.ID] = m.Size
+		}
+		if (shadow || partial) && len(p.Delete) > 0 {
+			t.Fatalf("shadow %v partial %v: deletes %v", shadow, partial, p.Delete)
+		}
+		for _, id := range p.Delete {
+			k, ok := known[id]
+			if !ok || count[id] != 1 || k.Size != size[id] {
+				t.Fatalf("deletes %q: known %v (%+v), listed %d times, size %d", id, ok, k, count[id], size[id])
+			}
+		}
+		fetched := map[bridge.SourceID]bool{}
+		for _, m := range p.Fetch {
+			if _, ok := known[m.ID]; ok || fetched[m.ID] {
+				t.Fatalf("fetches %q: stored %v, fetched before %v", m.ID, ok, fetched[m.ID])
+			}
+			fetched[m.ID] = true
+		}
+		for _, l := range [][]bridge.SourceID{p.Gone, p.Forget} {
+			for _, id := range l {
+				k, ok := known[id]
+				if !ok || count[id] != 0 || partial || k.State == 2 || k.State == 4 {
+					t.Fatalf("gone/forget %q: known %v (%+v), listed %d, partial %v", id, ok, k, count[id], partial)
+				}
+			}
+		}
+	})
 }
