@@ -157,7 +157,7 @@ func (b *Bridge) recordPoll(ctx context.Context, u *User, feed Feed, sum pollSum
 	if !due {
 		return
 	}
-	err = b.write(ctx, func(tx *wtx) error {
+	err = b.writeRecord(ctx, func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO feeds(user_id, source, active, mode, delete_policy, delete_after, last_poll, last_error, last_error_at, host_listed, host_messages, host_bytes, pending, would_delete) VALUES (?,?,1,?,?,?,?,?,?,?,?,?,?,?)
 			ON CONFLICT(user_id, source) DO UPDATE SET active=1, mode=excluded.mode, delete_policy=excluded.delete_policy, delete_after=excluded.delete_after, last_poll=excluded.last_poll, last_error=excluded.last_error, last_error_at=excluded.last_error_at, host_listed=excluded.host_listed, host_messages=excluded.host_messages, host_bytes=excluded.host_bytes, pending=excluded.pending, would_delete=excluded.would_delete`,
 			u.id, src, string(row.mode), string(row.policy.Mode), int64(row.policy.After/time.Second), row.lastPoll, row.lastError, row.lastErrorAt, row.hostListed, row.hostMessages, row.hostBytes, row.pending, row.wouldDelete); err != nil {
@@ -199,7 +199,7 @@ func (b *Bridge) recordGone(ctx context.Context, u *User, src string, gone, forg
 	stamp := r.hostListed
 	b.feeds.mu.Unlock()
 	at := now.Unix()
-	err = b.write(ctx, func(tx *wtx) error {
+	err = b.writeRecord(ctx, func(tx *wtx) error {
 		if err := setOrigins(ctx, tx, u.id, src, gone, originGone); err != nil {
 			return err
 		}
@@ -227,6 +227,7 @@ func (b *Bridge) recordGone(ctx context.Context, u *User, src string, gone, forg
 			r.lastForeign = at
 		}
 		b.feeds.mu.Unlock()
+		b.metrics.ForeignDeletions(src, len(gone))
 		b.log.Warn("sync: messages taken off the host by another client", "user", u.name, "source", src, "count", len(gone))
 	}
 	return nil
@@ -239,7 +240,7 @@ func (b *Bridge) setFeeds(ctx context.Context, u *User, feeds []Feed) error {
 	if err != nil || same {
 		return err
 	}
-	err = b.write(ctx, func(tx *wtx) error {
+	err = b.writeRecord(ctx, func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE feeds SET active=0 WHERE user_id=?`, u.id); err != nil {
 			return err
 		}
@@ -336,7 +337,7 @@ func (u *User) RecordLogin(ctx context.Context, at time.Time) error {
 		return nil
 	}
 	u.loginMu.Unlock()
-	err := u.b.write(ctx, func(tx *wtx) error {
+	err := u.b.writeRecord(ctx, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE users SET last_login=max(last_login, ?) WHERE id=?`, at.Unix(), u.id)
 		return err
 	})
@@ -368,7 +369,7 @@ func (u *User) RecordClient(ctx context.Context, c ClientInfo) error {
 	if ok && c.LastSeen.Sub(last) < loginSaveEvery {
 		return nil
 	}
-	err := u.b.write(ctx, func(tx *wtx) error {
+	err := u.b.writeRecord(ctx, func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO clients(user_id, name, version, os, vendor, last_seen) VALUES (?,?,?,?,?,?)
 			ON CONFLICT(user_id, name, version) DO UPDATE SET os=excluded.os, vendor=excluded.vendor, last_seen=max(last_seen, excluded.last_seen)`,
 			u.id, c.Name, c.Version, c.OS, c.Vendor, c.LastSeen.Unix()); err != nil {

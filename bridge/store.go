@@ -510,6 +510,18 @@ type wtx struct {
 }
 
 func (b *Bridge) write(ctx context.Context, fn func(tx *wtx) error) error {
+	return b.writeNoting(ctx, fn, true)
+}
+
+// writeRecord is write for the bridge's own bookkeeping (what polls found,
+// logins): its success says only that the state database took a small
+// write, so it does not clear a failure Ready reports (a blob directory
+// that cannot be written); ProbeWrites and the next real write do.
+func (b *Bridge) writeRecord(ctx context.Context, fn func(tx *wtx) error) error {
+	return b.writeNoting(ctx, fn, false)
+}
+
+func (b *Bridge) writeNoting(ctx context.Context, fn func(tx *wtx) error, clears bool) error {
 	b.writeMu.Lock()
 	defer b.writeMu.Unlock()
 	b.mu.Lock()
@@ -523,7 +535,9 @@ func (b *Bridge) write(ctx context.Context, fn func(tx *wtx) error) error {
 		// Callers (the IMAP front end) answer "unavailable", not "bug".
 		err = fmt.Errorf("%w (%w)", b.describeDBFault(err), ErrStoreNotWritable)
 	}
-	b.noteWrite(classifyWriteErr(err))
+	if err != nil || clears {
+		b.noteWrite(classifyWriteErr(err))
+	}
 	return err
 }
 

@@ -353,7 +353,7 @@ func (b *Bridge) knownMessages(ctx context.Context, u *User, source string) (map
 
 // setOriginState records a state of source ids of (u, source).
 func (b *Bridge) setOriginState(ctx context.Context, u *User, source string, ids []SourceID, state int) error {
-	err := b.write(ctx, func(tx *wtx) error {
+	err := b.writeRecord(ctx, func(tx *wtx) error {
 		return setOrigins(ctx, tx, u.id, source, ids, state)
 	})
 	if err == nil {
