@@ -125,7 +125,13 @@ func (s closeThenFailSession) Close(ctx context.Context) error {
 // a partial listing.
 func TestForeignDeletions(t *testing.T) {
 	ctx := context.Background()
-	b := openStore(t, t.TempDir())
+	var counted []string
+	b, err := bridge.Open(ctx, bridge.Options{DataDir: t.TempDir(), Metrics: &bridge.Metrics{
+		ForeignDeletions: func(source string, n int) { counted = append(counted, fmt.Sprintf("%s:%d", source, n)) },
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer b.Close()
 	src := bridgetest.NewSource("legacy")
 	var ids []bridge.SourceID
@@ -192,6 +198,9 @@ func TestForeignDeletions(t *testing.T) {
 	st = sourceOf(t, statusOf(t, b, "alice"), "legacy")
 	if st.ForeignDeletions != 2 || st.StoredMessages != 8 || st.HostMessages != 0 {
 		t.Fatalf("final status %+v, want 2 foreign deletions, 8 stored, 0 at the host", st)
+	}
+	if got := strings.Join(counted, " "); got != "legacy:1 legacy:1" {
+		t.Errorf("metrics hook told %q, want two single foreign deletions", got)
 	}
 }
 
