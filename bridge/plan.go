@@ -104,6 +104,10 @@ type PollPlan struct {
 	HostBytes    int64
 	// NeedSizes: an IDsOnly listing was not enough; list with sizes.
 	NeedSizes bool
+	// KeepQuiet: once every Fetch is stored, this listing plans to
+	// nothing under the policy, so the next poll may skip it as its
+	// quiet prefix (keep policy, a complete listing, nothing gone).
+	KeepQuiet bool
 }
 
 // Idle tells whether the plan does nothing at the source nor in the store.
@@ -243,6 +247,7 @@ func Plan(in PlanInput) PollPlan {
 		}
 	}
 	if seen == expected {
+		p.KeepQuiet = in.Policy.keepsAll() && !in.IDsOnly
 		return p
 	}
 	// Something expected is not listed (or a known id is listed twice):

@@ -110,6 +110,7 @@ func TestPlan(t *testing.T) {
 						{"gone", ids(p.Gone), tc.want.gone},
 						{"forget", ids(p.Forget), tc.want.forget},
 						{"host messages", fmt.Sprint(p.HostMessages), fmt.Sprint(len(listing))},
+						{"keep quiet", fmt.Sprint(p.KeepQuiet), fmt.Sprint(pol.name == "keep" && !tc.partial && tc.want.gone == "" && tc.want.forget == "")},
 					}
 					for _, c := range checks {
 						if c.got != c.want {

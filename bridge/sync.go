@@ -223,7 +223,7 @@ func (b *Bridge) poll(ctx context.Context, u *User, feed Feed) (PollResult, poll
 		res.Deleted = len(plan.Delete)
 		sum.hostMessages -= len(plan.Delete)
 	}
-	if feed.Policy.keepsAll() && sum.pending == 0 && len(plan.Gone) == 0 {
+	if plan.KeepQuiet && sum.pending == 0 {
 		b.known.setQuiet(u.id, src, listing, in.Quiet)
 	}
 	return res, sum, nil
