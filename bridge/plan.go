@@ -18,8 +18,10 @@ const (
 	ModeShadow FeedMode = "shadow"
 )
 
-// Shadow tells whether m is the shadow mode ("" is serve).
-func (m FeedMode) Shadow() bool { return m == ModeShadow }
+// Shadow tells whether the source must be left unchanged: anything but
+// serve ("" is serve) is, so that a mode the config layer let through by
+// mistake never deletes.
+func (m FeedMode) Shadow() bool { return m != "" && m != ModeServe }
 
 // origin states in the source-id map (origins.state).
 const (

@@ -123,6 +123,15 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+// TestFeedModeFailsSafe: only serve changes the source.
+func TestFeedModeFailsSafe(t *testing.T) {
+	for m, shadow := range map[bridge.FeedMode]bool{"": false, "serve": false, "shadow": true, "Serve": true, "pilot": true} {
+		if m.Shadow() != shadow {
+			t.Errorf("FeedMode(%q).Shadow() = %v, want %v", m, m.Shadow(), shadow)
+		}
+	}
+}
+
 func ids(l []bridge.SourceID) string {
 	s := make([]string, len(l))
 	for i, id := range l {
