@@ -303,7 +303,7 @@ func TestSyncerUpdateAndRemove(t *testing.T) {
 	if n := len(src.Messages("bob")); n != 3 {
 		t.Errorf("bob's maildrop holds %d, want 3 (still shadow)", n)
 	}
-	if st := sourceOf(t, statusOf(t, b, "alice"), "legacy"); st.Mode != bridge.ModeServe || st.HostMessages != 0 || st.WouldDelete != 0 || st.StoredMessages != 3 {
+	if st := sourceOf(t, statusOf(t, b, "alice"), "legacy"); st.Mode != bridge.ModeServe || st.HostMessages != 0 || st.HostBytes != 0 || st.WouldDelete != 0 || st.StoredMessages != 3 {
 		t.Errorf("alice's status after the switch: %+v", st)
 	}
 	// Bob's loop and session carry on: new mail reaches the session.
