@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -588,5 +589,63 @@ func TestHostHistory(t *testing.T) {
 	}
 	if want := []string{"08:03=4", "08:04=5", "09:05=5"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("history %v, want %v", got, want)
+	}
+}
+
+// failFetch fails the fetch of one id, as a host that drops the connection
+// mid-RETR does.
+type failFetch struct {
+	*bridgetest.Source
+	id bridge.SourceID
+}
+
+func (f failFetch) Open(ctx context.Context, acct bridge.Account) (bridge.SourceSession, error) {
+	s, err := f.Source.Open(ctx, acct)
+	return failFetchSession{s, f.id}, err
+}
+
+type failFetchSession struct {
+	bridge.SourceSession
+	id bridge.SourceID
+}
+
+func (s failFetchSession) Fetch(ctx context.Context, id bridge.SourceID) (io.ReadCloser, error) {
+	if id == s.id {
+		return nil, errors.New("read RETR reply: connection reset by peer")
+	}
+	return s.SourceSession.Fetch(ctx, id)
+}
+
+// TestPendingAfterFailedFetch: what a failing poll could not store is
+// pending, and the user not ready for it, until a poll stores it.
+func TestPendingAfterFailedFetch(t *testing.T) {
+	ctx := context.Background()
+	b := openStore(t, t.TempDir())
+	defer b.Close()
+	src := bridgetest.NewSource("legacy")
+	src.Deliver("alice", msg(1), time.Time{})
+	bad := src.Deliver("alice", msg(2), time.Time{})
+	src.Deliver("alice", msg(3), time.Time{})
+	u, _ := b.User(ctx, "alice")
+	u.RecordLogin(ctx, time.Now())
+	feed := bridge.Feed{Source: failFetch{src, bad}, Account: bridge.Account{User: "alice"}}
+	if _, err := b.Poll(ctx, u, feed); err == nil {
+		t.Fatal("poll with a failing fetch: no error")
+	}
+	st := statusOf(t, b, "alice")
+	s := sourceOf(t, st, "legacy")
+	if s.Pending != 2 || s.StoredMessages != 1 || s.LastPoll != nil || !strings.Contains(s.LastError, "connection reset") {
+		t.Fatalf("after the failed fetch: %+v", s)
+	}
+	want := []string{"source legacy: never polled successfully: poll legacy: fetch " + string(bad) + ": read RETR reply: connection reset by peer", "source legacy: 2 messages at the host not yet stored"}
+	if st.Ready || !reflect.DeepEqual(st.Reasons, want) {
+		t.Fatalf("reasons %q, want %q", st.Reasons, want)
+	}
+	feed.Source = src
+	if _, err := b.Poll(ctx, u, feed); err != nil {
+		t.Fatal(err)
+	}
+	if st := statusOf(t, b, "alice"); !st.Ready || sourceOf(t, st, "legacy").Pending != 0 || sourceOf(t, st, "legacy").StoredMessages != 3 {
+		t.Fatalf("after a good poll: ready %v %q %+v", st.Ready, st.Reasons, st.Sources)
 	}
 }
