@@ -102,15 +102,23 @@ func TestShadowNeverChangesHost(t *testing.T) {
 	}
 }
 
-// closeThenFail commits at Close and then reports an error, as a POP3
-// server whose "+OK" to QUIT is lost on the way does.
-type closeThenFail struct{ *bridgetest.Source }
-
-func (c closeThenFail) Open(ctx context.Context, acct bridge.Account) (bridge.SourceSession, error) {
-	s, err := c.Source.Open(ctx, acct)
-	return closeThenFailSession{s}, err
+// wrapped is an in-memory source whose sessions are changed by wrap: a
+// host misbehaving on cue.
+type wrapped struct {
+	*bridgetest.Source
+	wrap func(bridge.SourceSession) bridge.SourceSession
 }
 
+func (w wrapped) Open(ctx context.Context, acct bridge.Account) (bridge.SourceSession, error) {
+	s, err := w.Source.Open(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	return w.wrap(s), nil
+}
+
+// closeThenFailSession commits at Close and then reports an error, as a
+// POP3 server whose "+OK" to QUIT is lost on the way does.
 type closeThenFailSession struct{ bridge.SourceSession }
 
 func (s closeThenFailSession) Close(ctx context.Context) error {
@@ -172,7 +180,8 @@ func TestForeignDeletions(t *testing.T) {
 	// A poll that deletes (after_sync): message 3 is now missing from a
 	// complete listing (the other client's, at last); the bridge deletes
 	// 1, 4, 5 and 6 and the QUIT reply is lost.
-	sync := bridge.Feed{Source: closeThenFail{src}, Account: keep.Account, Policy: bridge.DeletePolicy{Mode: bridge.DeleteAfterSync}}
+	lostQuit := wrapped{src, func(s bridge.SourceSession) bridge.SourceSession { return closeThenFailSession{s} }}
+	sync := bridge.Feed{Source: lostQuit, Account: keep.Account, Policy: bridge.DeletePolicy{Mode: bridge.DeleteAfterSync}}
 	if res, err := b.Poll(ctx, u, sync); err == nil || !strings.Contains(err.Error(), "connection reset") || res.Gone != 1 {
 		t.Fatalf("poll with the QUIT reply lost: %+v, %v", res, err)
 	}
@@ -525,32 +534,6 @@ func keys(m map[string]json.RawMessage) string {
 	return strings.Join(k, " ")
 }
 
-// TestStatusRecordsFailures: a failing poll is the last error, with the
-// last successful poll kept; success clears it.
-func TestStatusRecordsFailures(t *testing.T) {
-	ctx := context.Background()
-	b := openStore(t, t.TempDir())
-	defer b.Close()
-	src := bridgetest.NewSource("legacy")
-	src.Deliver("alice", msg(1), time.Time{})
-	u, _ := b.User(ctx, "alice")
-	feed := bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}}
-	src.FailOpen(fmt.Errorf("dial: %w", bridge.ErrSourceAuth))
-	b.Poll(ctx, u, feed)
-	st := sourceOf(t, statusOf(t, b, "alice"), "legacy")
-	if st.LastPoll != nil || st.LastError != "poll legacy: open: dial: source refused the credentials" {
-		t.Fatalf("after a failed first poll: %+v", st)
-	}
-	src.FailOpen(nil)
-	if _, err := b.Poll(ctx, u, feed); err != nil {
-		t.Fatal(err)
-	}
-	st = sourceOf(t, statusOf(t, b, "alice"), "legacy")
-	if st.LastPoll == nil || st.LastError != "" || st.StoredMessages != 1 {
-		t.Fatalf("after a good poll: %+v", st)
-	}
-}
-
 // TestHostHistory: a point per change of the count at the host, the last
 // few kept.
 func TestHostHistory(t *testing.T) {
@@ -592,18 +575,8 @@ func TestHostHistory(t *testing.T) {
 	}
 }
 
-// failFetch fails the fetch of one id, as a host that drops the connection
-// mid-RETR does.
-type failFetch struct {
-	*bridgetest.Source
-	id bridge.SourceID
-}
-
-func (f failFetch) Open(ctx context.Context, acct bridge.Account) (bridge.SourceSession, error) {
-	s, err := f.Source.Open(ctx, acct)
-	return failFetchSession{s, f.id}, err
-}
-
+// failFetchSession fails the fetch of one id, as a host that drops the
+// connection mid-RETR does.
 type failFetchSession struct {
 	bridge.SourceSession
 	id bridge.SourceID
@@ -616,8 +589,10 @@ func (s failFetchSession) Fetch(ctx context.Context, id bridge.SourceID) (io.Rea
 	return s.SourceSession.Fetch(ctx, id)
 }
 
-// TestPendingAfterFailedFetch: what a failing poll could not store is
-// pending, and the user not ready for it, until a poll stores it.
+// TestPendingAfterFailedFetch: a failing poll is the last error (a refused
+// login, then a fetch cut off); what it could not store is pending, and the
+// user not ready for either, until a good poll stores it and clears the
+// error.
 func TestPendingAfterFailedFetch(t *testing.T) {
 	ctx := context.Background()
 	b := openStore(t, t.TempDir())
@@ -628,11 +603,23 @@ func TestPendingAfterFailedFetch(t *testing.T) {
 	src.Deliver("alice", msg(3), time.Time{})
 	u, _ := b.User(ctx, "alice")
 	u.RecordLogin(ctx, time.Now())
-	feed := bridge.Feed{Source: failFetch{src, bad}, Account: bridge.Account{User: "alice"}}
+	// The host refuses the login: nothing stored, nothing known pending.
+	src.FailOpen(fmt.Errorf("dial: %w", bridge.ErrSourceAuth))
+	b.Poll(ctx, u, bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}})
+	st := statusOf(t, b, "alice")
+	if s := sourceOf(t, st, "legacy"); s.LastPoll != nil || s.LastError != "poll legacy: open: dial: source refused the credentials" || s.Pending != 0 || s.StoredMessages != 0 {
+		t.Fatalf("after a refused login: %+v", s)
+	}
+	if want := []string{"source legacy: never polled successfully: poll legacy: open: dial: source refused the credentials"}; !reflect.DeepEqual(st.Reasons, want) {
+		t.Fatalf("reasons %q, want %q", st.Reasons, want)
+	}
+	src.FailOpen(nil)
+	cut := wrapped{src, func(s bridge.SourceSession) bridge.SourceSession { return failFetchSession{s, bad} }}
+	feed := bridge.Feed{Source: cut, Account: bridge.Account{User: "alice"}}
 	if _, err := b.Poll(ctx, u, feed); err == nil {
 		t.Fatal("poll with a failing fetch: no error")
 	}
-	st := statusOf(t, b, "alice")
+	st = statusOf(t, b, "alice")
 	s := sourceOf(t, st, "legacy")
 	if s.Pending != 2 || s.StoredMessages != 1 || s.LastPoll != nil || !strings.Contains(s.LastError, "connection reset") {
 		t.Fatalf("after the failed fetch: %+v", s)
