@@ -2,11 +2,8 @@ package dovecottest
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/imapbridge/imapbridge/internal/testtool"
@@ -37,14 +34,10 @@ type IMAPOptions struct {
 // IMAPServer is a Dovecot serving IMAP and POP3 over Maildirs.
 type IMAPServer struct {
 	*Server
-	imapAddr string
 }
 
-// IMAPAddr is the host:port of the plain IMAP port.
-func (s *IMAPServer) IMAPAddr() string { return s.imapAddr }
-
 // MaildirPath is where the user's Maildir now is.
-func (s *IMAPServer) MaildirPath(user string) string { return filepath.Join(s.home(user), "Maildir") }
+func (s *IMAPServer) MaildirPath(user string) string { return s.Maildir(user) }
 
 // StartIMAP starts Dovecot with IMAP and POP3 (plain text, USER/PASS and
 // LOGIN allowed) on free ports of 127.0.0.1, with mail_location
@@ -56,28 +49,16 @@ func StartIMAP(tb testing.TB, opts IMAPOptions) *IMAPServer {
 	if err := availableIMAP(); err != nil {
 		testtool.Require(tb, fmt.Errorf("dovecottest: %w", err), InstallIMAPCommand)
 	}
-	port, err := freePort()
+	srv, err := start(tb, Options{IMAP: true, ExtraConfig: opts.ExtraConfig})
 	if err != nil {
 		tb.Fatalf("dovecottest: %v", err)
 	}
-	var extra strings.Builder
-	extra.WriteString("protocols = imap pop3\n")
-	fmt.Fprintf(&extra, "service imap-login {\n  inet_listener imap {\n    port = %d\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}\n", port)
-	if os.Geteuid() != 0 {
-		extra.WriteString("service imap-login {\n  chroot =\n}\n")
-	}
-	extra.WriteString(opts.ExtraConfig)
-	srv, err := start(tb, Options{ExtraConfig: extra.String()})
-	if err != nil {
-		tb.Fatalf("dovecottest: %v", err)
-	}
-	s := &IMAPServer{Server: srv, imapAddr: "127.0.0.1:" + strconv.Itoa(port)}
 	for _, u := range opts.Users {
-		if err := s.addMaildirUser(u); err != nil {
-			tb.Fatalf("dovecottest: add user %q: %v", u.Name, err)
+		if err := srv.AddMaildirUser(u.Name, u.Password, u.Maildir); err != nil {
+			tb.Fatalf("dovecottest: %v", err)
 		}
 	}
-	return s
+	return &IMAPServer{Server: srv}
 }
 
 func availableIMAP() error {
@@ -92,43 +73,4 @@ func availableIMAP() error {
 		}
 	}
 	return nil
-}
-
-func (s *Server) addMaildirUser(u MaildirUser) error {
-	if u.Name == "" || strings.ContainsAny(u.Name, ":/\r\n\x00 \t") || u.Name == "." || u.Name == ".." {
-		return fmt.Errorf("invalid user name %q", u.Name)
-	}
-	if strings.ContainsAny(u.Password, ":\r\n\x00") {
-		return fmt.Errorf("the password contains a character the passwd-file format cannot hold")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.users[u.Name]; ok {
-		return fmt.Errorf("user %q exists", u.Name)
-	}
-	home := s.home(u.Name)
-	if err := os.Mkdir(home, 0o700); err != nil {
-		return err
-	}
-	if err := s.chown(home); err != nil {
-		return err
-	}
-	md := filepath.Join(home, "Maildir")
-	if err := os.Rename(u.Maildir, md); err != nil {
-		return err
-	}
-	if s.asRoot {
-		err := filepath.WalkDir(md, func(path string, _ fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(path, s.mailUID, s.mailGID)
-		})
-		if err != nil {
-			return err
-		}
-	}
-	s.users[u.Name] = u.Password
-	line := fmt.Sprintf("%s:{PLAIN}%s:%d:%d::%s::\n", u.Name, u.Password, s.mailUID, s.mailGID, home)
-	return writeFileAtomic(filepath.Join(s.dir, "passwd.d", u.Name), []byte(line), 0o644, -1, -1)
 }
