@@ -424,7 +424,7 @@ type appendedFunc func(mb *bridge.Mailbox, msgs []bridge.MessageFlags)
 func (f appendedFunc) Appended(mb *bridge.Mailbox, msgs []bridge.MessageFlags, _ *bridge.Watch) {
 	f(mb, msgs)
 }
-func (appendedFunc) Expunged(*bridge.Mailbox, []bridge.UID)                {}
+func (appendedFunc) Expunged(*bridge.Mailbox, []bridge.UID)                  {}
 func (appendedFunc) FlagsChanged(*bridge.Mailbox, bridge.UID, []string, any) {}
 
 func TestOptionsRequired(t *testing.T) {

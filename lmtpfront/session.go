@@ -126,7 +126,7 @@ func (se *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	s := se.s
 	spool, err := s.opts.Bridge.NewSpool(se.ctx, &deadlineReader{r: r, conn: se.conn, timeout: s.opts.CommandTimeout})
 	if err != nil {
-		reply, result := se.dataError(err)
+		result, reply := se.dataError(err)
 		for range se.rcpts {
 			s.opts.Metrics.Delivery(result)
 		}
@@ -146,7 +146,7 @@ func (se *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 		var reply error
 		if err != nil {
 			var result string
-			reply, result = se.deliverError(rc, err)
+			result, reply = se.deliverError(rc, err)
 			s.opts.Metrics.Delivery(result)
 		} else {
 			s.opts.Metrics.Delivery(ResultDelivered)
@@ -160,28 +160,28 @@ func (se *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 }
 
 // dataError answers a message that could not be read or spooled.
-func (se *session) dataError(err error) (error, string) {
+func (se *session) dataError(err error) (string, error) {
 	switch {
 	case errors.Is(err, smtp.ErrDataTooLarge), errors.Is(err, bridge.ErrTooBig):
 		se.s.log.Info("lmtp: message too large", "remote", se.remote, "limit", se.s.opts.MaxMessageSize)
-		return errTooLarge, ResultTooLarge
+		return ResultTooLarge, errTooLarge
 	default:
 		se.s.log.Warn("lmtp: message not received", "remote", se.remote, "err", err)
-		return errStore, ResultTempFailure
+		return ResultTempFailure, errStore
 	}
 }
 
 // deliverError answers one recipient whose copy was not stored.
-func (se *session) deliverError(rc recipient, err error) (error, string) {
+func (se *session) deliverError(rc recipient, err error) (string, error) {
 	switch {
 	case errors.Is(err, bridge.ErrOverQuota):
 		se.s.log.Info("lmtp: over quota", "remote", se.remote, "user", rc.user.Name())
-		return errOverQuota, ResultOverQuota
+		return ResultOverQuota, errOverQuota
 	case errors.Is(err, bridge.ErrTooBig):
-		return errTooLarge, ResultTooLarge
+		return ResultTooLarge, errTooLarge
 	default:
 		se.s.log.Error("lmtp: delivery failed", "remote", se.remote, "user", rc.user.Name(), "err", err)
-		return errStore, ResultTempFailure
+		return ResultTempFailure, errStore
 	}
 }
 
