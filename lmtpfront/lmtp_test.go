@@ -3,6 +3,8 @@ package lmtpfront_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -441,5 +443,95 @@ func TestOptionsRequired(t *testing.T) {
 	}
 	if _, err := lmtpfront.Listen("unix:"); err == nil || err.Error() != "lmtp: listen: unix: with no path" {
 		t.Errorf("Listen(unix:): %v", err)
+	}
+}
+
+// TestOddInput: what the wire can carry that a header line cannot, long
+// lines, BDAT (go-smtp offers CHUNKING too).
+func TestOddInput(t *testing.T) {
+	long := "Subject: long\n\n" + strings.Repeat("z", 5000) + "\n"
+	for _, tc := range []struct {
+		name    string
+		send    string
+		replies []string
+		inbox   []string
+	}{
+		{
+			name:    "a control character in a quoted local part",
+			send:    crlf("MAIL FROM:<\"a\rb\"@remote.example>\nMAIL FROM:<s@r.example>\nRCPT TO:<\"al\x01ice\"@test.example>\n"),
+			replies: []string{"501 5.1.3 Bad address syntax", "250 2.0.0 Roger, accepting mail from <s@r.example>", "501 5.1.3 Bad address syntax"},
+		},
+		{
+			name: "a 5000-byte line",
+			send: crlf("MAIL FROM:<s@r.example>\nRCPT TO:<alice@test.example>\nDATA\n" + long + ".\n"),
+			replies: []string{
+				"250 2.0.0 Roger, accepting mail from <s@r.example>",
+				"250 2.0.0 I'll make sure <alice@test.example> gets this",
+				"354 Go ahead. End your data with <CR><LF>.<CR><LF>",
+				"250 2.0.0 <alice@test.example> Saved as UID 1",
+			},
+			inbox: []string{crlf("Return-Path: <s@r.example>\nDelivered-To: alice@test.example\n" + long)},
+		},
+		{
+			name: "BDAT in two chunks",
+			send: crlf("MAIL FROM:<s@r.example>\nRCPT TO:<alice@test.example>\nRCPT TO:<nobody@test.example>\nBDAT 10\n") + "Subject: b" + "BDAT 8 LAST\r\n" + "\r\n\r\nhi\r\n",
+			replies: []string{
+				"250 2.0.0 Roger, accepting mail from <s@r.example>",
+				"250 2.0.0 I'll make sure <alice@test.example> gets this",
+				"550 5.1.1 <nobody@test.example> User unknown",
+				"250 2.0.0 Continue",
+				"250 2.0.0 <alice@test.example> Saved as UID 1",
+			},
+			inbox: []string{"Return-Path: <s@r.example>\r\nDelivered-To: alice@test.example\r\nSubject: b\r\n\r\nhi\r\n"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, "", func(o *lmtpfront.Options) { o.MaxMessageSize = 1 << 20 }, "alice")
+			c := e.dial()
+			c.send("LHLO mta.test\n")
+			c.reply()
+			// Sent as is: the BDAT chunk's bytes are counted exactly.
+			if _, err := io.WriteString(c.c, tc.send); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.replies(len(tc.replies)); !reflect.DeepEqual(got, tc.replies) {
+				t.Errorf("replies:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.replies, "\n"))
+			}
+			if _, got := e.inbox("alice"); !reflect.DeepEqual(got, tc.inbox) {
+				t.Errorf("INBOX %q, want %q", got, tc.inbox)
+			}
+		})
+	}
+}
+
+// TestShutdown: Shutdown waits for a connection to end; when its context
+// ends first, it closes the connection (the MTA sees it drop and keeps
+// its mail) and says so. A transaction finished before is durable.
+func TestShutdown(t *testing.T) {
+	e := newEnv(t, "", nil, "alice")
+	c := e.dial()
+	c.send("LHLO mta.test\nMAIL FROM:<s@r.example>\nRCPT TO:<alice@test.example>\nDATA\n" + message("before shutdown") + ".\n")
+	if got := c.replies(5)[4]; got != "250 2.0.0 <alice@test.example> Saved as UID 1" {
+		t.Fatalf("reply %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err == nil || err.Error() != "lmtp: shutdown: context deadline exceeded" {
+		t.Errorf("Shutdown: %v", err)
+	}
+	c.c.SetReadDeadline(time.Now().Add(time.Minute))
+	if n, err := c.r.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after Shutdown the connection reads %d, %v", n, err)
+	}
+	if _, err := net.Dial(e.netw, e.addr); err == nil {
+		t.Error("still accepting")
+	}
+	if _, bodies := e.inbox("alice"); len(bodies) != 1 {
+		t.Errorf("INBOX has %d", len(bodies))
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.conns != 0 {
+		t.Errorf("%d connections counted open", e.conns)
 	}
 }

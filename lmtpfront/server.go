@@ -163,6 +163,10 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
+	// open are the connections being served: go-smtp's Close does
+	// nothing once its Shutdown began, so a Shutdown whose context ends
+	// closes them itself.
+	open map[*countedConn]struct{}
 }
 
 // New returns a server; Serve starts it on a listener.
@@ -170,7 +174,7 @@ func New(opts Options) (*Server, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Logger, deliver: deliverCopy}
+	s := &Server{opts: opts, log: opts.Logger, deliver: deliverCopy, open: map[*countedConn]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.LMTP = true
@@ -240,11 +244,13 @@ func (s *Server) Serve(l net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.smtp.Shutdown(ctx)
 	if err != nil && ctx.Err() != nil {
-		s.cancel()
-		s.smtp.Close()
+		s.Close()
 		return fmt.Errorf("lmtp: shutdown: %w", err)
 	}
 	s.cancel()
+	if err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+		return fmt.Errorf("lmtp: shutdown: %w", err)
+	}
 	return nil
 }
 
@@ -253,7 +259,16 @@ func (s *Server) Close() error {
 	s.cancel()
 	err := s.smtp.Close()
 	if errors.Is(err, smtp.ErrServerClosed) {
-		return nil
+		err = nil // after Shutdown: the listeners are closed already
+	}
+	s.mu.Lock()
+	open := make([]*countedConn, 0, len(s.open))
+	for c := range s.open {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		c.Close()
 	}
 	return err
 }
@@ -284,7 +299,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		s.opts.Metrics.Connections(1)
-		return &countedConn{Conn: c, s: s}, nil
+		cc := &countedConn{Conn: c, s: s}
+		s.mu.Lock()
+		s.open[cc] = struct{}{}
+		s.mu.Unlock()
+		return cc, nil
 	}
 }
 
@@ -297,6 +316,9 @@ type countedConn struct {
 func (c *countedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.open, c)
+		c.s.mu.Unlock()
 		c.s.conns.Add(-1)
 		c.s.opts.Metrics.Connections(-1)
 	})
