@@ -2,6 +2,7 @@ package lmtpfront_test
 
 import (
 	"context"
+	"os"
 	"reflect"
 	"regexp"
 	"strings"
@@ -25,7 +26,7 @@ func startPostfix(t *testing.T, lmtpAddr string) *postfixtest.Instance {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("POSTFIXTEST_LOG") != "" {
 			t.Logf("postfix maillog:\n%s", pf.Log())
 		}
 		if err := pf.Stop(); err != nil {

@@ -223,6 +223,15 @@ postlog   unix-dgram n - n - 1 postlogd
 	if err := os.Chown(filepath.Join(in.dir, "data"), uid, gid); err != nil {
 		return fmt.Errorf("postfixtest: %w", err)
 	}
+	for _, f := range [][2]string{{"/etc/postfix/postfix-files", "postfix-files"}, {"/usr/share/postfix/dynamicmaps.cf", "dynamicmaps.cf"}} {
+		data, err := os.ReadFile(f[0])
+		if err != nil {
+			return fmt.Errorf("postfixtest: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(in.conf(), f[1]), data, 0o644); err != nil {
+			return fmt.Errorf("postfixtest: %w", err)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(in.conf(), "main.cf"), []byte(mb.String()), 0o644); err != nil {
 		return fmt.Errorf("postfixtest: %w", err)
 	}
