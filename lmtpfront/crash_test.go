@@ -223,7 +223,7 @@ func runCrashChild(dir, addr, mode string) {
 		}
 		return v, uid, err
 	})
-	l, err := lmtpfront.Listen(addr)
+	l, err := lmtpfront.Listen(addr, 0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(2)

@@ -78,7 +78,7 @@ func newEnv(t *testing.T, listen string, edit func(*lmtpfront.Options), users ..
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
-	l, err := lmtpfront.Listen(listen)
+	l, err := lmtpfront.Listen(listen, 0o666)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -318,12 +318,15 @@ func TestUnixSocket(t *testing.T) {
 	if got := c.replies(5)[4]; got != "250 2.0.0 <alice@test.example> Saved as UID 1" {
 		t.Errorf("got %q", got)
 	}
-	if _, err := lmtpfront.Listen("unix:" + path); err == nil || !strings.Contains(err.Error(), "another server is listening there") {
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o666 {
+		t.Errorf("socket mode: %v %v", fi.Mode(), err)
+	}
+	if _, err := lmtpfront.Listen("unix:"+path, 0); err == nil || !strings.Contains(err.Error(), "another server is listening there") {
 		t.Errorf("second Listen: %v", err)
 	}
 
 	stale := filepath.Join(t.TempDir(), "stale.sock")
-	l, err := lmtpfront.Listen("unix:" + stale)
+	l, err := lmtpfront.Listen("unix:"+stale, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +338,7 @@ func TestUnixSocket(t *testing.T) {
 	if _, err := os.Lstat(stale); err != nil {
 		t.Fatal(err)
 	}
-	l, err = lmtpfront.Listen("unix:" + stale)
+	l, err = lmtpfront.Listen("unix:"+stale, 0)
 	if err != nil {
 		t.Fatalf("over a stale socket: %v", err)
 	}
@@ -343,7 +346,7 @@ func TestUnixSocket(t *testing.T) {
 
 	plain := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(plain, []byte("x"), 0o600)
-	if _, err := lmtpfront.Listen("unix:" + plain); err == nil || !strings.Contains(err.Error(), "a file that is not a socket is in the way") {
+	if _, err := lmtpfront.Listen("unix:"+plain, 0); err == nil || !strings.Contains(err.Error(), "a file that is not a socket is in the way") {
 		t.Errorf("over a plain file: %v", err)
 	}
 }
@@ -441,7 +444,7 @@ func TestOptionsRequired(t *testing.T) {
 			t.Errorf("New: %v, want %q", err, tc.want)
 		}
 	}
-	if _, err := lmtpfront.Listen("unix:"); err == nil || err.Error() != "lmtp: listen: unix: with no path" {
+	if _, err := lmtpfront.Listen("unix:", 0); err == nil || err.Error() != "lmtp: listen: unix: with no path" {
 		t.Errorf("Listen(unix:): %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package lmtpfront_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -18,10 +19,17 @@ import (
 // to lmtpAddr (host:port).
 func startPostfix(t *testing.T, lmtpAddr string) *postfixtest.Instance {
 	t.Helper()
+	return startPostfixTo(t, "inet:"+lmtpAddr)
+}
+
+// startPostfixTo starts it delivering to dest ("inet:host:port" or
+// "unix:/path").
+func startPostfixTo(t *testing.T, dest string) *postfixtest.Instance {
+	t.Helper()
 	testtool.Require(t, postfixtest.Available(), postfixtest.InstallCommand)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pf, err := postfixtest.Start(ctx, postfixtest.Options{Domain: "test.example", LMTP: "inet:" + lmtpAddr})
+	pf, err := postfixtest.Start(ctx, postfixtest.Options{Domain: "test.example", LMTP: dest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,5 +126,41 @@ func TestPostfixHonoursSize(t *testing.T) {
 	}
 	if _, bodies := e.inbox("alice"); len(bodies) != 0 {
 		t.Errorf("stored %d", len(bodies))
+	}
+}
+
+// TestPostfixOverUnixSocket: the usual production set-up, Postfix's lmtp
+// (running as the user postfix) delivering to a Unix socket.
+func TestPostfixOverUnixSocket(t *testing.T) {
+	testtool.Require(t, postfixtest.Available(), postfixtest.InstallCommand)
+	// A directory the user postfix can reach (a test's TempDir is 0700).
+	dir, err := os.MkdirTemp("", "lmtpsock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "lmtp.sock")
+	e := newEnv(t, "unix:"+sock, nil, "alice")
+	pf := startPostfixTo(t, "unix:"+sock)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	msg := crlf("Subject: over a socket\n\nHi.\n")
+	if err := pf.Send(ctx, "sender@remote.example", []string{"alice@test.example"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	line, _, err := pf.WaitLog(ctx, 0, regexp.MustCompile(`to=<alice@test\.example>.*status=sent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(line, "["+sock+"]") || !strings.Contains(line, "(250 2.0.0 <alice@test.example> Saved as UID 1)") {
+		t.Errorf("log line %q", line)
+	}
+	// Postfix adds Received, Message-Id, Date and From to this bare message.
+	if _, bodies := e.inbox("alice"); len(bodies) != 1 || !strings.HasPrefix(bodies[0], "Return-Path: <sender@remote.example>\r\nDelivered-To: alice@test.example\r\nReceived: ") ||
+		!strings.Contains(bodies[0], "\r\nSubject: over a socket\r\n") || !strings.HasSuffix(bodies[0], "\r\n\r\nHi.\r\n") {
+		t.Errorf("INBOX %q", bodies)
 	}
 }

@@ -191,8 +191,11 @@ func New(opts Options) (*Server, error) {
 
 // Listen opens the listener for addr: "unix:/path" for a Unix socket (a
 // stale socket file that no server answers on is replaced; any other file
-// there is an error), else a TCP address ("127.0.0.1:24").
-func Listen(addr string) (net.Listener, error) {
+// there is an error), else a TCP address ("127.0.0.1:24"). socketMode,
+// unless 0, is given to the socket file: an MTA connecting as another user
+// needs write permission on it (Postfix's lmtp runs as "postfix": 0660 with
+// postfix in the socket's group, or 0666 in a directory only it reaches).
+func Listen(addr string, socketMode fs.FileMode) (net.Listener, error) {
 	path, ok := strings.CutPrefix(addr, "unix:")
 	if !ok {
 		l, err := net.Listen("tcp", addr)
@@ -219,6 +222,12 @@ func Listen(addr string) (net.Listener, error) {
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("lmtp: listen on %s: %w", path, err)
+	}
+	if socketMode != 0 {
+		if err := os.Chmod(path, socketMode); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("lmtp: listen on %s: %w", path, err)
+		}
 	}
 	return l, nil
 }
