@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -536,5 +537,61 @@ func TestShutdown(t *testing.T) {
 	defer e.mu.Unlock()
 	if e.conns != 0 {
 		t.Errorf("%d connections counted open", e.conns)
+	}
+}
+
+// TestPanicInDelivery: a panic while storing is caught by go-smtp, the
+// recipients get 421 4.0.0 (the MTA retries), the connection is closed and
+// the panic is counted.
+func TestPanicInDelivery(t *testing.T) {
+	var recovered atomic.Int32
+	e := newEnv(t, "", func(o *lmtpfront.Options) {
+		o.Metrics.Recovered = func() { recovered.Add(1) }
+	}, "alice")
+	lmtpfront.SetDeliver(e.srv, func(context.Context, *bridge.Spool, *bridge.User, []byte, time.Time) (bridge.UIDValidity, bridge.UID, error) {
+		panic("boom")
+	})
+	c := e.dial()
+	c.send("LHLO mta.test\nMAIL FROM:<s@r.example>\nRCPT TO:<alice@test.example>\nDATA\n" + message("p") + ".\n")
+	if got := c.replies(5)[4]; got != "421 4.0.0 <alice@test.example> Internal server error" {
+		t.Errorf("reply %q", got)
+	}
+	if n, err := c.r.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after the panic the connection reads %d, %v", n, err)
+	}
+	if n := recovered.Load(); n != 1 {
+		t.Errorf("recovered %d", n)
+	}
+}
+
+// TestInternalDate: a delivered message's INTERNALDATE is the time its
+// DATA ended (between the DATA command and the 250), the same for every
+// recipient, and it carries no flags.
+func TestInternalDate(t *testing.T) {
+	e := newEnv(t, "", nil, "alice", "bob")
+	c := e.dial()
+	c.send("LHLO mta.test\nMAIL FROM:<s@r.example>\nRCPT TO:<alice@test.example>\nRCPT TO:<bob@test.example>\nDATA\n")
+	c.replies(5)
+	before := time.Now()
+	c.send(message("date") + ".\n")
+	c.replies(2)
+	after := time.Now()
+	var dates []time.Time
+	for _, name := range []string{"alice", "bob"} {
+		mb, err := e.users[name].Mailbox(context.Background(), "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := mb.Messages(context.Background(), mb.UIDs(), false)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("%s: %v %v", name, msgs, err)
+		}
+		if len(msgs[0].Flags) != 0 {
+			t.Errorf("%s: flags %q", name, msgs[0].Flags)
+		}
+		dates = append(dates, msgs[0].InternalDate)
+	}
+	if d := dates[0]; d.Before(before.Truncate(time.Second)) || d.After(after) || !d.Equal(dates[1]) {
+		t.Errorf("INTERNALDATEs %v, want one time in [%v, %v]", dates, before, after)
 	}
 }
