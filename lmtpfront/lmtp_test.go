@@ -352,29 +352,56 @@ func TestUnixSocket(t *testing.T) {
 	}
 }
 
-// TestLimits: one connection over MaxConnections is refused with 421 and
-// counted; a silent client is cut after CommandTimeout, also in the
-// middle of DATA, while another client delivers meanwhile.
-func TestLimits(t *testing.T) {
-	e := newEnv(t, "", func(o *lmtpfront.Options) {
-		o.MaxConnections = 2
-		o.CommandTimeout = 300 * time.Millisecond
-	}, "alice")
+// TestMaxConnections: one connection over MaxConnections is refused with
+// 421 and counted; once one closes, the next is served.
+func TestMaxConnections(t *testing.T) {
+	e := newEnv(t, "", func(o *lmtpfront.Options) { o.MaxConnections = 2 }, "alice")
 	c1 := e.dial()
+	e.dial()
+	if got := e.dialRaw().reply(); got != "421 4.3.2 Too many connections, try again later" {
+		t.Errorf("third connection: %q", got)
+	}
+	c1.send("QUIT\n")
+	if got := c1.reply(); got != "221 2.0.0 Bye" {
+		t.Errorf("QUIT: %q", got)
+	}
+	// The server counts c1 closed once its goroutine ends: wait for the
+	// count to drop rather than for a time.
+	for i := 0; ; i++ {
+		e.mu.Lock()
+		n := e.conns
+		e.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if i == 5000 {
+			t.Fatalf("%d connections still counted", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	e.dial() // greeted with 220
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.limits["max_connections"] != 1 {
+		t.Errorf("limits %v", e.limits)
+	}
+}
+
+// TestCommandTimeout: a client that goes silent, in the middle of DATA or
+// between commands, is cut after CommandTimeout (its message is not
+// stored, the MTA keeps it), while another client delivers meanwhile.
+func TestCommandTimeout(t *testing.T) {
+	e := newEnv(t, "", func(o *lmtpfront.Options) { o.CommandTimeout = time.Second }, "alice")
 	stalled := e.dial()
-	// The stalled client starts a message and stops sending.
 	stalled.send("LHLO mta.test\nMAIL FROM:<s@r.example>\nRCPT TO:<alice@test.example>\nDATA\nSubject: half\n")
 	stalled.replies(4)
 
-	c3 := e.dialRaw()
-	if got := c3.reply(); got != "421 4.3.2 Too many connections, try again later" {
-		t.Errorf("third connection: %q", got)
-	}
-
-	// c1 delivers while stalled holds a DATA open; then c1 goes quiet
-	// and is cut.
+	// The whole transaction is written at once, before even the
+	// greeting is read, so a loaded machine cannot make this client look
+	// silent.
+	c1 := e.dialRaw()
 	c1.send("LHLO mta.test\nMAIL FROM:<s@r.example>\nRCPT TO:<alice@test.example>\nDATA\n" + message("meanwhile") + ".\n")
-	if got := c1.replies(5)[4]; got != "250 2.0.0 <alice@test.example> Saved as UID 1" {
+	if got := c1.replies(6)[5]; got != "250 2.0.0 <alice@test.example> Saved as UID 1" {
 		t.Errorf("c1: %q", got)
 	}
 	if got := stalled.reply(); got != "451 4.3.0 <alice@test.example> Temporary failure storing the message, try again later" {
@@ -389,10 +416,8 @@ func TestLimits(t *testing.T) {
 	if _, bodies := e.inbox("alice"); len(bodies) != 1 || !strings.Contains(bodies[0], "Subject: meanwhile") {
 		t.Errorf("INBOX %q", bodies)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.limits["max_connections"] != 1 {
-		t.Errorf("limits %v", e.limits)
+	if got := e.counts(); got["delivered"] != 1 || got["temp_failure"] != 1 {
+		t.Errorf("counts %v", got)
 	}
 }
 
