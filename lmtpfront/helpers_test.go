@@ -18,7 +18,7 @@ import (
 // env is a bridge in a temp dir with an LMTP server over it on a real
 // listener.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	b     *bridge.Bridge
 	srv   *lmtpfront.Server
 	addr  string // for net.Dial(network, addr)
@@ -34,7 +34,7 @@ type env struct {
 
 // newEnv starts a server with users (names as the Lookup callback sees
 // them) on listen ("" for 127.0.0.1:0), after edit changed its options.
-func newEnv(t *testing.T, listen string, edit func(*lmtpfront.Options), users ...string) *env {
+func newEnv(t testing.TB, listen string, edit func(*lmtpfront.Options), users ...string) *env {
 	t.Helper()
 	ctx := context.Background()
 	b, err := bridge.Open(ctx, bridge.Options{DataDir: t.TempDir()})
@@ -98,7 +98,7 @@ func newEnv(t *testing.T, listen string, edit func(*lmtpfront.Options), users ..
 // client is a raw LMTP client: it writes what it is told and reads whole
 // replies (every line of a multi-line one).
 type client struct {
-	t *testing.T
+	t testing.TB
 	c net.Conn
 	r *bufio.Reader
 }
@@ -162,26 +162,32 @@ func (c *client) replies(n int) []string {
 // inbox returns the bodies in user's INBOX, in UID order, with their UIDs.
 func (e *env) inbox(user string) ([]bridge.UID, []string) {
 	e.t.Helper()
+	return e.inboxOf(e.t, user)
+}
+
+// inboxOf is inbox, failing tb.
+func (e *env) inboxOf(tb testing.TB, user string) ([]bridge.UID, []string) {
+	tb.Helper()
 	ctx := context.Background()
 	u, err := e.b.User(ctx, user)
 	if err != nil {
-		e.t.Fatal(err)
+		tb.Fatal(err)
 	}
 	mb, err := u.Mailbox(ctx, "INBOX")
 	if err != nil {
-		e.t.Fatal(err)
+		tb.Fatal(err)
 	}
 	uids := mb.UIDs()
 	var bodies []string
 	for _, uid := range uids {
 		body, err := mb.Open(ctx, uid)
 		if err != nil {
-			e.t.Fatal(err)
+			tb.Fatal(err)
 		}
 		data, err := io.ReadAll(body)
 		body.Close()
 		if err != nil {
-			e.t.Fatal(err)
+			tb.Fatal(err)
 		}
 		bodies = append(bodies, string(data))
 	}

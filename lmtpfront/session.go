@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -22,6 +23,10 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// mu guards from and rcpts: with BDAT, go-smtp runs LMTPData on a
+	// goroutine of its own while the connection's goroutine goes on
+	// reading commands (an RSET, a new MAIL).
+	mu    sync.Mutex
 	from  string
 	rcpts []recipient
 }
@@ -40,8 +45,10 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 func (se *session) Reset() {
+	se.mu.Lock()
 	se.from = ""
 	se.rcpts = nil
+	se.mu.Unlock()
 }
 
 func (se *session) Logout() error {
@@ -53,8 +60,10 @@ func (se *session) Mail(from string, _ *smtp.MailOptions) error {
 	if !printable(from) {
 		return errBadAddress
 	}
+	se.mu.Lock()
 	se.from = from
 	se.rcpts = nil
+	se.mu.Unlock()
 	return nil
 }
 
@@ -81,7 +90,9 @@ func (se *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		se.s.opts.Metrics.Delivery(ResultUnknownRecipient)
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + "> User unknown"}
 	}
+	se.mu.Lock()
 	se.rcpts = append(se.rcpts, recipient{addr: to, user: u})
+	se.mu.Unlock()
 	return nil
 }
 
@@ -124,10 +135,13 @@ var (
 // the next copy is being stored.
 func (se *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	s := se.s
+	se.mu.Lock()
+	from, rcpts := se.from, se.rcpts
+	se.mu.Unlock()
 	spool, err := s.opts.Bridge.NewSpool(se.ctx, &deadlineReader{r: r, conn: se.conn, timeout: s.opts.CommandTimeout})
 	if err != nil {
 		result, reply := se.dataError(err)
-		for range se.rcpts {
+		for range rcpts {
 			s.opts.Metrics.Delivery(result)
 		}
 		return reply
@@ -136,13 +150,13 @@ func (se *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	date := time.Now()
 	// The same address given twice is delivered once and answered twice
 	// (go-smtp wants one status per RCPT).
-	done := make(map[string]error, len(se.rcpts))
-	for _, rc := range se.rcpts {
+	done := make(map[string]error, len(rcpts))
+	for _, rc := range rcpts {
 		if prev, ok := done[rc.addr]; ok {
 			status.SetStatus(rc.addr, prev)
 			continue
 		}
-		_, uid, err := s.deliver(se.ctx, spool, rc.user, deliveryHeader(se.from, rc.addr), date)
+		_, uid, err := s.deliver(se.ctx, spool, rc.user, deliveryHeader(from, rc.addr), date)
 		var reply error
 		if err != nil {
 			var result string
