@@ -513,6 +513,23 @@ func TestOddInput(t *testing.T) {
 			},
 			inbox: []string{"Return-Path: <s@r.example>\r\nDelivered-To: alice@test.example\r\nSubject: b\r\n\r\nhi\r\n"},
 		},
+		{
+			// The message being received on go-smtp's goroutine is
+			// dropped while the connection goes on (run with -race).
+			name: "BDAT, then RSET and a new transaction",
+			send: crlf("MAIL FROM:<s@r.example>\nRCPT TO:<alice@test.example>\nBDAT 4\n") + "abcd" + crlf("RSET\nMAIL FROM:<t@r.example>\nRCPT TO:<alice@test.example>\nDATA\nSubject: after\n\n.\n"),
+			replies: []string{
+				"250 2.0.0 Roger, accepting mail from <s@r.example>",
+				"250 2.0.0 I'll make sure <alice@test.example> gets this",
+				"250 2.0.0 Continue",
+				"250 2.0.0 Session reset",
+				"250 2.0.0 Roger, accepting mail from <t@r.example>",
+				"250 2.0.0 I'll make sure <alice@test.example> gets this",
+				"354 Go ahead. End your data with <CR><LF>.<CR><LF>",
+				"250 2.0.0 <alice@test.example> Saved as UID 1",
+			},
+			inbox: []string{"Return-Path: <t@r.example>\r\nDelivered-To: alice@test.example\r\nSubject: after\r\n\r\n"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, "", func(o *lmtpfront.Options) { o.MaxMessageSize = 1 << 20 }, "alice")
