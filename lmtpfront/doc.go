@@ -19,7 +19,9 @@
 //
 // Unlike Dovecot, which saves one copy for all recipients and so writes
 // Delivered-To only when there is a single one, every recipient's copy
-// here carries its own Delivered-To. Nothing in the message itself is
+// here carries its own Delivered-To. Dovecot also adds a Received line of
+// its own (with LMTP id ...); this intake does not, the MTA's Received
+// line above being the one that says where the message came from. Nothing in the message itself is
 // changed or removed (an existing Return-Path stays below the new one; an
 // MTA such as Postfix removes those already). INTERNALDATE is the time the
 // DATA ended, the same for every recipient of one transaction.
