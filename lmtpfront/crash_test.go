@@ -67,7 +67,13 @@ func TestCrashWithPostfix(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.killOn == "" {
-				if _, _, err := pf.WaitLog(ctx, 0, regexp.MustCompile(`to=<alice@test\.example>.*status=sent`)); err != nil {
+				line, off, err := pf.WaitLog(ctx, 0, regexp.MustCompile(`to=<alice@test\.example>.*status=sent`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Postfix is done with it once it removed the queue file.
+				id := regexp.MustCompile(`: ([0-9A-F]+): to=`).FindStringSubmatch(line)[1]
+				if _, _, err := pf.WaitLog(ctx, off, regexp.MustCompile(id+`: removed`)); err != nil {
 					t.Fatal(err)
 				}
 			} else if err := child.waitLine(tc.killOn); err != nil {
