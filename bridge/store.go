@@ -299,6 +299,8 @@ var schema = []string{
 		blob_id INTEGER PRIMARY KEY REFERENCES blobs(id),
 		body BLOB NOT NULL
 	);`,
+	// 6: the POP3 face's sizes and hidden messages (pop3face.go).
+	pop3FaceSchema,
 }
 
 func (b *Bridge) migrate(ctx context.Context) error {
