@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -93,7 +94,7 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 func (s *session) serve() {
 	defer s.srv.sessionClosed(s)
 	defer s.cancel()
-	defer s.closeConn()
+	defer s.lingerClose()
 	defer func() {
 		if p := recover(); p != nil {
 			s.srv.metrics.recovered()
@@ -222,6 +223,31 @@ func (s *session) stop() {
 	defer s.connMu.Unlock()
 	s.closing = true
 	s.conn.SetReadDeadline(time.Now())
+}
+
+// lingerClose ends the connection so that the client reads the last
+// answer: closing with unread input would send a TCP reset, which can
+// discard that answer on the client's side. The write side is shut, then
+// what the client still sends is read and dropped, for at most a second
+// and 256 KiB.
+func (s *session) lingerClose() {
+	s.connMu.Lock()
+	c := s.conn
+	s.connMu.Unlock()
+	if s.ctx.Err() == nil {
+		var half interface{ CloseWrite() error }
+		switch x := c.(type) {
+		case *tls.Conn:
+			half = x
+		case *net.TCPConn:
+			half = x
+		}
+		if half != nil && half.CloseWrite() == nil {
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			io.CopyN(io.Discard, c, 256<<10)
+		}
+	}
+	s.closeConn()
 }
 
 func (s *session) closeConn() {
