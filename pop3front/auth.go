@@ -114,7 +114,7 @@ func (s *session) cmdAuth(c command) error {
 		line, err := s.readLine()
 		if err != nil {
 			s.readFailed(err)
-			return endSession
+			return errEndSession
 		}
 		resp = string(bytes.TrimRight(line, " "))
 		if resp == "*" {
@@ -169,7 +169,7 @@ func (s *session) login(name, password string) error {
 	if err := s.openMaildrop(u); err != nil {
 		s.log.Error("pop3: could not open the maildrop", "err", err)
 		s.fail("-ERR [SYS/TEMP] Maildrop temporarily unavailable")
-		return endSession
+		return errEndSession
 	}
 	var total int64
 	for _, m := range s.drop {
@@ -187,7 +187,7 @@ func (s *session) authFailed(text string) error {
 	s.fail(text)
 	if s.authFailures >= maxAuthFailures {
 		s.reply("-ERR [AUTH] Too many authentication failures")
-		return endSession
+		return errEndSession
 	}
 	return nil
 }
@@ -209,7 +209,7 @@ func (s *session) cmdStls(c command) error {
 		s.srv.limitHit("stls_injection", s.remote, "plaintext pipelined after STLS; closing")
 		s.lastResult = "err"
 		s.w.Reset(deadlineWriter{s})
-		return endSession
+		return errEndSession
 	}
 	s.ok("Begin TLS negotiation")
 	if err := s.w.Flush(); err != nil {
@@ -222,7 +222,7 @@ func (s *session) cmdStls(c command) error {
 	plain.SetDeadline(s.started.Add(s.srv.opts.LoginTimeout))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		s.log.Debug("pop3: STLS handshake failed", "err", err)
-		return endSession
+		return errEndSession
 	}
 	plain.SetDeadline(timeZero)
 	s.setConn(tc)

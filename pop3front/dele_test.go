@@ -19,7 +19,7 @@ type expungeRecorder struct {
 }
 
 func (r *expungeRecorder) Appended(*bridge.Mailbox, []bridge.MessageFlags, *bridge.Watch) {}
-func (r *expungeRecorder) FlagsChanged(*bridge.Mailbox, bridge.UID, []string, any)         {}
+func (r *expungeRecorder) FlagsChanged(*bridge.Mailbox, bridge.UID, []string, any)        {}
 func (r *expungeRecorder) Expunged(_ *bridge.Mailbox, uids []bridge.UID) {
 	r.mu.Lock()
 	r.uids = append(r.uids, slices.Clone(uids))

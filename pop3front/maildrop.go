@@ -158,7 +158,7 @@ func (s *session) endIfTooBad() error {
 	if s.bad >= s.srv.opts.MaxBadCommands {
 		s.srv.limitHit("bad_commands", s.remote, "too many invalid commands", "max", s.srv.opts.MaxBadCommands)
 		s.reply("-ERR Too many invalid commands")
-		return endSession
+		return errEndSession
 	}
 	return nil
 }

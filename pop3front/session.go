@@ -72,8 +72,8 @@ type dropMsg struct {
 // errLineTooLong: a command line over MaxCommandLength.
 var errLineTooLong = errors.New("command line too long")
 
-// endSession ends the command loop after a response that said why.
-var endSession = errors.New("session ends")
+// errEndSession ends the command loop after a response that said why.
+var errEndSession = errors.New("session ends")
 
 // deadlineWriter renews the write deadline before each write, so a
 // client that stops reading is cut off after IdleTimeout.
@@ -338,7 +338,7 @@ func (s *session) handle(line []byte) error {
 		err = h.fn(s, c)
 	}
 	result := s.lastResult
-	if err != nil && !errors.Is(err, endSession) {
+	if err != nil && !errors.Is(err, errEndSession) {
 		result = "error"
 		s.log.Debug("pop3: session ends", "command", label, "err", err)
 	}
@@ -383,7 +383,7 @@ func (s *session) invalid(text string) error {
 	if max := s.srv.opts.MaxBadCommands; s.bad >= max {
 		s.srv.limitHit("bad_commands", s.remote, "too many invalid commands", "max", max)
 		s.reply("-ERR Too many invalid commands")
-		return endSession
+		return errEndSession
 	}
 	return nil
 }
