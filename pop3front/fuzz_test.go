@@ -54,13 +54,15 @@ func FuzzParseCommand(f *testing.F) {
 		}
 		for _, a := range c.args {
 			if n, ok := parseNumber(a); ok {
-				trimmed := strings.TrimLeft(a, "0")
-				if trimmed == "" {
-					trimmed = "0"
+				want, err := strconv.ParseUint(a, 10, 64)
+				if err != nil || want > maxNumber {
+					want = maxNumber
 				}
-				if strconv.Itoa(n) != trimmed {
-					t.Fatalf("parseNumber(%q) = %d", a, n)
+				if uint64(n) != want {
+					t.Fatalf("parseNumber(%q) = %d, want %d", a, n, want)
 				}
+			} else if _, err := strconv.ParseUint(a, 10, 64); err == nil {
+				t.Fatalf("parseNumber(%q) refused a number", a)
 			}
 		}
 	})

@@ -373,3 +373,7 @@ func listen(t testing.TB) net.Listener {
 	}
 	return ln
 }
+
+func slogTo(w interface{ Write([]byte) (int, error) }) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

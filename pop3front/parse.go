@@ -68,14 +68,11 @@ func splitSpaces(s string) []string {
 	return out
 }
 
-// parseNumber parses a message number or line count: decimal digits only,
-// at most 9 of them after leading zeros (so it fits any int).
+// parseNumber parses a message number or line count: decimal digits only
+// (no sign), of any length; values above maxNumber are maxNumber (fetchmail
+// sends "TOP n 99999999", others larger).
 func parseNumber(s string) (int, bool) {
 	if s == "" {
-		return 0, false
-	}
-	s = strings.TrimLeft(s, "0")
-	if len(s) > 9 {
 		return 0, false
 	}
 	n := 0
@@ -84,7 +81,11 @@ func parseNumber(s string) (int, bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + int(c-'0')
+		if n = n*10 + int(c-'0'); n > maxNumber {
+			n = maxNumber
+		}
 	}
 	return n, true
 }
+
+const maxNumber = 1<<31 - 1
