@@ -1,7 +1,7 @@
 package bridge
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -296,68 +296,95 @@ func (m *Mailbox) ExpungeUIDs(ctx context.Context, uids []UID) ([]UID, error) {
 // Dovecot does). A message stored with CRLF line endings and a final CRLF
 // — all mail from a POP3 host or an mbox spool — passes unchanged.
 func POP3Content(r io.Reader) io.Reader {
-	return &pop3Content{r: bufio.NewReaderSize(r, 32<<10)}
+	return &pop3Content{r: r, in: make([]byte, 32<<10)}
 }
 
 type pop3Content struct {
-	r       *bufio.Reader
-	prev    byte // last byte read from r
-	n       int64
-	pending []byte // output not yet returned
+	r       io.Reader
+	in      []byte // read buffer
+	data    []byte // the unread part of in
+	pending []byte // output owed before more of data (CRLF for a bare LF, the final CRLF)
+	prev    byte   // the last byte handed out
+	last    byte   // the last byte read
+	seen    bool   // a byte was read
 	eof     bool
+	tail    bool // the message does not end in LF: CRLF follows it
 }
 
 var crlf = []byte("\r\n")
 
 func (c *pop3Content) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for len(c.pending) == 0 {
-		if c.eof {
-			return 0, io.EOF
+	n := 0
+	for n < len(p) {
+		if len(c.pending) > 0 {
+			k := copy(p[n:], c.pending)
+			c.pending = c.pending[k:]
+			n += k
+			c.prev = p[n-1]
+			continue
 		}
-		_, err := c.r.ReadByte()
-		if err == io.EOF {
-			c.eof = true
-			if c.n > 0 && c.prev != '\n' {
+		if len(c.data) == 0 {
+			if c.eof && c.tail {
+				c.tail = false
 				c.pending = crlf
-				c.prev = '\n'
 				continue
 			}
-			return 0, io.EOF
+			if c.eof || n > 0 {
+				break
+			}
+			k, err := c.r.Read(c.in)
+			c.data = c.in[:k]
+			if k > 0 {
+				c.last = c.in[k-1]
+				c.seen = true
+			}
+			if err == io.EOF {
+				c.eof = true
+				c.tail = c.seen && c.last != '\n'
+			} else if err != nil {
+				return n, err
+			}
+			continue
 		}
-		if err != nil {
-			return 0, err
+		seg := c.data
+		if room := len(p) - n; len(seg) > room {
+			seg = seg[:room]
 		}
-		c.r.UnreadByte()
-		// Copy up to the next LF (or what is buffered) in one go.
-		buf, _ := c.r.Peek(c.r.Buffered())
-		if len(buf) > len(p) {
-			buf = buf[:len(p)]
+		// The first bare LF of seg, if any.
+		bare := -1
+		for off := 0; off < len(seg); {
+			i := bytes.IndexByte(seg[off:], '\n')
+			if i < 0 {
+				break
+			}
+			i += off
+			before := c.prev
+			if i > 0 {
+				before = seg[i-1]
+			}
+			if before != '\r' {
+				bare = i
+				break
+			}
+			off = i + 1
 		}
-		i := 0
-		for i < len(buf) && buf[i] != '\n' {
-			i++
+		if bare < 0 {
+			copy(p[n:], seg)
+			n += len(seg)
+			c.prev = seg[len(seg)-1]
+			c.data = c.data[len(seg):]
+			continue
 		}
-		if i > 0 {
-			n := copy(p, buf[:i])
-			c.r.Discard(n)
-			c.prev = p[n-1]
-			c.n += int64(n)
-			return n, nil
+		copy(p[n:], seg[:bare])
+		n += bare
+		if bare > 0 {
+			c.prev = seg[bare-1]
 		}
-		// buf[0] is LF.
-		c.r.Discard(1)
-		if c.prev == '\r' {
-			c.pending = crlf[1:]
-		} else {
-			c.pending = crlf
-		}
-		c.prev = '\n'
+		c.data = c.data[bare+1:]
+		c.pending = crlf
 	}
-	n := copy(p, c.pending)
-	c.pending = c.pending[n:]
-	c.n += int64(n)
+	if n == 0 && c.eof && len(c.pending) == 0 && len(c.data) == 0 && !c.tail {
+		return 0, io.EOF
+	}
 	return n, nil
 }

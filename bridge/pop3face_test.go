@@ -65,7 +65,30 @@ func FuzzPOP3Content(f *testing.F) {
 		if !bytes.Equal(again, out) {
 			t.Fatalf("not a fixed point: %q → %q", out, again)
 		}
+		if want := refPOP3Content(in); !bytes.Equal(out, want) {
+			t.Fatalf("POP3Content(%q) = %q, the reference gives %q", in, out, want)
+		}
+		for _, r := range []io.Reader{iotest.OneByteReader(bytes.NewReader(in)), iotest.HalfReader(bytes.NewReader(in)), iotest.DataErrReader(bytes.NewReader(in))} {
+			if got, err := io.ReadAll(bridge.POP3Content(r)); err != nil || !bytes.Equal(got, out) {
+				t.Fatalf("read in pieces: %q, %v; want %q", got, err, out)
+			}
+		}
 	})
+}
+
+// refPOP3Content is POP3Content written the obvious way.
+func refPOP3Content(in []byte) []byte {
+	var out []byte
+	for i, c := range in {
+		if c == '\n' && (i == 0 || in[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	if len(in) > 0 && in[len(in)-1] != '\n' {
+		out = append(out, '\r', '\n')
+	}
+	return out
 }
 
 func TestGeneratedUIDLValid(t *testing.T) {
