@@ -263,21 +263,21 @@ func (s *Server) serve(ln net.Listener, label string, implicitTLS bool) error {
 		if err != nil {
 			s.mu.Lock()
 			closed := s.closed
+			s.mu.Unlock()
+			if !closed && !errors.Is(err, net.ErrClosed) {
+				// Out of file descriptors, a connection aborted before
+				// it was accepted: wait, then go on. (Shutdown closes
+				// the listener meanwhile if it must.)
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("pop3: accept failed; retrying", "listener", label, "err", err, "wait", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			s.mu.Lock()
 			delete(s.listeners, ln)
 			s.mu.Unlock()
 			if closed {
 				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of file descriptors and the like: wait, then go on.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("pop3: accept failed; retrying", "listener", label, "err", err, "wait", backoff)
-				s.mu.Lock()
-				s.listeners[ln] = struct{}{}
-				s.mu.Unlock()
-				time.Sleep(backoff)
-				continue
 			}
 			return fmt.Errorf("pop3front: serve %s: %w", ln.Addr(), err)
 		}
