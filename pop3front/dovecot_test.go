@@ -448,3 +448,49 @@ func TestRealClientsAfterDovecot(t *testing.T) {
 		t.Error("the password appears in the POP3 face's log")
 	}
 }
+
+// A host that gives every message the same UIDL (Dovecot with
+// pop3_uidl_format %08Xv, on cue): the bridge's UIDLs stay unique — the
+// oldest message keeps the host's, the others get the bridge's own.
+func TestBrokenHostUIDLsStayUnique(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	host := dovecottest.Start(t, dovecottest.Options{Users: []dovecottest.User{{Name: "alice", Password: hostPassword}}, UIDLFormat: "%08Xv"})
+	for i := 0; i < 3; i++ {
+		host.Deliver("alice", []byte(fmt.Sprintf("Subject: same uidl %d\n\nbody %d\n", i, i)))
+	}
+	e := newEnv(t, func(o *pop3front.Options) {
+		o.HostUIDL = func(source string, id bridge.SourceID) (string, bool) {
+			if source == "dovecot" {
+				return pop3.HostUIDL(id)
+			}
+			return "", false
+		}
+	})
+	src := pop3.NewSource(pop3.SourceConfig{Name: "dovecot", Address: host.Addr(), TLS: pop3.TLSNone, Timeout: 30 * time.Second}, nil)
+	if _, err := e.b.Poll(ctx, e.user("alice"), bridge.Feed{Source: src, Account: bridge.Account{User: "alice", Password: hostPassword}}); err != nil {
+		t.Fatal(err)
+	}
+	hc := &client{t: t}
+	conn, err := net.Dial("tcp", host.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc.conn, hc.r = conn, bufioReader(conn)
+	hc.mustLine()
+	hc.cmd("USER alice")
+	hc.cmd("PASS " + hostPassword)
+	hostUIDL := strings.Fields(hc.cmd("UIDL 1"))[2]
+
+	uv := e.inbox("alice").Info().UIDValidity
+	c := e.dial()
+	c.login("alice")
+	c.send("UIDL")
+	want := []string{"+OK", "1 " + hostUIDL, "2 " + bridge.GeneratedUIDL(uv, 2), "3 " + bridge.GeneratedUIDL(uv, 3), "."}
+	for _, w := range want {
+		if l := c.mustLine(); l != w {
+			t.Fatalf("UIDL line %q, want %q", l, w)
+		}
+	}
+}

@@ -377,3 +377,5 @@ func listen(t testing.TB) net.Listener {
 func slogTo(w interface{ Write([]byte) (int, error) }) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
