@@ -61,7 +61,7 @@ type HostUIDLFunc func(source string, id SourceID) (uidl string, ok bool)
 
 // GeneratedUIDL is the UIDL of a message that has no legacy host UIDL
 // (delivered, APPENDed, from an mbox spool): stable for as long as the
-// mailbox's UIDVALIDITY is, unique in the mailbox, 15 to 25 printable
+// mailbox's UIDVALIDITY is, unique in the mailbox, at most 24 printable
 // characters. A new UIDVALIDITY (a store restored from an older copy)
 // changes it on purpose: the UIDs behind it may then name other messages.
 func GeneratedUIDL(v UIDValidity, uid UID) string {

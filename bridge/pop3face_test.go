@@ -97,7 +97,7 @@ func TestGeneratedUIDLValid(t *testing.T) {
 		uid bridge.UID
 	}{{1, 1}, {0xffffffff, 0xffffffff}, {1764646000, 42}} {
 		u := bridge.GeneratedUIDL(c.v, c.uid)
-		if !bridge.ValidUIDL(u) || len(u) > 25 {
+		if !bridge.ValidUIDL(u) || len(u) > 24 {
 			t.Errorf("GeneratedUIDL(%d, %d) = %q: not a valid UIDL", c.v, c.uid, u)
 		}
 	}
