@@ -567,7 +567,7 @@ func TestMigrateFromSchema2(t *testing.T) {
 
 // undoInlineBodies turns the store in dir (closed) into one of schema 4:
 // every inline body written out as a file under blobs/, as schema 4 kept
-// every body, and migration 5 undone. It returns the open database.
+// every body, and migrations 7, 6 and 5 undone. It returns the open database.
 func undoInlineBodies(t *testing.T, dir string) *sql.DB {
 	t.Helper()
 	ctx := context.Background()
@@ -596,6 +596,8 @@ func undoInlineBodies(t *testing.T, dir string) *sql.DB {
 	rows.Close()
 	undoStatus(t, db)
 	for _, q := range []string{
+		`DROP TABLE pop3_hidden`,
+		`ALTER TABLE blobs DROP COLUMN pop3_size`,
 		`DROP TABLE bodies`,
 		`ALTER TABLE blobs DROP COLUMN inline`,
 		`PRAGMA user_version = 4`,
