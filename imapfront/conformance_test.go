@@ -104,11 +104,11 @@ func TestConformanceCreate(t *testing.T) {
 		S: b7 NO [CANNOT] Invalid mailbox name: contains wildcard '%'
 		C: b8 CREATE ${long}
 		S: b8 NO [CANNOT] Invalid mailbox name: longer than 512 bytes
-		# Modified UTF-7 that does not decode. go-imap refuses it while
-		# parsing, before the server sees the name (a NO, nothing created;
-		# the text is go-imap's).
+		# Modified UTF-7 that does not decode. go-imap would refuse it while
+		# parsing with NO [SERVERBUG]; the guard answers first and says
+		# why (nothing created).
 		C: b9 CREATE "&Jjo"
-		S: b9 NO [SERVERBUG] Internal server error
+		S: b9 NO [CANNOT] Mailbox name is not valid modified UTF-7 (RFC 3501 section 5.1.3): write "&" as "&-"
 		C: b10 LIST "" "*"
 		S: * LIST (\HasNoChildren) "/" INBOX
 		S: * LIST (\HasNoChildren \Archive) "/" "Archive"

@@ -101,6 +101,22 @@ type guardConn struct {
 	refusal     *refusal
 	refused     bool
 	bad         int // commands answered BAD in a row
+
+	// What the client sent and go-imap has not read yet: inbuf[:ready] may
+	// go to go-imap, the framer has looked at inbuf[:scanned] of the rest.
+	// At the start of a command nothing goes on before its line is whole
+	// (at most MaxCommandLength), so that the guard can inspect it.
+	inbuf   []byte
+	ready   int
+	scanned int
+	readErr error // from the socket, returned once inbuf is used up
+	// busy: go-imap has a command (busyTag, busyName) whose tagged answer
+	// has not gone out; what the client sends meanwhile belongs to it.
+	busy     bool
+	busyTag  string
+	busyName string
+	search   *searchScan // the nesting check of a SEARCH still being read
+	own      *ownedCmd   // a command the guard answers itself, being read
 }
 
 // refusal is a limit a client ran into; the guard acts on it at the next
@@ -113,36 +129,296 @@ type refusal struct {
 func (g *guardConn) touch() { g.lastActive.Store(time.Now().UnixNano()) }
 
 func (g *guardConn) Read(p []byte) (int, error) {
-	g.mu.Lock()
-	r := g.refusal
-	g.mu.Unlock()
-	if r != nil {
-		return 0, g.refuse(r)
-	}
-	n, err := g.Conn.Read(p)
-	if n <= 0 {
-		return n, err
-	}
-	g.touch()
-	g.mu.Lock()
-	if !g.passthrough && g.startTLS {
-		if s := g.sess.Load(); s != nil && s.conn.NetConn() != net.Conn(g) {
-			g.passthrough = true // go-imap replaced us by a *tls.Conn over us
+	for {
+		g.mu.Lock()
+		if g.ready > 0 && !g.passthrough {
+			// Before any refusal: go-imap answers what came before it.
+			n := copy(p, g.inbuf[:g.ready])
+			g.consume(n)
+			g.ready -= n
+			g.mu.Unlock()
+			return n, nil
+		}
+		if r := g.refusal; r != nil {
+			g.mu.Unlock()
+			return 0, g.refuse(r)
+		}
+		if !g.passthrough && g.startTLS {
+			if s := g.sess.Load(); s != nil && s.conn.NetConn() != net.Conn(g) {
+				g.passthrough = true // go-imap replaced us by a *tls.Conn over us
+			}
+		}
+		if g.passthrough {
+			if len(g.inbuf) > 0 { // not expected: STARTTLS with more behind it is refused
+				n := copy(p, g.inbuf)
+				g.consume(n)
+				g.ready = max(0, g.ready-n)
+				g.mu.Unlock()
+				return n, nil
+			}
+			g.mu.Unlock()
+			n, err := g.Conn.Read(p)
+			if n > 0 {
+				g.touch()
+			}
+			return n, err
+		}
+		var act guardAction
+		progress := false
+		if g.readErr == nil || len(g.inbuf) > 0 {
+			progress, act = g.process()
+		}
+		g.mu.Unlock()
+		if len(act.reply) > 0 {
+			if err := g.writeReply(act.reply); err != nil {
+				return 0, err
+			}
+		}
+		if act.id != nil {
+			if s := g.sess.Load(); s != nil {
+				s.clientIDSeen(*act.id)
+			}
+		}
+		if progress {
+			continue
+		}
+		g.mu.Lock()
+		if err := g.readErr; err != nil {
+			g.mu.Unlock()
+			return 0, err
+		}
+		g.mu.Unlock()
+		if err := g.fill(); err != nil {
+			g.mu.Lock()
+			g.readErr = err
+			g.mu.Unlock()
 		}
 	}
-	if g.passthrough {
-		g.mu.Unlock()
-		return n, err
+}
+
+// guardReadSize is how much the guard asks of the socket at a time.
+const guardReadSize = 4096
+
+// fill reads once from the client into inbuf.
+func (g *guardConn) fill() error {
+	g.mu.Lock()
+	if cap(g.inbuf)-len(g.inbuf) < guardReadSize {
+		// Unconsumed bytes are at most a command line and a read: move
+		// them to a buffer of their size plus a read.
+		nb := make([]byte, len(g.inbuf), len(g.inbuf)+guardReadSize)
+		copy(nb, g.inbuf)
+		g.inbuf = nb
 	}
-	k, r := g.scanIn(p[:n])
-	if r != nil {
-		g.refusal = r
-	}
+	buf := g.inbuf[len(g.inbuf) : len(g.inbuf)+guardReadSize]
 	g.mu.Unlock()
-	if r != nil && k == 0 {
-		return 0, g.refuse(r)
+	n, err := g.Conn.Read(buf)
+	if n > 0 {
+		g.touch()
+		g.mu.Lock()
+		g.inbuf = g.inbuf[:len(g.inbuf)+n]
+		g.mu.Unlock()
 	}
-	return k, err
+	if n > 0 && err != nil {
+		// Hand on what arrived first; the error comes back at the next read.
+		g.mu.Lock()
+		g.readErr = err
+		g.mu.Unlock()
+		return nil
+	}
+	return err
+}
+
+// consume drops the first n bytes of inbuf. Called with mu held.
+func (g *guardConn) consume(n int) {
+	g.inbuf = g.inbuf[n:]
+	g.scanned = max(0, g.scanned-n)
+	if len(g.inbuf) == 0 {
+		if cap(g.inbuf) > 2*guardReadSize {
+			g.inbuf = nil // a long line's buffer is not kept
+		} else {
+			g.inbuf = g.inbuf[:0:cap(g.inbuf)]
+		}
+	}
+}
+
+// writeReply writes an answer the guard gives itself, in the order of the
+// client's commands: go-imap has answered everything before it.
+func (g *guardConn) writeReply(b []byte) error {
+	g.touch()
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	g.Conn.SetWriteDeadline(time.Now().Add(guardWriteTimeout))
+	defer g.Conn.SetWriteDeadline(time.Time{})
+	if err := g.writeHeldLocked(); err != nil {
+		return err
+	}
+	_, err := g.Conn.Write(b)
+	return err
+}
+
+// guardWriteTimeout bounds one answer the guard writes itself.
+const guardWriteTimeout = 30 * time.Second
+
+// guardAction is what process leaves for Read to do once mu is released.
+type guardAction struct {
+	reply []byte    // an answer to write to the client
+	id    *ClientID // the client's ID, for the session
+}
+
+// process moves inbuf on by one step: literal data go-imap awaits, or one
+// complete line, which at the start of a command is inspected (cmdcheck.go)
+// and passed on, rewritten, or answered by the guard itself. It reports
+// whether it made progress; without progress more input is needed.
+// Called with mu held and ready == 0.
+func (g *guardConn) process() (bool, guardAction) {
+	var act guardAction
+	f := &g.in
+	if len(g.inbuf) == 0 {
+		return false, act
+	}
+	if o := g.own; o != nil && o.lit > 0 {
+		k := int(min(o.lit, int64(len(g.inbuf))))
+		if o.keep {
+			o.buf = append(o.buf, g.inbuf[:k]...)
+		}
+		o.lit -= int64(k)
+		g.consume(k)
+		return true, act
+	}
+	if f.lit > 0 {
+		g.ready = int(min(f.lit, int64(len(g.inbuf))))
+		f.lit -= int64(g.ready)
+		return true, act
+	}
+	end, ok := f.line(g.inbuf[g.scanned:], MaxCommandLength)
+	if !ok {
+		g.refusal = &refusal{limit: "command_length", text: fmt.Sprintf("Command line too long (limit %d bytes)", MaxCommandLength)}
+		return false, act
+	}
+	if end < 0 {
+		g.scanned = len(g.inbuf)
+		return false, act
+	}
+	n := g.scanned + end
+	g.scanned = 0
+	line := g.inbuf[:n]
+	marker, nonSync, size := f.marker, f.nonSync, f.size
+	f.marker = false
+	switch {
+	case g.own != nil:
+		act = g.ownLine(line, marker, nonSync, size)
+		g.consume(n)
+		return true, act
+	case g.busy:
+		// A later line of the command go-imap is reading, or what a command
+		// reads itself (IDLE's DONE, an AUTHENTICATE response).
+		if g.search != nil {
+			if err := g.search.feedLine(line); err != nil {
+				g.refusal = &refusal{limit: "search_depth", text: err.Error()}
+				return false, act
+			}
+		}
+		if marker && !nonSync && size > maxNonSyncLiteral && g.busyName != "APPEND" {
+			// go-imap refuses such a literal and then waits for the rest of
+			// the line, which the client never sends.
+			g.refusal = &refusal{limit: "literal_size", text: fmt.Sprintf("Literal of %d bytes refused (limit %d bytes outside APPEND)", size, maxNonSyncLiteral)}
+			return false, act
+		}
+	default:
+		c := inspectCommand(line, marker, nonSync, size, g.sess.Load())
+		switch {
+		case c.own != nil:
+			g.own = c.own
+			act = g.ownLine(line, marker, nonSync, size)
+			g.consume(n)
+			return true, act
+		case c.rewrite != nil:
+			rest := g.inbuf[n:]
+			nb := make([]byte, 0, len(c.rewrite)+len(rest)+guardReadSize)
+			nb = append(append(nb, c.rewrite...), rest...)
+			g.inbuf = nb
+			n = len(c.rewrite)
+		}
+		if g.startTLS && c.name == "STARTTLS" && len(g.inbuf) > n {
+			// go-imap answers the STARTTLS; the next read closes.
+			g.refusal = &refusal{limit: "starttls_injection"}
+			g.inbuf = g.inbuf[:n]
+		}
+		g.busy, g.busyTag, g.busyName = true, c.tag, c.name
+		g.search = c.search
+	}
+	g.ready = n
+	if marker {
+		switch {
+		case nonSync && size > maxNonSyncLiteral:
+			// Stop before the line's end: go-imap never sees it whole.
+			g.ready = n - 1
+			g.refusal = &refusal{limit: "literal_size", text: fmt.Sprintf("Non-synchronizing literal of %d bytes refused (LITERAL- allows %d)", size, maxNonSyncLiteral)}
+		case nonSync:
+			f.lit = size
+		default:
+			g.pendingSync, g.pendingTag = size, g.busyTag
+		}
+	} else {
+		f.reset()
+		g.search = nil // the command's last line: nothing more to check
+	}
+	return true, act
+}
+
+// ownLine takes one line of a command the guard answers itself. Called
+// with mu held.
+func (g *guardConn) ownLine(line []byte, marker, nonSync bool, size int64) guardAction {
+	o := g.own
+	var act guardAction
+	if o.keep {
+		if len(o.buf)+len(line) > maxOwnedCommand {
+			o.keep, o.buf = false, nil
+			o.reply = badLine(o.tag, "Command too long")
+		} else {
+			o.buf = append(o.buf, line...)
+		}
+	}
+	if marker && o.keep && size > o.maxLiteral {
+		o.keep, o.buf = false, nil
+		o.reply = badLine(o.tag, fmt.Sprintf("Literal of %d bytes too long for %s (limit %d bytes)", size, o.name, o.maxLiteral))
+	}
+	switch {
+	case marker && nonSync:
+		o.lit = size
+		return act
+	case marker && o.keep:
+		act.reply = []byte("+ Ready for literal data\r\n")
+		o.lit = size
+		return act
+	}
+	// The command ends here (a synchronizing literal the guard refuses
+	// is never sent).
+	g.own = nil
+	g.in.reset()
+	if o.keep {
+		o.reply, act.id = o.finish(o.buf)
+	}
+	act.reply = o.reply
+	g.countReply(o.reply)
+	return act
+}
+
+// countReply counts a BAD the guard answered towards MaxBadCommands (and
+// any other answer as the end of a run of them). Called with mu held.
+func (g *guardConn) countReply(reply []byte) {
+	last := reply
+	if i := bytes.LastIndex(bytes.TrimSuffix(reply, []byte("\r\n")), []byte("\r\n")); i >= 0 {
+		last = reply[i+2:]
+	}
+	if bytes.HasPrefix(last, []byte("* BAD ")) {
+		g.bad++
+		if g.bad >= MaxBadCommands && g.refusal == nil {
+			g.refusal = &refusal{limit: "bad_commands", text: "Too many invalid commands"}
+		}
+		return
+	}
+	g.tagged(last)
 }
 
 func (g *guardConn) Write(p []byte) (int, error) {
@@ -241,42 +517,6 @@ func (g *guardConn) refuse(r *refusal) error {
 // before it is closed.
 const rstAvoidanceDelay = 250 * time.Millisecond
 
-// scanIn follows the client's bytes. It returns how many of them go-imap
-// may have and, if the client broke a limit, the refusal.
-func (g *guardConn) scanIn(p []byte) (int, *refusal) {
-	f := &g.in
-	for i := 0; i < len(p); {
-		if f.lit > 0 {
-			i += f.skipLiteral(len(p) - i)
-			continue
-		}
-		end, ok := f.line(p[i:], MaxCommandLength)
-		if !ok {
-			return i + end, &refusal{limit: "command_length", text: fmt.Sprintf("Command line too long (limit %d bytes)", MaxCommandLength)}
-		}
-		if end < 0 {
-			break // the line goes on in the next read
-		}
-		i += end
-		switch {
-		case !f.marker:
-			if g.startTLS && f.isCommand("STARTTLS") && i < len(p) {
-				return i, &refusal{limit: "starttls_injection"}
-			}
-			f.reset()
-		case f.nonSync && f.size > maxNonSyncLiteral:
-			// Stop before the line's end: go-imap never sees it whole.
-			return i - 1, &refusal{limit: "literal_size", text: fmt.Sprintf("Non-synchronizing literal of %d bytes refused (LITERAL- allows %d)", f.size, maxNonSyncLiteral)}
-		case f.nonSync:
-			f.lit = f.size
-		default:
-			g.pendingSync, g.pendingTag = f.size, f.tag()
-		}
-		f.marker = false
-	}
-	return len(p), nil
-}
-
 // scanOut follows the server's bytes, to learn whether a synchronizing
 // literal the client announced was accepted ("+") or refused (tagged).
 func (g *guardConn) scanOut(p []byte) {
@@ -299,6 +539,7 @@ func (g *guardConn) scanOut(p []byte) {
 		h := f.head()
 		if len(h) > 0 && h[0] != '*' && h[0] != '+' {
 			g.tagged(h)
+			g.busy, g.search = false, nil // go-imap answers in order
 		}
 		if g.pendingSync >= 0 {
 			switch {
