@@ -225,7 +225,8 @@ func parseHead(line []byte) (tag, name string, rest []byte, ok bool) {
 // tok is one token of a command's arguments.
 type tok struct {
 	kind       byte // 'a' atom, 'q' quoted string, 'l' literal, '(' or ')'
-	val        string
+	val        string // the string's value (an atom's, from tokens only)
+	raw        []byte // an atom, from scanTokens
 	start, end int // offsets in the scanned bytes
 	size       int64
 }
@@ -236,6 +237,19 @@ var errSyntax = errors.New("syntax")
 // marker's CRLF and become its value; without, a literal ends the input.
 func tokens(b []byte, data bool) ([]tok, error) {
 	var out []tok
+	err := scanTokens(b, data, func(t tok) bool {
+		if t.kind == 'a' {
+			t.val = string(t.raw)
+		}
+		out = append(out, t)
+		return true
+	})
+	return out, err
+}
+
+// scanTokens is tokens one at a time, without keeping them; yield returns
+// false to stop. An atom is only in raw (part of b).
+func scanTokens(b []byte, data bool, yield func(tok) bool) error {
 	for i := 0; i < len(b); {
 		switch c := b[i]; {
 		case c == ' ':
@@ -245,16 +259,18 @@ func tokens(b []byte, data bool) ([]tok, error) {
 				i++
 				continue
 			}
-			return out, nil
+			return nil
 		case c == '(' || c == ')':
-			out = append(out, tok{kind: c, start: i, end: i + 1})
+			if !yield(tok{kind: c, start: i, end: i + 1}) {
+				return nil
+			}
 			i++
 		case c == '"':
 			var sb strings.Builder
 			j := i + 1
 			for ; j < len(b) && b[j] != '"'; j++ {
 				if b[j] == '\r' || b[j] == '\n' {
-					return out, errSyntax
+					return errSyntax
 				}
 				if b[j] == '\\' && j+1 < len(b) {
 					j++
@@ -262,9 +278,11 @@ func tokens(b []byte, data bool) ([]tok, error) {
 				sb.WriteByte(b[j])
 			}
 			if j >= len(b) {
-				return out, errSyntax
+				return errSyntax
 			}
-			out = append(out, tok{kind: 'q', val: sb.String(), start: i, end: j + 1})
+			if !yield(tok{kind: 'q', val: sb.String(), start: i, end: j + 1}) {
+				return nil
+			}
 			i = j + 1
 		case c == '{' || (c == '~' && i+1 < len(b) && b[i+1] == '{'):
 			j := i + 1
@@ -277,40 +295,45 @@ func tokens(b []byte, data bool) ([]tok, error) {
 			}
 			n, err := strconv.ParseInt(string(b[j:k]), 10, 64)
 			if err != nil {
-				return out, errSyntax
+				return errSyntax
 			}
 			if k < len(b) && b[k] == '+' {
 				k++
 			}
 			if k >= len(b) || b[k] != '}' {
-				return out, errSyntax
+				return errSyntax
 			}
 			k++
 			t := tok{kind: 'l', start: i, size: n}
 			if !data {
 				t.end = k
-				return append(out, t), nil
+				yield(t)
+				return nil
 			}
 			for k < len(b) && (b[k] == ' ' || b[k] == '\r') {
 				k++
 			}
 			if k >= len(b) || b[k] != '\n' || int64(len(b)-k-1) < n {
-				return out, errSyntax
+				return errSyntax
 			}
 			k++
 			t.val, t.end = string(b[k:k+int(n)]), k+int(n)
-			out = append(out, t)
+			if !yield(t) {
+				return nil
+			}
 			i = t.end
 		default:
 			j := i
 			for j < len(b) && b[j] != ' ' && b[j] != '(' && b[j] != ')' && b[j] != '"' && b[j] != '\r' && b[j] != '\n' {
 				j++
 			}
-			out = append(out, tok{kind: 'a', val: string(b[i:j]), start: i, end: j})
+			if !yield(tok{kind: 'a', raw: b[i:j], start: i, end: j}) {
+				return nil
+			}
 			i = j
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // checkMailboxName says what go-imap's decoder would refuse in a mailbox
@@ -568,13 +591,12 @@ type searchScan struct {
 }
 
 func (s *searchScan) feedLine(b []byte) error {
-	toks, _ := tokens(b, false)
-	for _, t := range toks {
-		if err := s.feed(t); err != nil {
-			return err
-		}
-	}
-	return nil
+	var ferr error
+	scanTokens(b, false, func(t tok) bool {
+		ferr = s.feed(t)
+		return ferr == nil
+	})
+	return ferr
 }
 
 func (s *searchScan) feed(t tok) error {
@@ -600,8 +622,12 @@ func (s *searchScan) feed(t tok) error {
 		if !s.depthOnly && t.kind != 'l' {
 			switch s.argKey {
 			case "SINCE", "BEFORE", "ON", "SENTSINCE", "SENTBEFORE", "SENTON":
-				if _, err := time.Parse("2-Jan-2006", t.val); err != nil {
-					return fmt.Errorf("Invalid date %s for SEARCH %s (expected the form 5-Mar-2024)", quoteIMAP(clipText(t.val, 40)), s.argKey)
+				v := t.val
+				if t.kind == 'a' {
+					v = string(t.raw)
+				}
+				if _, err := time.Parse("2-Jan-2006", v); err != nil {
+					return fmt.Errorf("Invalid date %s for SEARCH %s (expected the form 5-Mar-2024)", quoteIMAP(clipText(v, 40)), s.argKey)
 				}
 			}
 		}
@@ -624,9 +650,23 @@ func (s *searchScan) feed(t tok) error {
 	default:
 		return nil // go-imap reports the syntax error
 	}
-	key := strings.ToUpper(t.val)
+	var kb [16]byte
+	if len(t.raw) > len(kb) {
+		if s.depthOnly {
+			s.complete()
+			return nil
+		}
+		return fmt.Errorf("Unknown SEARCH key %s", quoteIMAP(clipText(string(t.raw), 40)))
+	}
+	for i, ch := range t.raw {
+		if 'a' <= ch && ch <= 'z' {
+			ch -= 'a' - 'A'
+		}
+		kb[i] = ch
+	}
+	key := kb[:len(t.raw)]
 	if !s.started {
-		switch key {
+		switch string(key) {
 		case "RETURN":
 			s.retNext = true
 			return nil
@@ -637,25 +677,25 @@ func (s *searchScan) feed(t tok) error {
 		}
 	}
 	s.started = true
-	switch key {
+	switch string(key) {
 	case "NOT":
 		return s.push(1)
 	case "OR":
 		return s.push(2)
 	}
-	if n, ok := searchKeyArgs[key]; ok {
+	if n, ok := searchKeyArgs[string(key)]; ok {
 		if n == 0 {
 			s.complete()
 		} else {
-			s.args, s.argKey = n, key
+			s.args, s.argKey = n, string(key)
 		}
 		return nil
 	}
-	if isSeqSet(key) || s.depthOnly {
+	if s.depthOnly || isSeqSet(string(key)) {
 		s.complete()
 		return nil
 	}
-	return fmt.Errorf("Unknown SEARCH key %s", quoteIMAP(clipText(t.val, 40)))
+	return fmt.Errorf("Unknown SEARCH key %s", quoteIMAP(clipText(string(t.raw), 40)))
 }
 
 func (s *searchScan) push(n int8) error {

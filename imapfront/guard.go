@@ -89,9 +89,10 @@ type guardConn struct {
 	// writes: go-imap flushes after every response line, one syscall (and
 	// one TLS record) each, which for a FETCH of 10,000 messages was a
 	// quarter of its time. Guarded by wmu.
-	holding bool
-	held    []byte
-	heldErr error
+	holding   bool
+	held      []byte
+	heldErr   error
+	childInfo bool // see quoteChildInfo
 
 	mu          sync.Mutex
 	in, out     framer
@@ -179,7 +180,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 				s.clientIDSeen(*act.id)
 			}
 		}
-		if progress {
+		if progress || g.hasRefusal() {
 			continue
 		}
 		g.mu.Lock()
@@ -196,6 +197,12 @@ func (g *guardConn) Read(p []byte) (int, error) {
 	}
 }
 
+func (g *guardConn) hasRefusal() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.refusal != nil
+}
+
 // guardReadSize is how much the guard asks of the socket at a time.
 const guardReadSize = 4096
 
@@ -203,9 +210,8 @@ const guardReadSize = 4096
 func (g *guardConn) fill() error {
 	g.mu.Lock()
 	if cap(g.inbuf)-len(g.inbuf) < guardReadSize {
-		// Unconsumed bytes are at most a command line and a read: move
-		// them to a buffer of their size plus a read.
-		nb := make([]byte, len(g.inbuf), len(g.inbuf)+guardReadSize)
+		// Unconsumed bytes are at most a command line and a read.
+		nb := make([]byte, len(g.inbuf), max(2*cap(g.inbuf), len(g.inbuf)+guardReadSize))
 		copy(nb, g.inbuf)
 		g.inbuf = nb
 	}
@@ -465,11 +471,60 @@ func (g *guardConn) releaseWrites() error {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	err := g.writeHeldLocked()
-	g.holding, g.heldErr = false, nil
+	g.holding, g.heldErr, g.childInfo = false, nil, false
 	return err
 }
 
+// quoteChildInfo makes the writes held until releaseWrites spell LIST's
+// CHILDINFO extended item as RFC 5258's examples do, ("CHILDINFO"
+// ("SUBSCRIBED")); go-imap writes the tag as an atom. It reports whether it
+// could: not below TLS after STARTTLS.
+func (g *guardConn) quoteChildInfo() bool {
+	g.mu.Lock()
+	plain := !g.passthrough
+	g.mu.Unlock()
+	if !plain {
+		return false
+	}
+	g.wmu.Lock()
+	g.childInfo = true
+	g.wmu.Unlock()
+	return true
+}
+
+var (
+	childInfoAtom   = []byte(` (CHILDINFO ("SUBSCRIBED"))`)
+	childInfoQuoted = []byte(` ("CHILDINFO" ("SUBSCRIBED"))`)
+)
+
+// fixChildInfo rewrites the CHILDINFO item at the end of "* LIST" lines.
+func fixChildInfo(b []byte) []byte {
+	if !bytes.Contains(b, childInfoAtom) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+64)
+	for len(b) > 0 {
+		line := b
+		if i := bytes.Index(b, []byte("\r\n")); i >= 0 {
+			line = b[:i+2]
+		}
+		b = b[len(line):]
+		body := bytes.TrimSuffix(line, []byte("\r\n"))
+		if bytes.HasPrefix(body, []byte("* LIST ")) && bytes.HasSuffix(body, childInfoAtom) {
+			out = append(out, body[:len(body)-len(childInfoAtom)]...)
+			out = append(out, childInfoQuoted...)
+			out = append(out, line[len(body):]...)
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out
+}
+
 func (g *guardConn) writeHeldLocked() error {
+	if g.childInfo && len(g.held) > 0 {
+		g.held = fixChildInfo(g.held)
+	}
 	if g.heldErr == nil && len(g.held) > 0 {
 		_, g.heldErr = g.Conn.Write(g.held)
 	}
