@@ -170,14 +170,15 @@ func (g *guardConn) Read(p []byte) (int, error) {
 			progress, act = g.process()
 		}
 		g.mu.Unlock()
+		if act.id != nil {
+			// Before the answer: once the client has it, the ID is known.
+			if s := g.sess.Load(); s != nil {
+				s.clientIDSeen(*act.id)
+			}
+		}
 		if len(act.reply) > 0 {
 			if err := g.writeReply(act.reply); err != nil {
 				return 0, err
-			}
-		}
-		if act.id != nil {
-			if s := g.sess.Load(); s != nil {
-				s.clientIDSeen(*act.id)
 			}
 		}
 		if progress || g.hasRefusal() {
@@ -430,10 +431,52 @@ func (g *guardConn) countReply(reply []byte) {
 func (g *guardConn) Write(p []byte) (int, error) {
 	g.touch()
 	g.mu.Lock()
-	if !g.passthrough {
+	plain := !g.passthrough
+	if plain {
 		g.scanOut(p)
 	}
 	g.mu.Unlock()
+	if plain {
+		n := len(p)
+		if q := addIDCap(p); len(q) != n {
+			if _, err := g.write(q); err != nil {
+				return 0, err
+			}
+			return n, nil
+		}
+	}
+	return g.write(p)
+}
+
+var (
+	capLine = []byte("* CAPABILITY ")
+	capCode = []byte(" OK [CAPABILITY ")
+)
+
+// addIDCap adds ID, which the guard answers (cmdcheck.go), to a
+// capability list go-imap writes: go-imap lists only the capabilities it
+// knows. p is one response as go-imap flushes it.
+func addIDCap(p []byte) []byte {
+	if bytes.HasPrefix(p, capLine) && bytes.HasSuffix(p, []byte("\r\n")) && bytes.IndexByte(p, '\n') == len(p)-1 {
+		q := make([]byte, 0, len(p)+3)
+		q = append(q, p[:len(p)-2]...)
+		return append(q, " ID\r\n"...)
+	}
+	i := bytes.Index(p, capCode)
+	if i < 0 || i > 64 || bytes.IndexByte(p[:i], '\n') >= 0 {
+		return p
+	}
+	j := bytes.IndexByte(p[i:], ']')
+	if j < 0 {
+		return p
+	}
+	j += i
+	q := make([]byte, 0, len(p)+3)
+	q = append(append(q, p[:j]...), " ID"...)
+	return append(q, p[j:]...)
+}
+
+func (g *guardConn) write(p []byte) (int, error) {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	if !g.holding {

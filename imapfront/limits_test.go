@@ -513,7 +513,7 @@ func TestLimitsOverImplicitTLS(t *testing.T) {
 		return c
 	}
 	c := dial()
-	if got := c.ok("CAPABILITY"); got[0] != "* CAPABILITY IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN" {
+	if got := c.ok("CAPABILITY"); got[0] != "* CAPABILITY IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN ID" {
 		t.Errorf("capabilities over TLS: %q", got)
 	}
 	c.login("alice")

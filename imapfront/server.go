@@ -40,9 +40,6 @@ const (
 	DefaultMaxIdleDuration = 30 * time.Minute
 )
 
-// capID is RFC 2971's ID, answered by the guard (cmdcheck.go).
-const capID imap.Cap = "ID"
-
 // ErrServerClosed is returned by Serve and ServeTLS after Shutdown.
 var ErrServerClosed = errors.New("imapfront: server closed")
 
@@ -265,7 +262,6 @@ func capabilities() imap.CapSet {
 		imap.CapNamespace, imap.CapUIDPlus, imap.CapESearch, imap.CapSearchRes,
 		imap.CapListExtended, imap.CapListStatus, imap.CapMove, imap.CapStatusSize,
 		imap.CapChildren, imap.CapSpecialUse, imap.CapCreateSpecialUse,
-		capID,
 	} {
 		set[c] = struct{}{}
 	}
