@@ -224,10 +224,10 @@ func parseHead(line []byte) (tag, name string, rest []byte, ok bool) {
 
 // tok is one token of a command's arguments.
 type tok struct {
-	kind       byte // 'a' atom, 'q' quoted string, 'l' literal, '(' or ')'
+	kind       byte   // 'a' atom, 'q' quoted string, 'l' literal, '(' or ')'
 	val        string // the string's value (an atom's, from tokens only)
 	raw        []byte // an atom, from scanTokens
-	start, end int // offsets in the scanned bytes
+	start, end int    // offsets in the scanned bytes
 	size       int64
 }
 
