@@ -140,7 +140,7 @@ func TestIDViolations(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, login := range []bool{false, true} {
-				c := e.raw()
+				c := dialRaw(t, e.addr)
 				if login {
 					c.login("alice")
 				}
