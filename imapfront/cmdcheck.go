@@ -233,6 +233,14 @@ type tok struct {
 
 var errSyntax = errors.New("syntax")
 
+// clientErr is what was wrong with a client's command, in words for the
+// client (capitalised, as response texts are).
+type clientErr string
+
+func (e clientErr) Error() string { return string(e) }
+
+func clientErrf(format string, args ...any) error { return clientErr(fmt.Sprintf(format, args...)) }
+
 // tokens splits command arguments. With data, a literal's bytes follow its
 // marker's CRLF and become its value; without, a literal ends the input.
 func tokens(b []byte, data bool) ([]tok, error) {
@@ -343,15 +351,15 @@ func checkMailboxName(s string) error {
 		return nil
 	}
 	if !utf8.ValidString(s) {
-		return errors.New("Mailbox name is not valid UTF-8")
+		return clientErr("Mailbox name is not valid UTF-8")
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] == 0x7f {
-			return errors.New("Mailbox name contains a control character")
+			return clientErr("Mailbox name contains a control character")
 		}
 	}
 	if _, err := decodeMUTF7(s); err != nil {
-		return errors.New("Mailbox name is not valid modified UTF-7 (RFC 3501 section 5.1.3): write \"&\" as \"&-\"")
+		return clientErr("Mailbox name is not valid modified UTF-7 (RFC 3501 section 5.1.3): write \"&\" as \"&-\"")
 	}
 	return nil
 }
@@ -542,7 +550,7 @@ func checkAppendDate(toks []tok) error {
 		return nil
 	}
 	if _, err := time.Parse("_2-Jan-2006 15:04:05 -0700", toks[i].val); err != nil {
-		return fmt.Errorf("Invalid date-time %s in APPEND (expected the form \"05-Mar-2024 10:00:00 +0100\")", quoteIMAP(clipText(toks[i].val, 40)))
+		return clientErrf("Invalid date-time %s in APPEND (expected the form \"05-Mar-2024 10:00:00 +0100\")", quoteIMAP(clipText(toks[i].val, 40)))
 	}
 	return nil
 }
@@ -627,7 +635,7 @@ func (s *searchScan) feed(t tok) error {
 					v = string(t.raw)
 				}
 				if _, err := time.Parse("2-Jan-2006", v); err != nil {
-					return fmt.Errorf("Invalid date %s for SEARCH %s (expected the form 5-Mar-2024)", quoteIMAP(clipText(v, 40)), s.argKey)
+					return clientErrf("Invalid date %s for SEARCH %s (expected the form 5-Mar-2024)", quoteIMAP(clipText(v, 40)), s.argKey)
 				}
 			}
 		}
@@ -656,7 +664,7 @@ func (s *searchScan) feed(t tok) error {
 			s.complete()
 			return nil
 		}
-		return fmt.Errorf("Unknown SEARCH key %s", quoteIMAP(clipText(string(t.raw), 40)))
+		return clientErrf("Unknown SEARCH key %s", quoteIMAP(clipText(string(t.raw), 40)))
 	}
 	for i, ch := range t.raw {
 		if 'a' <= ch && ch <= 'z' {
@@ -695,13 +703,13 @@ func (s *searchScan) feed(t tok) error {
 		s.complete()
 		return nil
 	}
-	return fmt.Errorf("Unknown SEARCH key %s", quoteIMAP(clipText(string(t.raw), 40)))
+	return clientErrf("Unknown SEARCH key %s", quoteIMAP(clipText(string(t.raw), 40)))
 }
 
 func (s *searchScan) push(n int8) error {
 	s.stack = append(s.stack, n)
 	if len(s.stack) > MaxSearchDepth {
-		return fmt.Errorf("SEARCH nested too deeply (limit %d levels)", MaxSearchDepth)
+		return clientErrf("SEARCH nested too deeply (limit %d levels)", MaxSearchDepth)
 	}
 	return nil
 }

@@ -62,7 +62,8 @@ func (l *guardListener) Accept() (net.Conn, error) {
 
 // guardConn sits between a client and go-imap. It follows the framing of
 // the IMAP stream in both directions (lines, and the literals they
-// announce) without buffering anything, and
+// announce), holds each command's first line until it is whole (process,
+// cmdcheck.go), and
 //   - says BYE to a command longer than MaxCommandLength, before go-imap
 //     has read it all;
 //   - says BYE to a non-synchronizing literal over 4096 bytes, which
@@ -780,44 +781,6 @@ func (f *framer) reset() { f.n, f.hdN, f.ms = 0, 0, msNone }
 
 // head is the start of the current command (up to 64 bytes).
 func (f *framer) head() []byte { return f.hd[:f.hdN] }
-
-// tag is the command's first word.
-func (f *framer) tag() string {
-	h := f.head()
-	for i, b := range h {
-		if b == ' ' {
-			return string(h[:i])
-		}
-	}
-	return ""
-}
-
-// isCommand reports whether the line just ended is "<tag> <name>" with
-// nothing after the name.
-func (f *framer) isCommand(name string) bool {
-	h := f.head()
-	t := f.tag()
-	if t == "" || f.hdN >= len(f.hd) {
-		return false
-	}
-	rest := h[len(t)+1:]
-	for len(rest) > 0 && (rest[len(rest)-1] == '\n' || rest[len(rest)-1] == '\r' || rest[len(rest)-1] == ' ') {
-		rest = rest[:len(rest)-1]
-	}
-	if len(rest) != len(name) {
-		return false
-	}
-	for i := range rest {
-		c := rest[i]
-		if 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		if c != name[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // hostOf is the address part of a remote address, the key of the
 // per-address connection count.
