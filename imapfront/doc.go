@@ -82,8 +82,8 @@
 //     values, go-imap's own lines) are clipped to 256 bytes with their
 //     length ("alice…[45012 bytes]"), see clip.
 //   - Plaintext pipelined after STARTTLS in the same packet (the command
-//     injection of CVE-2011-0411) closes the connection; it is never
-//     answered (go-imap would feed it to the TLS handshake, which fails).
+//     injection of CVE-2011-0411) closes the connection after the
+//     STARTTLS answer; it is never answered.
 //
 // All but the first three are enforced by a guard between the socket and
 // go-imap (guard.go) that follows the IMAP framing in both directions —
@@ -93,10 +93,13 @@
 // whole and go-imap has answered the command before, then hands it on,
 // rewrites it, or answers it itself in order (cmdcheck.go): ID (RFC 2971,
 // with the ID capability added to go-imap's list), unknown commands,
-// names and dates go-imap would answer "NO [SERVERBUG]". After STARTTLS
-// it sits below TLS and only notes activity: there, ID is neither offered
-// nor answered, and the checks above are go-imap's own. With implicit TLS
-// the guard does the TLS layer itself, below it. A per-session watchdog
+// names and dates go-imap would answer "NO [SERVERBUG]". The guard does
+// the TLS layer itself, below it, for implicit TLS and for STARTTLS alike
+// (which go-imap would otherwise put above it, out of its sight): go-imap
+// is told of neither, allows LOGIN, and the session refuses it with "NO
+// [PRIVACYREQUIRED]" until STARTTLS unless insecure authentication is
+// allowed; the guard completes go-imap's capability lists (STARTTLS,
+// LOGINDISABLED, ID) to match. A per-session watchdog
 // goroutine enforces the timeouts. TLS below 1.2 is refused whatever the
 // caller's tls.Config says.
 //
@@ -113,10 +116,9 @@
 //
 // Known deviations, all from go-imap v2 beta.8 parsing a command before the
 // session is called: a mailbox name that is not valid modified UTF-7, an
-// invalid date or an unknown search key in a literal, or anywhere after
-// STARTTLS, is still answered "NO [SERVERBUG] Internal server error"
-// (nothing is changed); SEARCH RETURN
-// (SAVE) with no other return option still sends an ESEARCH response; in
-// UTF-8 mode a "&" in a mailbox name is still written and read as "&-"; and
-// there is no MULTIAPPEND.
+// invalid date or an unknown search key sent in a literal (where the guard
+// does not look) is still answered "NO [SERVERBUG] Internal server error"
+// (nothing is changed); SEARCH RETURN (SAVE) with no other return option
+// still sends an ESEARCH response; in UTF-8 mode a "&" in a mailbox name is
+// still written and read as "&-"; and there is no MULTIAPPEND.
 package imapfront

@@ -55,7 +55,11 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		c.SetReadDeadline(time.Now().Add(l.srv.opts.LoginTimeout))
 		c = tls.Server(c, l.tlsConfig)
 	}
-	g := &guardConn{Conn: c, srv: l.srv, remote: remote, startTLS: l.startTLS, pendingSync: -1}
+	g := &guardConn{Conn: c, srv: l.srv, remote: remote, pendingSync: -1}
+	if l.startTLS {
+		g.startTLS = l.srv.opts.TLSConfig
+		g.insecureAuth = l.srv.opts.AllowInsecureAuth
+	}
 	g.touch()
 	return g, nil
 }
@@ -69,18 +73,22 @@ func (l *guardListener) Accept() (net.Conn, error) {
 //   - says BYE to a non-synchronizing literal over 4096 bytes, which
 //     LITERAL- forbids and which go-imap would refuse and then read the
 //     literal's bytes as commands;
-//   - closes a connection on which plaintext follows STARTTLS in the same
-//     packet (command injection, CVE-2011-0411 style; go-imap would feed
-//     those bytes to the TLS handshake, which fails too);
+//   - does STARTTLS itself, and closes a connection on which plaintext
+//     follows STARTTLS in the same packet (command injection,
+//     CVE-2011-0411 style);
 //   - notes the time of the last byte in either direction, for the idle
 //     timeout.
-//
-// After STARTTLS it only counts activity: it is then below TLS.
 type guardConn struct {
 	net.Conn
-	srv      *Server
-	remote   net.Addr
-	startTLS bool
+	srv    *Server
+	remote net.Addr
+	// startTLS is set on a plain listener that offers STARTTLS, which the
+	// guard does itself (go-imap would put TLS above the guard, out of its
+	// sight); tlsConn is the TLS layer once it is up. insecureAuth:
+	// Options.AllowInsecureAuth.
+	startTLS     *tls.Config
+	tlsConn      atomic.Pointer[tls.Conn]
+	insecureAuth bool
 
 	lastActive atomic.Int64 // unix nanoseconds of the last read or write
 	sess       atomic.Pointer[session]
@@ -99,7 +107,6 @@ type guardConn struct {
 	in, out     framer
 	pendingSync int64  // size of a synchronizing literal awaiting "+", or -1
 	pendingTag  string // tag of the command that announced it
-	passthrough bool   // STARTTLS done: the bytes here are TLS records
 	refusal     *refusal
 	refused     bool
 	bad         int // commands answered BAD in a row
@@ -133,7 +140,7 @@ func (g *guardConn) touch() { g.lastActive.Store(time.Now().UnixNano()) }
 func (g *guardConn) Read(p []byte) (int, error) {
 	for {
 		g.mu.Lock()
-		if g.ready > 0 && !g.passthrough {
+		if g.ready > 0 {
 			// Before any refusal: go-imap answers what came before it.
 			n := copy(p, g.inbuf[:g.ready])
 			g.consume(n)
@@ -144,26 +151,6 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		if r := g.refusal; r != nil {
 			g.mu.Unlock()
 			return 0, g.refuse(r)
-		}
-		if !g.passthrough && g.startTLS {
-			if s := g.sess.Load(); s != nil && s.conn.NetConn() != net.Conn(g) {
-				g.passthrough = true // go-imap replaced us by a *tls.Conn over us
-			}
-		}
-		if g.passthrough {
-			if len(g.inbuf) > 0 { // not expected: STARTTLS with more behind it is refused
-				n := copy(p, g.inbuf)
-				g.consume(n)
-				g.ready = max(0, g.ready-n)
-				g.mu.Unlock()
-				return n, nil
-			}
-			g.mu.Unlock()
-			n, err := g.Conn.Read(p)
-			if n > 0 {
-				g.touch()
-			}
-			return n, err
 		}
 		var act guardAction
 		progress := false
@@ -179,6 +166,11 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		}
 		if len(act.reply) > 0 {
 			if err := g.writeReply(act.reply); err != nil {
+				return 0, err
+			}
+		}
+		if act.startTLS {
+			if err := g.handshake(); err != nil {
 				return 0, err
 			}
 		}
@@ -219,7 +211,7 @@ func (g *guardConn) fill() error {
 	}
 	buf := g.inbuf[len(g.inbuf) : len(g.inbuf)+guardReadSize]
 	g.mu.Unlock()
-	n, err := g.Conn.Read(buf)
+	n, err := g.wire().Read(buf)
 	if n > 0 {
 		g.touch()
 		g.mu.Lock()
@@ -260,8 +252,49 @@ func (g *guardConn) writeReply(b []byte) error {
 	if err := g.writeHeldLocked(); err != nil {
 		return err
 	}
-	_, err := g.Conn.Write(b)
+	_, err := g.wire().Write(b)
 	return err
+}
+
+// wire is what the guard reads and writes: the TLS layer once STARTTLS is
+// done, else the connection.
+func (g *guardConn) wire() net.Conn {
+	if tc := g.tlsConn.Load(); tc != nil {
+		return tc
+	}
+	return g.Conn
+}
+
+// isTLS reports whether the client's bytes are encrypted: implicit TLS
+// (done below the guard) or STARTTLS (done by it).
+func (g *guardConn) isTLS() bool {
+	if g.tlsConn.Load() != nil {
+		return true
+	}
+	_, ok := g.Conn.(*tls.Conn)
+	return ok
+}
+
+// authNeedsTLS reports whether LOGIN and AUTHENTICATE must wait for
+// STARTTLS (go-imap, which does not see the guard's TLS, is told to allow
+// them).
+func (g *guardConn) authNeedsTLS() bool {
+	return g.startTLS != nil && !g.insecureAuth && !g.isTLS()
+}
+
+// handshake starts TLS after the guard answered STARTTLS, bounded by the
+// login timeout.
+func (g *guardConn) handshake() error {
+	tc := tls.Server(g.Conn, g.startTLS)
+	g.Conn.SetDeadline(time.Now().Add(g.srv.opts.LoginTimeout))
+	err := tc.Handshake()
+	g.Conn.SetWriteDeadline(time.Time{})
+	if err != nil {
+		g.srv.log.Info("imap: STARTTLS handshake failed", "remote", g.remote.String(), "err", err)
+		return fmt.Errorf("imapfront: STARTTLS handshake: %w", err)
+	}
+	g.tlsConn.Store(tc)
+	return nil
 }
 
 // guardWriteTimeout bounds one answer the guard writes itself.
@@ -269,8 +302,9 @@ const guardWriteTimeout = 30 * time.Second
 
 // guardAction is what process leaves for Read to do once mu is released.
 type guardAction struct {
-	reply []byte    // an answer to write to the client
-	id    *ClientID // the client's ID, for the session
+	reply    []byte    // an answer to write to the client
+	id       *ClientID // the client's ID, for the session
+	startTLS bool      // after reply: start TLS
 }
 
 // process moves inbuf on by one step: literal data go-imap awaits, or one
@@ -347,10 +381,8 @@ func (g *guardConn) process() (bool, guardAction) {
 			g.inbuf = nb
 			n = len(c.rewrite)
 		}
-		if g.startTLS && c.name == "STARTTLS" && len(g.inbuf) > n {
-			// go-imap answers the STARTTLS; the next read closes.
-			g.refusal = &refusal{limit: "starttls_injection"}
-			g.inbuf = g.inbuf[:n]
+		if g.startTLS != nil && c.name == "STARTTLS" {
+			return true, g.doStartTLS(c, line, n)
 		}
 		g.busy, g.busyTag, g.busyName = true, c.tag, c.name
 		g.search = c.search
@@ -372,6 +404,36 @@ func (g *guardConn) process() (bool, guardAction) {
 		g.search = nil // the command's last line: nothing more to check
 	}
 	return true, act
+}
+
+// doStartTLS answers STARTTLS (RFC 3501 section 6.2.1) on a listener that
+// offers it. Called with mu held; line is inbuf[:n].
+func (g *guardConn) doStartTLS(c cmdCheck, line []byte, n int) guardAction {
+	var act guardAction
+	_, _, rest, _ := parseHead(line)
+	s := g.sess.Load()
+	switch {
+	case len(trimEOL(rest)) != 0:
+		act.reply = badLine(c.tag, "[CLIENTBUG] Syntax error: STARTTLS takes no arguments")
+	case g.isTLS() || (s != nil && s.authed.Load()):
+		act.reply = badLine(c.tag, "STARTTLS not available")
+	default:
+		act.reply = statusLine(c.tag, "OK", "Begin TLS negotiation now")
+		act.startTLS = true
+		if len(g.inbuf) > n {
+			// Plaintext pipelined behind STARTTLS would be read as if it
+			// came over TLS: close after the answer (CVE-2011-0411).
+			g.refusal = &refusal{limit: "starttls_injection"}
+			act.startTLS = false
+			g.consume(len(g.inbuf))
+			g.in.reset()
+			return act
+		}
+	}
+	g.consume(n)
+	g.in.reset()
+	g.countReply(act.reply)
+	return act
 }
 
 // ownLine takes one line of a command the guard answers itself. Called
@@ -432,19 +494,13 @@ func (g *guardConn) countReply(reply []byte) {
 func (g *guardConn) Write(p []byte) (int, error) {
 	g.touch()
 	g.mu.Lock()
-	plain := !g.passthrough
-	if plain {
-		g.scanOut(p)
-	}
+	g.scanOut(p)
 	g.mu.Unlock()
-	if plain {
-		n := len(p)
-		if q := addIDCap(p); len(q) != n {
-			if _, err := g.write(q); err != nil {
-				return 0, err
-			}
-			return n, nil
+	if q := g.fixCaps(p); len(q) != len(p) {
+		if _, err := g.write(q); err != nil {
+			return 0, err
 		}
+		return len(p), nil
 	}
 	return g.write(p)
 }
@@ -454,34 +510,55 @@ var (
 	capCode = []byte(" OK [CAPABILITY ")
 )
 
-// addIDCap adds ID, which the guard answers (cmdcheck.go), to a
-// capability list go-imap writes: go-imap lists only the capabilities it
-// knows. p is one response as go-imap flushes it.
-func addIDCap(p []byte) []byte {
-	if bytes.HasPrefix(p, capLine) && bytes.HasSuffix(p, []byte("\r\n")) && bytes.IndexByte(p, '\n') == len(p)-1 {
-		q := make([]byte, 0, len(p)+3)
-		q = append(q, p[:len(p)-2]...)
-		return append(q, " ID\r\n"...)
+// fixCaps completes a capability list go-imap writes (p is one response as
+// go-imap flushes it) with what the guard does itself: ID (cmdcheck.go),
+// which go-imap does not know, and before TLS on a STARTTLS listener
+// STARTTLS and, unless insecure authentication is allowed, LOGINDISABLED
+// instead of AUTH=PLAIN, as go-imap would list them had it done STARTTLS.
+func (g *guardConn) fixCaps(p []byte) []byte {
+	var start, end int // the list: p[start:end]
+	switch {
+	case bytes.HasPrefix(p, capLine) && bytes.HasSuffix(p, []byte("\r\n")) && bytes.IndexByte(p, '\n') == len(p)-1:
+		start, end = len(capLine)-1, len(p)-2
+	default:
+		i := bytes.Index(p, capCode)
+		if i < 0 || i > 64 || bytes.IndexByte(p[:i], '\n') >= 0 {
+			return p
+		}
+		j := bytes.IndexByte(p[i:], ']')
+		if j < 0 {
+			return p
+		}
+		start, end = i+len(capCode)-1, i+j
 	}
-	i := bytes.Index(p, capCode)
-	if i < 0 || i > 64 || bytes.IndexByte(p[:i], '\n') >= 0 {
-		return p
+	list := p[start:end]
+	q := make([]byte, 0, len(p)+32)
+	q = append(q, p[:start]...)
+	if g.startTLS != nil && !g.isTLS() {
+		auth := []byte(" AUTH=PLAIN")
+		repl := " STARTTLS AUTH=PLAIN"
+		if !g.insecureAuth {
+			repl = " STARTTLS LOGINDISABLED"
+		}
+		if k := bytes.Index(list, auth); k >= 0 {
+			q = append(q, list[:k]...)
+			q = append(q, repl...)
+			q = append(q, list[k+len(auth):]...)
+		} else {
+			q = append(q, list...)
+		}
+	} else {
+		q = append(q, list...)
 	}
-	j := bytes.IndexByte(p[i:], ']')
-	if j < 0 {
-		return p
-	}
-	j += i
-	q := make([]byte, 0, len(p)+3)
-	q = append(append(q, p[:j]...), " ID"...)
-	return append(q, p[j:]...)
+	q = append(q, " ID"...)
+	return append(q, p[end:]...)
 }
 
 func (g *guardConn) write(p []byte) (int, error) {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	if !g.holding {
-		return g.Conn.Write(p)
+		return g.wire().Write(p)
 	}
 	if g.heldErr != nil {
 		return 0, g.heldErr
@@ -491,7 +568,7 @@ func (g *guardConn) write(p []byte) (int, error) {
 			return 0, err
 		}
 		if len(p) >= maxHeldWrites/2 {
-			return g.Conn.Write(p) // a large literal: no copy
+			return g.wire().Write(p) // a large literal: no copy
 		}
 	}
 	g.held = append(g.held, p...)
@@ -521,19 +598,11 @@ func (g *guardConn) releaseWrites() error {
 
 // quoteChildInfo makes the writes held until releaseWrites spell LIST's
 // CHILDINFO extended item as RFC 5258's examples do, ("CHILDINFO"
-// ("SUBSCRIBED")); go-imap writes the tag as an atom. It reports whether it
-// could: not below TLS after STARTTLS.
-func (g *guardConn) quoteChildInfo() bool {
-	g.mu.Lock()
-	plain := !g.passthrough
-	g.mu.Unlock()
-	if !plain {
-		return false
-	}
+// ("SUBSCRIBED")); go-imap writes the tag as an atom.
+func (g *guardConn) quoteChildInfo() {
 	g.wmu.Lock()
 	g.childInfo = true
 	g.wmu.Unlock()
-	return true
 }
 
 var (
@@ -570,7 +639,7 @@ func (g *guardConn) writeHeldLocked() error {
 		g.held = fixChildInfo(g.held)
 	}
 	if g.heldErr == nil && len(g.held) > 0 {
-		_, g.heldErr = g.Conn.Write(g.held)
+		_, g.heldErr = g.wire().Write(g.held)
 	}
 	if cap(g.held) > maxHeldWrites {
 		g.held = nil
@@ -593,14 +662,14 @@ func (g *guardConn) refuse(r *refusal) error {
 		g.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		err := g.writeHeldLocked()
 		if err == nil {
-			_, err = g.Conn.Write([]byte("* BYE " + r.text + "\r\n"))
+			_, err = g.wire().Write([]byte("* BYE " + r.text + "\r\n"))
 		}
 		g.wmu.Unlock()
 		if err == nil {
 			// A client still sending would get a reset on Close, which
 			// can discard the BYE before it reads it: send FIN and give it
 			// a moment first (net/http does the same).
-			if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
+			if cw, ok := g.wire().(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()
 			}
 			time.Sleep(rstAvoidanceDelay)

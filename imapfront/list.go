@@ -118,9 +118,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 
 	if options.SelectRecursiveMatch && s.guard != nil {
 		s.guard.holdWrites()
-		if !s.guard.quoteChildInfo() {
-			s.log.Debug("imap: CHILDINFO written as go-imap spells it (below TLS)")
-		}
+		s.guard.quoteChildInfo()
 		defer func() {
 			if werr := s.guard.releaseWrites(); err == nil && werr != nil {
 				err = werr

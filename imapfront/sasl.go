@@ -16,6 +16,9 @@ var _ imapserver.SessionSASL = (*session)(nil)
 // malformed message and any mechanism it does not know with "NO
 // [SERVERBUG]"; here they get a NO or BAD that says what was wrong.
 func (s *session) Authenticate(mech string) (sasl.Server, error) {
+	if s.guard != nil && s.guard.authNeedsTLS() {
+		return nil, errPrivacyRequired
+	}
 	if !strings.EqualFold(mech, sasl.Plain) {
 		text := "Unsupported SASL mechanism; this server offers PLAIN"
 		if len(mech) <= 20 {

@@ -290,8 +290,13 @@ func (s *Server) serve(ln *guardListener, label string) error {
 	// With implicit TLS the guard hides the *tls.Conn from go-imap, which
 	// would then offer STARTTLS and refuse LOGIN: that listener gets no
 	// STARTTLS and no LOGINDISABLED, as it is all TLS.
+	//
+	// STARTTLS the guard does itself, so that it stays above TLS: go-imap
+	// is not told of TLS there either, and allows authentication, which
+	// the session refuses until STARTTLS unless insecure authentication is
+	// allowed (guardConn.authNeedsTLS).
 	tlsConfig, insecureAuth := s.opts.TLSConfig, s.opts.AllowInsecureAuth
-	if ln.tlsConfig != nil {
+	if ln.tlsConfig != nil || ln.startTLS {
 		tlsConfig, insecureAuth = nil, true
 	}
 	srv := imapserver.New(&imapserver.Options{

@@ -133,9 +133,24 @@ func TestStartTLSAndImplicitTLS(t *testing.T) {
 	if err := c.Login("alice", password).Wait(); err != nil {
 		t.Fatalf("login after STARTTLS: %v", err)
 	}
-	// Below TLS the guard cannot answer ID, and does not offer it.
-	if caps, err := c.Capability().Wait(); err != nil || caps.Has("ID") {
+	// The guard does STARTTLS itself and stays above TLS: ID, the SEARCH
+	// nesting cap and the rest of its checks hold over STARTTLS too.
+	if caps, err := c.Capability().Wait(); err != nil || !caps.Has("ID") || caps.Has("STARTTLS") || caps.Has("LOGINDISABLED") {
 		t.Errorf("capabilities after STARTTLS: %v, %v", caps, err)
+	}
+	if id, err := c.ID(&imap.IDData{Name: "test-client"}).Wait(); err != nil || id.Name != "imapbridge" {
+		t.Errorf("ID over STARTTLS: %+v, %v", id, err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	deep := &imap.SearchCriteria{}
+	for range 150 {
+		deep = &imap.SearchCriteria{Not: []imap.SearchCriteria{*deep}}
+	}
+	_, err = c.Search(deep, nil).Wait()
+	if ie := (*imap.Error)(nil); !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeBad || ie.Text != "SEARCH nested too deeply (limit 100 levels)" {
+		t.Errorf("deep SEARCH over STARTTLS: %v", err)
 	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)

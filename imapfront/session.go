@@ -54,6 +54,10 @@ type session struct {
 	idleWG sync.WaitGroup
 }
 
+// errPrivacyRequired refuses LOGIN and AUTHENTICATE before STARTTLS, with
+// go-imap's words.
+var errPrivacyRequired = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired, Text: "TLS is required to authenticate"}
+
 // maxAuthFailures is how many failed logins a connection gets before the
 // server says BYE.
 const maxAuthFailures = 3
@@ -146,6 +150,9 @@ func numSetCmd(set imap.NumSet, name string) string {
 // go-imap's default SASL server).
 func (s *session) Login(username, password string) (err error) {
 	defer func(start time.Time) { err = s.done("LOGIN", start, err) }(time.Now())
+	if s.guard != nil && s.guard.authNeedsTLS() {
+		return errPrivacyRequired
+	}
 	log := s.log.With("user", clip(username))
 	u, err := s.srv.opts.Authenticate(s.ctx, username, password, s.remote)
 	switch {
