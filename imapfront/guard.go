@@ -152,6 +152,19 @@ func (g *guardConn) Read(p []byte) (int, error) {
 			g.mu.Unlock()
 			return 0, g.refuse(r)
 		}
+		if lit := g.in.lit; lit > 0 && len(g.inbuf) == 0 && g.readErr == nil {
+			// Literal data go-imap awaits (an APPEND's message): straight
+			// into its buffer.
+			g.mu.Unlock()
+			n, err := g.wire().Read(p[:min(int64(len(p)), lit)])
+			if n > 0 {
+				g.touch()
+				g.mu.Lock()
+				g.in.lit -= int64(n)
+				g.mu.Unlock()
+			}
+			return n, err
+		}
 		var act guardAction
 		progress := false
 		if g.readErr == nil || len(g.inbuf) > 0 {
@@ -179,6 +192,8 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		}
 		g.mu.Lock()
 		if err := g.readErr; err != nil {
+			// Once: after a timeout the connection may be read again.
+			g.readErr = nil
 			g.mu.Unlock()
 			return 0, err
 		}
