@@ -80,7 +80,7 @@
 //     BYE later in a command.
 //   - Client-supplied values in log lines (user and mailbox names, ID
 //     values, go-imap's own lines) are clipped to 256 bytes with their
-//     length ("alice…[45012 bytes]"), see clip.
+//     length ("alice…[45012 bytes]"), see Clip.
 //   - Plaintext pipelined after STARTTLS in the same packet (the command
 //     injection of CVE-2011-0411) closes the connection after the
 //     STARTTLS answer; it is never answered.

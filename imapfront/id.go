@@ -97,7 +97,7 @@ func answerID(tag string, cmd []byte, sess *session) ([]byte, *ClientID) {
 // the connection's goroutine, as Login does.
 func (s *session) clientIDSeen(id ClientID) {
 	s.clientID = &id
-	s.log.Info("imap: client id", "client_name", clip(id.Name), "client_version", clip(id.Version))
+	s.log.Info("imap: client id", "client_name", Clip(id.Name), "client_version", Clip(id.Version))
 	if s.user != nil {
 		s.srv.clientSeen(s.user.Name(), id)
 	}

@@ -9,11 +9,11 @@ import (
 // mailbox name, a command, an ID value) goes into a log line.
 const maxLogField = 256
 
-// clip shortens a client-supplied value for a log line: at most
+// Clip shortens a client-supplied value for a log line: at most
 // maxLogField bytes, cut at a character boundary and marked with the
 // whole length ("alice…[45012 bytes]"), so that a client cannot make the
-// log grow faster than its own lines. Every such value goes through it.
-func clip(s string) string {
+// log grow faster than its own lines. Every such value goes through it; so should the authenticator's.
+func Clip(s string) string {
 	if len(s) <= maxLogField {
 		return s
 	}

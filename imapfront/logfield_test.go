@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestClip(t *testing.T) {
+func TestClipLogValue(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"alice", "alice"},
 		{strings.Repeat("a", maxLogField), strings.Repeat("a", maxLogField)},
@@ -13,8 +13,8 @@ func TestClip(t *testing.T) {
 		// Cut at a character boundary: "ü" is two bytes.
 		{strings.Repeat("a", maxLogField-1) + "üü", strings.Repeat("a", maxLogField-1) + "…[259 bytes]"},
 	} {
-		if got := clip(tc.in); got != tc.want {
-			t.Errorf("clip(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
+		if got := Clip(tc.in); got != tc.want {
+			t.Errorf("Clip(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
 		}
 	}
 }

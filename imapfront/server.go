@@ -466,7 +466,7 @@ func (s *Server) sessionClosed(sess *session) {
 type goimapLogger struct{ s *Server }
 
 func (l goimapLogger) Printf(format string, args ...any) {
-	msg := clip(strings.TrimSpace(fmt.Sprintf(format, args...)))
+	msg := Clip(strings.TrimSpace(fmt.Sprintf(format, args...)))
 	if strings.HasPrefix(format, "panic") {
 		l.s.metrics.recovered()
 		l.s.log.Error("imap: panic recovered", "err", msg)

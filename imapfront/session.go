@@ -153,7 +153,7 @@ func (s *session) Login(username, password string) (err error) {
 	if s.guard != nil && s.guard.authNeedsTLS() {
 		return errPrivacyRequired
 	}
-	log := s.log.With("user", clip(username))
+	log := s.log.With("user", Clip(username))
 	u, err := s.srv.opts.Authenticate(s.ctx, username, password, s.remote)
 	switch {
 	case errors.Is(err, ErrAuthFailed), errors.Is(err, bridge.ErrSourceAuth):
@@ -180,7 +180,7 @@ func (s *session) Login(username, password string) (err error) {
 		// Not a failure (the password was right, and no BYE follows) nor a
 		// success: counted as a limit only.
 		max := s.srv.opts.MaxConnectionsPerUser
-		s.srv.limitHit("max_connections_per_user", s.remote, "login refused: too many sessions for this user", "user", clip(u.Name()), "max", max)
+		s.srv.limitHit("max_connections_per_user", s.remote, "login refused: too many sessions for this user", "user", Clip(u.Name()), "max", max)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
 			Text: fmt.Sprintf("Too many connections for this user (limit %d); log out elsewhere and try again", max)}
 	}
@@ -189,7 +189,7 @@ func (s *session) Login(username, password string) (err error) {
 	s.user = u
 	s.authed.Store(true)
 	s.wake()
-	s.log = s.log.With("user", clip(u.Name()))
+	s.log = s.log.With("user", Clip(u.Name()))
 	s.log.Info("imap: logged in", "listener", s.listener)
 	s.srv.loggedIn(u.Name(), s.remote)
 	if s.clientID != nil {
