@@ -12,7 +12,8 @@ const maxLogField = 256
 // Clip shortens a client-supplied value for a log line: at most
 // maxLogField bytes, cut at a character boundary and marked with the
 // whole length ("alice…[45012 bytes]"), so that a client cannot make the
-// log grow faster than its own lines. Every such value goes through it; so should the authenticator's.
+// log grow faster than its own lines. Every such value in this package
+// goes through it, and so should the authenticator's (cmd/imapbridge).
 func Clip(s string) string {
 	if len(s) <= maxLogField {
 		return s
