@@ -96,12 +96,15 @@ func New(opts Options) *Service {
 			s.passthrough = append(s.passthrough, sc.Name)
 		}
 	}
-	cost := bcrypt.DefaultCost
+	cost := 0 // the highest among the configured hashes; bcrypt's default without any
 	for _, u := range opts.Config.Users {
 		s.users[u.Name] = u
 		if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil && c > cost {
 			cost = c
 		}
+	}
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
 	}
 	s.dummyHash = sync.OnceValue(func() []byte {
 		h, _ := bcrypt.GenerateFromPassword([]byte("imapbridge-dummy-password"), cost)
