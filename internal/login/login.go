@@ -48,8 +48,10 @@ type Options struct {
 
 // Service checks logins: against the bcrypt hash of a configured user, or
 // (auth: passthrough) against the POP3 host itself. Failures are slowed
-// and then refused per user and per client address, with the same answer
-// and delay whether or not the user exists. A passthrough login that
+// and then refused per client address and per address and user, slowed
+// only per user name (see Limiter), with the same answer and delay
+// whether or not the user exists. A user not in the config is checked at
+// every pop3 source with auth: passthrough, and fed by them all. A passthrough login that
 // succeeds starts (or updates) the user's polls with that password.
 type Service struct {
 	opts    Options
