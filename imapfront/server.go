@@ -50,7 +50,9 @@ type Options struct {
 	// Authenticate checks a user's credentials and returns the bridge user.
 	// Bad credentials must be reported with an error wrapping ErrAuthFailed
 	// (the client gets NO [AUTHENTICATIONFAILED]); any other error is logged
-	// and answered NO [UNAVAILABLE]. Required.
+	// and answered NO [UNAVAILABLE], except an *imap.Error, which is the
+	// answer (a login refused before any check, e.g. for its name).
+	// Required.
 	Authenticate func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error)
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger

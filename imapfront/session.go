@@ -155,7 +155,14 @@ func (s *session) Login(username, password string) (err error) {
 	}
 	log := s.log.With("user", Clip(username))
 	u, err := s.srv.opts.Authenticate(s.ctx, username, password, s.remote)
+	var refusal *imap.Error
 	switch {
+	case errors.As(err, &refusal):
+		// A refusal whose answer the authenticator chose (a name that
+		// is no login name): no password was checked.
+		s.srv.metrics.authAttempt("failure")
+		s.log.Info("imap: login refused", "text", refusal.Text) // not the name: it is what was wrong
+		return refusal
 	case errors.Is(err, ErrAuthFailed), errors.Is(err, bridge.ErrSourceAuth):
 		// ErrSourceAuth: a passthrough check where the legacy host itself
 		// refused the password.

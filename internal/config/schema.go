@@ -15,6 +15,7 @@ type Config struct {
 	IMAP    IMAP     `yaml:"imap"`
 	Admin   Admin    `yaml:"admin"`
 	Secrets Secrets  `yaml:"secrets"`
+	Login   Login    `yaml:"login"`
 	Sources []Source `yaml:"sources"`
 	Users   []User   `yaml:"users"`
 }
@@ -82,6 +83,20 @@ type Admin struct {
 	// listener. Off by default: it shows internals to whoever can reach it.
 	Pprof bool `yaml:"pprof"`
 }
+
+// Login configures how login names are taken.
+type Login struct {
+	// FoldCase takes every login name in lower case ("Alice", "ALICE"
+	// and "alice" are one user), for hosts that ignore case in user
+	// names. users[].name are folded too; two that fold to one name are
+	// an error. Off by default: a host that tells case apart would see
+	// two of its users as one.
+	FoldCase bool `yaml:"fold_case"`
+}
+
+// MaxUserNameLength is the longest user name, in bytes: of users[].name,
+// and of any name given at login.
+const MaxUserNameLength = 256
 
 // Secrets configures the key the bridge uses for secrets it stores.
 type Secrets struct {
