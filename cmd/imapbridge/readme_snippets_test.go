@@ -287,7 +287,7 @@ func TestConfigSnippets(t *testing.T) {
 				t.Fatalf("%s: serve: %v\n%s", sn, err, logs.String())
 			}
 			defer func() {
-				if err := a.shutdown(30 * time.Second); err != nil {
+				if err := a.shutdown(quickShutdown); err != nil {
 					t.Errorf("%s: shutdown: %v", sn, err)
 				}
 			}()
