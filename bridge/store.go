@@ -33,6 +33,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Index is called once per stored blob. Nil stores no index.
 	Index Indexer
+	// IndexCurrent tells which stored indexes Index would write as they
+	// are; Reindex rewrites the others. Nil: Reindex does nothing.
+	IndexCurrent IndexCurrent
 	// Metrics receives counts; nil means none are kept.
 	Metrics *Metrics
 	// NoSyncFS makes a batch of fetched messages durable file by file
@@ -50,6 +53,8 @@ type Bridge struct {
 	log     *slog.Logger
 	index   Indexer
 	metrics *Metrics
+	// indexCurrent: see Options.IndexCurrent.
+	indexCurrent IndexCurrent
 	// syncfs: one syncfs(2) makes a batch of blob files durable (see
 	// syncBlobs); otherwise each file is fsync'd when it is written.
 	syncfs bool
@@ -108,15 +113,16 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		}
 	}
 	b := &Bridge{
-		dir:       opts.DataDir,
-		log:       logger,
-		index:     opts.Index,
-		metrics:   opts.Metrics.fill(),
-		syncfs:    syncfsUsable() && !opts.NoSyncFS,
-		users:     make(map[string]*User),
-		mailboxes: make(map[MailboxID]*Mailbox),
-		blobDirs:  make(map[string]bool),
-		known:     newKnownCache(knownBudget),
+		dir:          opts.DataDir,
+		log:          logger,
+		index:        opts.Index,
+		indexCurrent: opts.IndexCurrent,
+		metrics:      opts.Metrics.fill(),
+		syncfs:       syncfsUsable() && !opts.NoSyncFS,
+		users:        make(map[string]*User),
+		mailboxes:    make(map[MailboxID]*Mailbox),
+		blobDirs:     make(map[string]bool),
+		known:        newKnownCache(knownBudget),
 	}
 	path := filepath.Join(opts.DataDir, dbFile)
 	dsn := "file:" + sqliteURIPath(path) + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"

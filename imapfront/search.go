@@ -385,7 +385,12 @@ func (se *searcher) sentDate(cand *candidate) (time.Time, bool) {
 }
 
 // headerMatches: the field exists and, unless the value is empty, one of
-// its decoded values contains it (case-insensitively).
+// its decoded values contains it (case-insensitively). An address field
+// (FROM, TO, CC, BCC, and HEADER Sender or Reply-To) matches too where its
+// addresses as a mail client shows them do (addressText): an address
+// written with a quoted local part ("user"@domain.org), with spaces or
+// comments around "@", or named in a comment is found by the address as
+// the user sees it.
 func headerMatches(values []string, h imap.SearchCriteriaHeaderField) bool {
 	if len(values) == 0 {
 		return false
@@ -394,10 +399,28 @@ func headerMatches(values []string, h imap.SearchCriteriaHeaderField) bool {
 		return true
 	}
 	want := strings.ToLower(h.Value)
+	addr := isAddressField(h.Key)
 	for _, v := range values {
 		if containsFold(decodeWords(v), want) {
 			return true
 		}
+		if addr && containsFold(addressText(v), want) {
+			return true
+		}
+		// An address written inside an encoded word (a broken mailer's
+		// "=?utf-8?q?user=40domain.org?=") is shown decoded.
+		if addr && strings.Contains(v, "=?") && containsFold(addressText(decodeWords(v)), want) {
+			return true
+		}
+	}
+	return false
+}
+
+// isAddressField tells whether a header field holds an address list.
+func isAddressField(key string) bool {
+	switch stdtextproto.CanonicalMIMEHeaderKey(key) {
+	case "From", "To", "Cc", "Bcc", "Sender", "Reply-To":
+		return true
 	}
 	return false
 }
