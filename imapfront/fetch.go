@@ -83,6 +83,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, options *ima
 		}
 	}
 
+	// The flags just read may hold a keyword new to the mailbox, whose
+	// FLAGS update is queued: it goes out first.
+	if err := sel.announceFlags(); err != nil {
+		return fmt.Errorf("%w: %w", errWrite, err)
+	}
 	var failed error
 	j := 0
 	for i := range msgs {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -85,6 +86,13 @@ type selection struct {
 	// queued updates, IDLE takes it and polls. A token left over while the
 	// session was busy only causes one extra, empty, poll.
 	notify chan struct{}
+
+	// conn is the session's connection, for what go-imap's writers do not
+	// offer (see announceFlags). Set before the first poll.
+	conn *imapserver.Conn
+	// flagsQueued is set while the queue holds a FLAGS update: the cheap
+	// test announceFlags makes before every FETCH response.
+	flagsQueued atomic.Bool
 
 	// Guarded by st.mu.
 	queue []update
@@ -211,6 +219,9 @@ func (h *hub) close(sel *selection) {
 // with st.mu held.
 func (sel *selection) push(u update) {
 	sel.queue = append(sel.queue, u)
+	if u.kind == updMailboxFlags {
+		sel.flagsQueued.Store(true)
+	}
 	select {
 	case sel.notify <- struct{}{}:
 	default:
@@ -608,7 +619,7 @@ func (sel *selection) poll(w *imapserver.UpdateWriter, allowExpunge bool) error 
 		case updRecent:
 			err = w.WriteNumRecent(u.num)
 		case updMailboxFlags:
-			err = w.WriteMailboxFlags(u.flags)
+			err = sel.writeMailboxFlags(u.flags)
 		case updFetch:
 			err = w.WriteMessageFlags(u.num, imap.UID(u.uid), u.flags)
 		}
