@@ -107,10 +107,8 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	for _, d := range []string{opts.DataDir, filepath.Join(opts.DataDir, blobDir), filepath.Join(opts.DataDir, tmpDir)} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("store: create %s: %w", d, err)
-		}
+	if err := securePermissions(opts.DataDir, logger); err != nil {
+		return nil, err
 	}
 	b := &Bridge{
 		dir:          opts.DataDir,
@@ -135,7 +133,6 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		b.db.Close()
 		return nil, err
 	}
-	_ = os.Chmod(path, 0o600)
 	if b.rd, err = sql.Open("sqlite", "file:"+sqliteURIPath(path)+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)"); err != nil {
 		b.db.Close()
 		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
