@@ -38,6 +38,17 @@ type Options struct {
 	IndexCurrent IndexCurrent
 	// Metrics receives counts; nil means none are kept.
 	Metrics *Metrics
+	// MaxKeywordsPerMailbox caps the distinct keywords in use in one
+	// mailbox: a STORE, APPEND or COPY that would bring more fails with a
+	// LimitError. 0 means DefaultMaxKeywordsPerMailbox; negative, no cap.
+	MaxKeywordsPerMailbox int
+	// MaxMailboxesPerUser caps one user's mailboxes (INBOX and the
+	// special-use ones included). 0 means DefaultMaxMailboxesPerUser;
+	// negative, no cap.
+	MaxMailboxesPerUser int
+	// Quota returns a user's quota (APPEND and COPY past it fail with a
+	// QuotaError; mail from the sources is always stored). Nil: none.
+	Quota func(user string) Quota
 	// NoSyncFS makes a batch of fetched messages durable file by file
 	// (fsync of each blob and of each directory) even where one syncfs(2)
 	// of the data directory's filesystem could do it. For a data directory
@@ -53,6 +64,7 @@ type Bridge struct {
 	log     *slog.Logger
 	index   Indexer
 	metrics *Metrics
+	limits  limits
 	// indexCurrent: see Options.IndexCurrent.
 	indexCurrent IndexCurrent
 	// syncfs: one syncfs(2) makes a batch of blob files durable (see
@@ -115,6 +127,7 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		log:          logger,
 		index:        opts.Index,
 		indexCurrent: opts.IndexCurrent,
+		limits:       newLimits(opts),
 		metrics:      opts.Metrics.fill(),
 		syncfs:       syncfsUsable() && !opts.NoSyncFS,
 		users:        make(map[string]*User),

@@ -92,6 +92,10 @@ func withIndexer(index bridge.Indexer, current bridge.IndexCurrent) envOption {
 	return func(_ *imapfront.Options, b *bridge.Options) { b.Index, b.IndexCurrent = index, current }
 }
 
+func withBridge(f func(*bridge.Options)) envOption {
+	return func(_ *imapfront.Options, b *bridge.Options) { f(b) }
+}
+
 func withServer(f func(*imapfront.Options)) envOption {
 	return func(o *imapfront.Options, _ *bridge.Options) { f(o) }
 }
