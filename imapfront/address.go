@@ -222,28 +222,39 @@ func addrOf(local, host, name string) imap.Address {
 // phrase reads words and dots up to the next special, joined as written
 // (a single space where the header had white space). It returns the last
 // comment seen too.
-func (p *addrParser) phrase() (phrase, comment string) {
+func (p *addrParser) phrase() (phrase, comment string) { return p.words(false) }
+
+// domain reads a domain after "@": atoms and dots (or a domain literal),
+// white space and comments dropped, up to a separator or a word after
+// white space ("a@b c@d": a missing comma). It returns the last comment
+// seen, which may name the address.
+func (p *addrParser) domain() (host, comment string) { return p.words(true) }
+
+func (p *addrParser) words(domain bool) (text, comment string) {
 	var b strings.Builder
-	for p.pos < len(p.toks) {
+	for ; p.pos < len(p.toks); p.pos++ {
 		t := p.toks[p.pos]
 		switch t.kind {
 		case 'c':
 			comment = t.text
-			p.pos++
 			continue
 		case 'w', 'q', '.':
 		default:
 			return b.String(), comment
 		}
 		if t.space && b.Len() > 0 {
-			b.WriteByte(' ')
+			if domain && t.kind != '.' {
+				return b.String(), comment
+			}
+			if !domain {
+				b.WriteByte(' ')
+			}
 		}
 		if t.kind == '.' {
 			b.WriteByte('.')
 		} else {
 			b.WriteString(t.text)
 		}
-		p.pos++
 	}
 	return b.String(), comment
 }
@@ -263,31 +274,6 @@ func (p *addrParser) localPart() string {
 		}
 		p.pos++
 	}
-}
-
-// domain reads a domain after "@": atoms and dots (or a domain literal),
-// white space and comments dropped. It returns the last comment seen up to
-// the next separator, which may name the address.
-func (p *addrParser) domain() (host, comment string) {
-	var b strings.Builder
-	for p.pos < len(p.toks) {
-		t := p.toks[p.pos]
-		switch t.kind {
-		case 'c':
-			comment = t.text
-		case 'w', 'q':
-			if t.space && b.Len() > 0 {
-				return b.String(), comment // "a@b c@d": a missing comma
-			}
-			b.WriteString(t.text)
-		case '.':
-			b.WriteByte('.')
-		default:
-			return b.String(), comment
-		}
-		p.pos++
-	}
-	return b.String(), comment
 }
 
 // angleAddr reads what follows "<": an optional route (dropped: go-imap

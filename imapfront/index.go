@@ -71,18 +71,24 @@ var _ bridge.Indexer = Index
 // bridge.Indexer to pass in bridge.Options.Index; FETCH decodes the result
 // instead of re-parsing the message.
 func Index(r io.Reader) ([]byte, error) {
+	return indexWith(r, indexVersion3, extractEnvelope)
+}
+
+// indexWith writes an index record of the given version with the ENVELOPE
+// extract gives (the upgrade tests write older records with it).
+func indexWith(r io.Reader, version byte, extract func(textproto.Header) *imap.Envelope) ([]byte, error) {
 	br := bufio.NewReader(r)
 	header, err := textproto.ReadHeader(br)
 	if err != nil {
 		return nil, fmt.Errorf("imapfront: index: read header: %w", err)
 	}
-	env := extractEnvelope(header)
+	env := extract(header)
 	bs := sanitizeBodyStructure(bodyStructure(header, br), 0)
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, fmt.Errorf("imapfront: index: read body: %w", err)
 	}
 	var w indexWriter
-	w.buf = append(w.buf, indexVersion3)
+	w.buf = append(w.buf, version)
 	w.searchFields(header)
 	w.envelope(env)
 	w.body(bs, 0)
