@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,7 @@ type stressConfig struct {
 type stressResult struct {
 	ops       atomic.Int64
 	no        atomic.Int64 // NO answers: an expunged message, the keyword cap
+	pushed    atomic.Int64 // responses the observers got in IDLE
 	byCommand sync.Map     // string → *atomic.Int64
 
 	mu              sync.Mutex
@@ -105,6 +107,43 @@ type stressSession struct {
 	// searchHits are the numbers of the last SEARCH.
 	searchHits []uint32
 	log        []string // the last lines, for a failure's context
+	tap        *tapConn
+}
+
+// tapConn keeps the last bytes read and written, for a failure's context.
+type tapConn struct {
+	net.Conn
+	mu      sync.Mutex
+	in, out []byte
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.in = lastBytes(append(c.in, p[:n]...))
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *tapConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.mu.Lock()
+	c.out = lastBytes(append(c.out, p[:n]...))
+	c.mu.Unlock()
+	return n, err
+}
+
+func lastBytes(b []byte) []byte {
+	if len(b) > 600 {
+		return b[len(b)-600:]
+	}
+	return b
+}
+
+func (c *tapConn) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprintf("last bytes read: %q\nlast bytes written: %q", c.in, c.out)
 }
 
 var errStressBroken = errors.New("session broken")
@@ -114,7 +153,8 @@ func dialStress(addr, name string, res *stressResult, facts *stressFacts) (*stre
 	if err != nil {
 		return nil, err
 	}
-	s := &stressSession{name: name, conn: conn, r: bufio.NewReaderSize(conn, 64<<10), res: res, facts: facts}
+	tc := &tapConn{Conn: conn}
+	s := &stressSession{name: name, conn: tc, tap: tc, r: bufio.NewReaderSize(tc, 64<<10), res: res, facts: facts}
 	if l, err := s.readLine(); err != nil || !strings.HasPrefix(l, "* OK") {
 		conn.Close()
 		return nil, fmt.Errorf("greeting %q: %v", l, err)
@@ -128,7 +168,7 @@ func dialStress(addr, name string, res *stressResult, facts *stressFacts) (*stre
 
 // readLine reads one response line, literals inlined.
 func (s *stressSession) readLine() (string, error) {
-	s.conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	s.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	var b strings.Builder
 	for {
 		l, err := s.r.ReadString('\n')
@@ -194,6 +234,9 @@ func (s *stressSession) readTo(tag string) (string, error) {
 		}
 		if strings.HasPrefix(l, "+") {
 			continue // a continuation (APPEND's literal is sent non-synchronizing)
+		}
+		if s.inCmd == "IDLE" {
+			s.res.pushed.Add(1)
 		}
 		if err := s.apply(l); err != nil {
 			s.res.fail(s.name, "%v\n\tduring %s; last lines: %s", err, s.inCmd, strings.Join(s.log, "\n\t"))
@@ -495,7 +538,7 @@ func (s *stressSession) knownUID(rng *rand.Rand) uint32 {
 // of every UID) is the mailbox as stored.
 func (s *stressSession) reconcile(want []uint32) {
 	if _, err := s.cmd("NOOP"); err != nil {
-		s.res.fail(s.name, "final NOOP: %v", err)
+		s.res.fail(s.name, "final NOOP: %v\n%s", err, s.tap)
 		return
 	}
 	if len(s.uids) > 0 {
@@ -553,7 +596,7 @@ func runStress(t *testing.T, cfg stressConfig) *stressResult {
 		go func() {
 			defer obsWG.Done()
 			if _, err := o.readTo("idle"); err != nil {
-				res.fail(o.name, "IDLE: %v", err)
+				res.fail(o.name, "IDLE: %v\n%s", err, o.tap)
 			}
 		}()
 	}
@@ -578,7 +621,23 @@ func runStress(t *testing.T, cfg stressConfig) *stressResult {
 	wg.Wait()
 	elapsed := time.Since(start)
 	for _, o := range observers {
-		fmt.Fprintf(o.conn, "DONE\r\n")
+		// A fresh write deadline: the last one was set before IDLE began.
+		o.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := fmt.Fprintf(o.conn, "DONE\r\n"); err != nil {
+			res.fail(o.name, "DONE: %v", err)
+		}
+	}
+	if path := os.Getenv("IMAPFRONT_STRESS_STACKS"); path != "" {
+		obsDone := make(chan struct{})
+		go func() { obsWG.Wait(); close(obsDone) }()
+		select {
+		case <-obsDone:
+		case <-time.After(5 * time.Second):
+			if f, err := os.Create(path); err == nil {
+				pprof.Lookup("goroutine").WriteTo(f, 2)
+				f.Close()
+			}
+		}
 	}
 	obsWG.Wait()
 
@@ -602,8 +661,8 @@ func runStress(t *testing.T, cfg stressConfig) *stressResult {
 	})
 	sort.Strings(cmds)
 	ops := res.ops.Load()
-	t.Logf("stress (seed %d): %d sessions + %d in IDLE for %v: %d operations (%.0f/s), %d answered NO, %d inconsistencies; INBOX %d, Archive %d messages; %s",
-		cfg.seed, cfg.sessions, cfg.observers, elapsed.Round(time.Millisecond), ops, float64(ops)/elapsed.Seconds(), res.no.Load(), len(res.inconsistencies),
+	t.Logf("stress (seed %d): %d sessions + %d in IDLE for %v: %d operations (%.0f/s), %d answered NO, %d responses pushed in IDLE, %d inconsistencies; INBOX %d, Archive %d messages; %s",
+		cfg.seed, cfg.sessions, cfg.observers, elapsed.Round(time.Millisecond), ops, float64(ops)/elapsed.Seconds(), res.no.Load(), res.pushed.Load(), len(res.inconsistencies),
 		len(stored["INBOX"]), len(stored["Archive"]), strings.Join(cmds, ", "))
 	for _, inc := range res.inconsistencies {
 		t.Errorf("inconsistency: %s", inc)
@@ -626,5 +685,20 @@ func TestStressStateChecking(t *testing.T) {
 		}
 		return
 	}
-	runStress(t, stressConfig{sessions: 4, observers: 2, duration: 3 * time.Second, seed: uint64(time.Now().UnixNano())})
+	cfg := stressConfig{sessions: 4, observers: 2, duration: 3 * time.Second, seed: uint64(time.Now().UnixNano())}
+	// IMAPFRONT_STRESS=SESSIONSxDURATION (e.g. 10x20s) runs one other size.
+	if v := os.Getenv("IMAPFRONT_STRESS"); v != "" {
+		n, d, _ := strings.Cut(v, "x")
+		var err error
+		if cfg.sessions, err = strconv.Atoi(n); err != nil {
+			t.Fatalf("IMAPFRONT_STRESS=%q: want full or SESSIONSxDURATION", v)
+		}
+		if cfg.duration, err = time.ParseDuration(d); err != nil {
+			t.Fatalf("IMAPFRONT_STRESS=%q: want full or SESSIONSxDURATION", v)
+		}
+	}
+	if v := os.Getenv("IMAPFRONT_STRESS_SEED"); v != "" {
+		cfg.seed, _ = strconv.ParseUint(v, 10, 64)
+	}
+	runStress(t, cfg)
 }
