@@ -119,3 +119,33 @@ func contains(lines []string, want string) bool {
 	}
 	return false
 }
+
+// TestFlagsBeforeRewrittenFetch: a FETCH update already queued for a
+// session is brought up to date by its own later STORE, new keyword and
+// all, while the FLAGS update for that keyword is queued behind it; the
+// poll after STORE .SILENT writes FLAGS first. (The 20-session stress run
+// found this one.)
+func TestFlagsBeforeRewrittenFetch(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("alice", simpleMsg(1))
+	a, b := e.raw(), e.raw()
+	a.login("alice")
+	b.login("alice")
+	a.ok("SELECT INBOX")
+	b.ok("SELECT INBOX")
+	a.ok(`STORE 1 +FLAGS.SILENT (\Flagged)`) // queued for B: * 1 FETCH (FLAGS (\Flagged))
+	got := b.ok(`STORE 1 +FLAGS.SILENT ($Fresh)`)
+	want := []string{
+		flagsLineOf("$Fresh"),
+		`* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Fresh \*)] Permanent flags`,
+		`* 1 FETCH (UID 1 FLAGS ($Fresh \Flagged))`,
+	}
+	if !equalLines(got, want) {
+		t.Errorf("B's STORE .SILENT:\n got %q\nwant %q", got, want)
+	}
+	checkFlagsModel(t, "B", got)
+}
+
+func flagsLineOf(kw ...string) string {
+	return "* FLAGS (" + strings.Join(append(strings.Fields(sysFlags), kw...), " ") + ")"
+}

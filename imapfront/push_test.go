@@ -123,11 +123,13 @@ func TestPiledUpUpdates(t *testing.T) {
 	a.ok("UID STORE 3 +FLAGS.SILENT (\\Deleted)")
 	a.ok("UID EXPUNGE 3") // UID 3 (message 2) goes
 
+	// FLAGS goes first, ahead of the queue: it names no sequence number,
+	// and a FETCH in the queue may show the keyword it announces.
 	want := []string{
-		`* 1 FETCH (UID 1 FLAGS (\Deleted))`,
-		`* 1 EXPUNGE`,
 		`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Todo)`,
 		`* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Todo \*)] Permanent flags`,
+		`* 1 FETCH (UID 1 FLAGS (\Deleted))`,
+		`* 1 EXPUNGE`,
 		`* 3 FETCH (UID 4 FLAGS ($Todo))`,
 		`* 5 EXISTS`,
 		`* 2 FETCH (UID 3 FLAGS (\Deleted))`,

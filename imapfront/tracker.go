@@ -583,6 +583,12 @@ func (sel *selection) clientSeq(uid bridge.UID) uint32 {
 // SEARCH) only those before the first EXPUNGE, which must wait. The queue
 // is taken under the lock and written without it.
 func (sel *selection) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	// FLAGS first: a queued FETCH may show a keyword whose FLAGS update
+	// is queued after it (FlagsChanged brings the session's own older
+	// updates up to date, keywords and all).
+	if err := sel.announceFlags(); err != nil {
+		return err
+	}
 	st := sel.st
 	st.mu.Lock()
 	n := len(sel.queue)
