@@ -212,6 +212,15 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 	}
 
 	rw := w.CreateMessage(seq)
+	// go-imap's encoder stays locked until the message writer is closed:
+	// a write error must close it too, or the session blocks for good in
+	// its next response (and a shutdown waits out its drain budget).
+	closed := false
+	defer func() {
+		if !closed {
+			rw.Close()
+		}
+	}()
 	if options.UID {
 		rw.WriteUID(imap.UID(m.UID))
 	}
@@ -256,6 +265,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 	for i, bs := range options.BinarySectionSize {
 		rw.WriteBinarySectionSize(bs, binSizes[i])
 	}
+	closed = true
 	if err := rw.Close(); err != nil {
 		return fmt.Errorf("%w: %w", errWrite, err)
 	}
