@@ -91,6 +91,9 @@ type app struct {
 	listeners []net.Listener // the IMAP listeners, closed first at shutdown
 	acceptWG  sync.WaitGroup // their accept loops
 	ready     readiness
+
+	bgCancel context.CancelFunc // background work on the store (reindex)
+	bgWG     sync.WaitGroup
 }
 
 // startApp opens the store, starts the poll loops of configured users and
@@ -100,12 +103,15 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 	m := newMetrics(reg)
 	a := &app{log: logger, metrics: m, serveErr: make(chan error, 4)}
 
-	b, err := bridge.Open(ctx, bridge.Options{
-		DataDir: cfg.DataDir,
-		Logger:  logger,
-		Index:   imapfront.Index,
-		Metrics: m.bridgeHooks(),
-	})
+	opts := bridge.Options{
+		DataDir:      cfg.DataDir,
+		Logger:       logger,
+		Index:        imapfront.Index,
+		IndexCurrent: imapfront.IndexCurrent,
+		Metrics:      m.bridgeHooks(),
+	}
+	storeLimits(cfg, &opts)
+	b, err := bridge.Open(ctx, opts)
 	if err != nil {
 		// SQLite says "unable to open database file" for a read-only
 		// directory: say what is wrong with it.
@@ -115,6 +121,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		return nil, err
 	}
 	a.bridge = b
+	a.startReindex()
 	m.watchStore(b)
 	a.syncer = bridge.NewSyncer(b, bridge.SyncerOptions{Logger: logger})
 
@@ -152,6 +159,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 		go certs.reloadOnSIGHUP(ctx)
 	}
+	loggedIn, clientSeen := loginRecorder(b, logger)
 	a.front = imapfront.New(imapfront.Options{
 		Bridge:                   b,
 		Authenticate:             imapAuthenticate(a.login),
@@ -165,6 +173,9 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		LoginTimeout:             cfg.IMAP.LoginTimeout,
 		IdleTimeout:              cfg.IMAP.IdleTimeout,
 		Metrics:                  m.frontHooks(),
+		LoggedIn:                 loggedIn,
+		ClientSeen:               clientSeen,
+		Version:                  buildVersion(),
 	})
 
 	if cfg.IMAP.Listen != "" {
@@ -359,6 +370,7 @@ func (r *readiness) probeDue() bool {
 }
 
 func (a *app) closeStore() {
+	a.stopBackground(context.Background())
 	a.syncer.Stop(context.Background())
 	a.bridge.Close()
 }

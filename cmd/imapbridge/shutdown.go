@@ -79,7 +79,10 @@ func (a *app) shutdown(b shutdownBudget) error {
 		}
 		return nil
 	})
-	run(3, "pollers stopped", b.Pollers, a.syncer.Stop)
+	run(3, "pollers stopped", b.Pollers, func(ctx context.Context) error {
+		bgErr := a.stopBackground(ctx)
+		return errors.Join(a.syncer.Stop(ctx), bgErr)
+	})
 	run(4, "store closed", b.Store, func(ctx context.Context) error {
 		var errs []error
 		if a.admin != nil {

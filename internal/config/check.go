@@ -173,6 +173,8 @@ func (p *parser) checkIMAP(m *IMAP) {
 		p.warnf("imap.max_connections_per_address", "%d is more than max_connections %d, so one address can take every connection", m.MaxConnectionsPerAddress, m.MaxConnections)
 	}
 	p.positive("imap.append_limit", m.AppendLimit, math.MaxUint32)
+	p.positive("imap.max_keywords_per_mailbox", int64(m.MaxKeywordsPerMailbox), 100000)
+	p.positive("imap.max_mailboxes_per_user", int64(m.MaxMailboxesPerUser), 1000000)
 	p.positiveDuration("imap.login_timeout", m.LoginTimeout)
 	if p.positiveDuration("imap.idle_timeout", m.IdleTimeout) {
 		switch {
@@ -280,6 +282,12 @@ func (p *parser) checkUser(key string, u *User, sources map[string]*Source) {
 	}
 	if u.SourceUser == "" {
 		u.SourceUser = u.Name
+	}
+	if u.Quota.Bytes < 0 {
+		p.errorf(key+".quota.bytes", "must not be negative (0 or absent is no limit)")
+	}
+	if u.Quota.Messages < 0 {
+		p.errorf(key+".quota.messages", "must not be negative (0 or absent is no limit)")
 	}
 
 	// A source that failed to decode is not in sources: do not call the

@@ -240,6 +240,16 @@ var configFileTests = []struct {
 			`users[2].name: longer than 256 bytes`,
 		},
 	},
+	// Caps must be positive; a quota of 0 is none, a negative one an error.
+	{
+		file: "err_caps.yaml",
+		problems: []string{
+			`imap.max_keywords_per_mailbox: must be between 1 and 100000`,
+			`imap.max_mailboxes_per_user: must be between 1 and 1000000`,
+			`users[0].quota.bytes: must not be negative (0 or absent is no limit)`,
+			`users[0].quota.messages: must not be negative (0 or absent is no limit)`,
+		},
+	},
 	{
 		file: "err_wrong_shape.yaml",
 		problems: []string{
@@ -352,6 +362,8 @@ func TestConfigDefaults(t *testing.T) {
 			AppendLimit:              52428800,
 			LoginTimeout:             time.Minute,
 			IdleTimeout:              30 * time.Minute,
+			MaxKeywordsPerMailbox:    256,
+			MaxMailboxesPerUser:      1000,
 		},
 		Admin: Admin{Listen: "127.0.0.1:9154"},
 		Sources: []Source{{
@@ -394,6 +406,8 @@ func TestConfigFull(t *testing.T) {
 			AppendLimit:              10485760,
 			LoginTimeout:             30 * time.Second,
 			IdleTimeout:              35 * time.Minute,
+			MaxKeywordsPerMailbox:    100,
+			MaxMailboxesPerUser:      50,
 		},
 		Admin: Admin{Listen: "127.0.0.1:9154"},
 		Sources: []Source{{
@@ -428,6 +442,7 @@ func TestConfigFull(t *testing.T) {
 			Sources:        []string{"spool", "legacy"},
 			SourceUser:     "bob",
 			SourcePassword: "correct horse battery staple",
+			Quota:          Quota{Bytes: 1000000, Messages: 500},
 		}},
 	}
 	assertConfig(t, cfg, want)

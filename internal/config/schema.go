@@ -67,6 +67,12 @@ type IMAP struct {
 	// connection may send no command before it is logged out. A session in
 	// IDLE is not subject to it; one IDLE command may last 30 minutes.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxKeywordsPerMailbox caps the distinct keywords one mailbox may
+	// hold; a change bringing one more is answered NO [LIMIT].
+	MaxKeywordsPerMailbox int `yaml:"max_keywords_per_mailbox"`
+	// MaxMailboxesPerUser caps a user's mailboxes (INBOX and the
+	// special-use ones count); CREATE past it is answered NO [LIMIT].
+	MaxMailboxesPerUser int `yaml:"max_mailboxes_per_user"`
 }
 
 // TLSFiles names a PEM certificate chain and its private key.
@@ -153,6 +159,18 @@ type User struct {
 	// IMAPBRIDGE_SOURCE_PASSWORD_<USER>.
 	SourcePassword     Secret `yaml:"source_password"`
 	SourcePasswordFile string `yaml:"source_password_file"`
+	// Quota bounds what the user's mailboxes may hold; APPEND and COPY
+	// past it are answered NO [OVERQUOTA] (and an LMTP delivery 552
+	// 5.2.2). Zero fields are no limit.
+	Quota Quota `yaml:"quota"`
+}
+
+// Quota is a per-user allowance over all the user's mailboxes.
+type Quota struct {
+	// Bytes is the total size of the user's messages, every copy counted.
+	Bytes int64 `yaml:"bytes"`
+	// Messages is the number of the user's messages, every copy counted.
+	Messages int64 `yaml:"messages"`
 }
 
 // Secret is a string that must not be printed or logged: fmt and slog show
