@@ -36,8 +36,18 @@ type env struct {
 // them) on listen ("" for 127.0.0.1:0), after edit changed its options.
 func newEnv(t testing.TB, listen string, edit func(*lmtpfront.Options), users ...string) *env {
 	t.Helper()
+	return newEnvStore(t, nil, listen, edit, users...)
+}
+
+// newEnvStore is newEnv over a store opened with the options store set.
+func newEnvStore(t testing.TB, store func(*bridge.Options), listen string, edit func(*lmtpfront.Options), users ...string) *env {
+	t.Helper()
 	ctx := context.Background()
-	b, err := bridge.Open(ctx, bridge.Options{DataDir: t.TempDir()})
+	bopts := bridge.Options{DataDir: t.TempDir()}
+	if store != nil {
+		store(&bopts)
+	}
+	b, err := bridge.Open(ctx, bopts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package lmtpfront_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -261,8 +260,8 @@ func TestLookupOrder(t *testing.T) {
 
 // TestStoreFailures: a store that fails is 451 4.3.0 for that recipient
 // (the MTA keeps the message and retries); over quota is 552 5.2.2. The
-// store is really closed for the first; the quota does not exist yet, so
-// the second is a fake delivery returning bridge.ErrOverQuota.
+// store is really closed for the first; the second is the store's own
+// per-user quota (bridge.Options.Quota) refusing the copy.
 func TestStoreFailures(t *testing.T) {
 	t.Run("store closed", func(t *testing.T) {
 		e := newEnv(t, "", nil, "alice")
@@ -281,14 +280,19 @@ func TestStoreFailures(t *testing.T) {
 		}
 	})
 	t.Run("one recipient over quota, the other stored", func(t *testing.T) {
-		e := newEnv(t, "", nil, "alice", "bob")
-		var real func(ctx context.Context, sp *bridge.Spool, u *bridge.User, header []byte, date time.Time) (bridge.UIDValidity, bridge.UID, error)
-		real = lmtpfront.SetDeliver(e.srv, func(ctx context.Context, sp *bridge.Spool, u *bridge.User, header []byte, date time.Time) (bridge.UIDValidity, bridge.UID, error) {
-			if u.Name() == "alice" {
-				return 0, 0, fmt.Errorf("append: %w", bridge.ErrOverQuota)
+		// alice may hold one message and already does.
+		quota := func(o *bridge.Options) {
+			o.Quota = func(user string) bridge.Quota {
+				if user == "alice" {
+					return bridge.Quota{Messages: 1}
+				}
+				return bridge.Quota{}
 			}
-			return real(ctx, sp, u, header, date)
-		})
+		}
+		e := newEnvStore(t, quota, "", nil, "alice", "bob")
+		if _, _, err := e.users["alice"].Append(context.Background(), "INBOX", strings.NewReader("Subject: old\r\n\r\nold\r\n"), nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
 		c := e.dial()
 		c.send("LHLO mta.test\nMAIL FROM:<s@r.example>\nRCPT TO:<alice@test.example>\nRCPT TO:<bob@test.example>\nDATA\n" + message("q") + ".\n")
 		got := c.replies(7)[5:]
@@ -296,8 +300,8 @@ func TestStoreFailures(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("got %q, want %q", got, want)
 		}
-		if _, a := e.inbox("alice"); len(a) != 0 {
-			t.Errorf("alice has %d messages", len(a))
+		if _, a := e.inbox("alice"); len(a) != 1 {
+			t.Errorf("alice has %d messages, want the 1 she had", len(a))
 		}
 		if _, b := e.inbox("bob"); len(b) != 1 {
 			t.Errorf("bob has %d messages", len(b))
