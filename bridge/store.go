@@ -102,6 +102,7 @@ type Bridge struct {
 	observers []Observer
 	storeID   string
 	writeErr  error // last write failure, for readiness
+	dirLock   *dirLock
 }
 
 const (
@@ -126,6 +127,23 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 	if err := securePermissions(opts.DataDir, logger); err != nil {
 		return nil, err
 	}
+	// One process at a time: a second one would sweep the first one's
+	// blobs in flight and interleave its UIDs.
+	lock, err := lockDataDir(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	b, err := openLocked(ctx, opts, logger)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	b.dirLock = lock
+	return b, nil
+}
+
+// openLocked is Open once the data directory is locked.
+func openLocked(ctx context.Context, opts Options, logger *slog.Logger) (*Bridge, error) {
 	b := &Bridge{
 		dir:          opts.DataDir,
 		log:          logger,
@@ -196,6 +214,7 @@ func (b *Bridge) Close() error {
 		errs = append(errs, b.rd.Close())
 	}
 	errs = append(errs, b.db.Close())
+	b.dirLock.release()
 	return errors.Join(errs...)
 }
 
