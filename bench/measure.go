@@ -146,7 +146,7 @@ func (b *bench) pop3Section(ctx context.Context, n int) error {
 	// Delivery at the POP3 host → EXISTS at an IDLE client.
 	lat, err := b.newMailLatency(ctx, last, user, b.o.reps, popPoll, func(seq int) error {
 		msg, _, _ := genMessage(b.o.seed+1, seq, 1)
-		return b.dc.deliver(user, seq, msg)
+		return b.dc.deliver(user, msg)
 	}, 1)
 	if err != nil {
 		return err

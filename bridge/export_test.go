@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // SetMaxInList sets how many UIDs one "uid IN (…)" query names and returns
@@ -36,10 +37,17 @@ func KnownCacheMatches(ctx context.Context, b *Bridge, u *User, source string) (
 	if len(want) != len(s.m) {
 		return true, fmt.Errorf("cache holds %d ids, store %d", len(s.m), len(want))
 	}
+	expected := 0
 	for id, k := range want {
 		if got, ok := s.m[id]; !ok || got.Size != k.Size || got.State != k.State || !got.StoredAt.Equal(k.StoredAt) {
 			return true, fmt.Errorf("id %s: cache %+v, store %+v", id, got, k)
 		}
+		if expectedAtHost(k.State) {
+			expected++
+		}
+	}
+	if s.expected != expected {
+		return true, fmt.Errorf("cache counts %d ids expected at the host, store %d", s.expected, expected)
 	}
 	return true, nil
 }
@@ -52,3 +60,14 @@ const InlineLimit = inlineLimit
 func QuietPrefix(b *Bridge, u *User, source string, listing []SourceMessage) int {
 	return b.known.quietPrefix(u.id, source, listing)
 }
+
+// SetHistoryPoints sets how many points of the drain chart a feed keeps
+// and returns a function that restores it.
+func SetHistoryPoints(n int) (restore func()) {
+	old := historyPoints
+	historyPoints = n
+	return func() { historyPoints = old }
+}
+
+// SetClock makes b's polls take the time from now.
+func SetClock(b *Bridge, now func() time.Time) { b.now = now }

@@ -33,9 +33,12 @@ type knownKey struct {
 }
 
 type knownSet struct {
-	mu   sync.Mutex
-	m    map[SourceID]KnownMessage
-	used uint64
+	mu sync.Mutex
+	m  map[SourceID]KnownMessage
+	// expected counts the entries of m that the source should still
+	// list (expectedAtHost), for Plan's foreign-deletion check.
+	expected int
+	used     uint64
 	// quiet are the ids, in order, of the listing of the last complete
 	// poll under the keep policy: every one of them was stored by its
 	// end, and a stored id stays in m (origins are never deleted), so a
@@ -52,9 +55,10 @@ func newKnownCache(budget int) *knownCache {
 	return &knownCache{budget: budget, sets: make(map[knownKey]*knownSet)}
 }
 
-// withKnown calls fn with the source-id map of (u, source). fn must not
-// keep the map or call into the bridge.
-func (b *Bridge) withKnown(ctx context.Context, u *User, source string, fn func(map[SourceID]KnownMessage)) error {
+// withKnown calls fn with the source-id map of (u, source) and how many of
+// its entries the source should still list. fn must not keep the map or
+// call into the bridge.
+func (b *Bridge) withKnown(ctx context.Context, u *User, source string, fn func(known map[SourceID]KnownMessage, expected int)) error {
 	c := b.known
 	k := knownKey{u.id, source}
 	c.mu.Lock()
@@ -64,7 +68,7 @@ func (b *Bridge) withKnown(ctx context.Context, u *User, source string, fn func(
 		s.mu.Lock()
 		c.mu.Unlock()
 		defer s.mu.Unlock()
-		fn(s.m)
+		fn(s.m, s.expected)
 		return nil
 	}
 	epoch := c.epoch
@@ -73,17 +77,23 @@ func (b *Bridge) withKnown(ctx context.Context, u *User, source string, fn func(
 	if err != nil {
 		return err
 	}
+	expected := 0
+	for _, e := range m {
+		if expectedAtHost(e.State) {
+			expected++
+		}
+	}
 	c.mu.Lock()
 	if c.epoch == epoch && len(m) <= c.budget {
 		for c.total+len(m) > c.budget {
 			c.dropOldest()
 		}
 		c.tick++
-		c.sets[k] = &knownSet{m: m, used: c.tick}
+		c.sets[k] = &knownSet{m: m, expected: expected, used: c.tick}
 		c.total += len(m)
 	}
 	c.mu.Unlock()
-	fn(m)
+	fn(m, expected)
 	return nil
 }
 
@@ -105,7 +115,7 @@ func (c *knownCache) dropOldest() {
 
 // update applies fn to the set of (user, source) if it is cached. Called
 // after the change committed.
-func (c *knownCache) update(user int64, source string, fn func(m map[SourceID]KnownMessage) (added int)) {
+func (c *knownCache) update(user int64, source string, fn func(s *knownSet) (added int)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
@@ -114,7 +124,7 @@ func (c *knownCache) update(user int64, source string, fn func(m map[SourceID]Kn
 		return
 	}
 	s.mu.Lock()
-	n := fn(s.m)
+	n := fn(s)
 	s.mu.Unlock()
 	c.total += n
 }
@@ -122,26 +132,38 @@ func (c *knownCache) update(user int64, source string, fn func(m map[SourceID]Kn
 // stored records origins just committed.
 func (c *knownCache) stored(origins []*originRef) {
 	for _, o := range origins {
-		c.update(o.userID, o.source, func(m map[SourceID]KnownMessage) int {
-			if _, ok := m[o.sourceID]; ok {
-				m[o.sourceID] = KnownMessage{Size: o.size, StoredAt: time.Unix(o.storedAt, 0), State: originLive}
+		c.update(o.userID, o.source, func(s *knownSet) int {
+			old, had := s.m[o.sourceID]
+			s.m[o.sourceID] = KnownMessage{Size: o.size, StoredAt: time.Unix(o.storedAt, 0), State: originLive}
+			if !had || !expectedAtHost(old.State) {
+				s.expected++
+			}
+			if had {
 				return 0
 			}
-			m[o.sourceID] = KnownMessage{Size: o.size, StoredAt: time.Unix(o.storedAt, 0), State: originLive}
 			return 1
 		})
 	}
 }
 
-// deleted records source ids just marked deleted at the source.
-func (c *knownCache) deleted(user int64, source string, ids []SourceID) {
-	c.update(user, source, func(m map[SourceID]KnownMessage) int {
+// setState records a new state of source ids just committed. The quiet
+// ids are dropped: they held for the states before.
+func (c *knownCache) setState(user int64, source string, ids []SourceID, state int) {
+	c.update(user, source, func(s *knownSet) int {
 		for _, id := range ids {
-			if k, ok := m[id]; ok {
-				k.State = originDeleted
-				m[id] = k
+			if k, ok := s.m[id]; ok {
+				if expectedAtHost(k.State) != expectedAtHost(state) {
+					if expectedAtHost(state) {
+						s.expected++
+					} else {
+						s.expected--
+					}
+				}
+				k.State = state
+				s.m[id] = k
 			}
 		}
+		s.quiet = nil
 		return 0
 	})
 }

@@ -734,15 +734,6 @@ func (m *Mailbox) Expunge(ctx context.Context, uids []UID) ([]UID, error) {
 	if len(del) == 0 {
 		return nil, nil
 	}
-	if err := m.removeLocked(ctx, del, true); err != nil {
-		return nil, err
-	}
-	return del, nil
-}
-
-// removeLocked deletes messages (which must exist) in one transaction,
-// applies it to the index and tells the observers.
-func (m *Mailbox) removeLocked(ctx context.Context, del []UID, userExpunge bool) error {
 	err := m.b.write(ctx, func(tx *wtx) error {
 		if err := removeMessages(ctx, tx, m.id, del); err != nil {
 			return err
@@ -751,22 +742,22 @@ func (m *Mailbox) removeLocked(ctx context.Context, del []UID, userExpunge bool)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("store: expunge in %q: %w", m.name, err)
+		return nil, fmt.Errorf("store: expunge in %q: %w", m.name, err)
 	}
-	m.highestModSeq++
-	gone := make(map[UID]bool, len(del))
-	for _, u := range del {
-		gone[u] = true
-	}
-	m.dropLocked(gone)
-	for _, o := range m.b.observerList() {
-		o.Expunged(m, del)
-	}
-	return nil
+	m.expungedLocked(del)
+	return del, nil
 }
 
-// dropLocked removes the messages named in gone from the index.
-func (m *Mailbox) dropLocked(gone map[UID]bool) {
+// expungedLocked applies an expunge just committed (uids ascending, every
+// one in the mailbox, highest_modseq bumped by one in the store) to the
+// index and tells the observers: the one path of every expunge (EXPUNGE,
+// MOVE, DELETE of the mailbox). Called with m.mu held.
+func (m *Mailbox) expungedLocked(uids []UID) {
+	m.highestModSeq++
+	gone := make(map[UID]bool, len(uids))
+	for _, u := range uids {
+		gone[u] = true
+	}
 	kept := m.msgs[:0]
 	for i := range m.msgs {
 		if gone[m.msgs[i].uid] {
@@ -779,6 +770,9 @@ func (m *Mailbox) dropLocked(gone map[UID]bool) {
 		m.msgs[i] = entry{}
 	}
 	m.msgs = kept
+	for _, o := range m.b.observerList() {
+		o.Expunged(m, uids)
+	}
 }
 
 // removeMessages deletes message rows, drops their blob references and
@@ -907,19 +901,8 @@ func (m *Mailbox) transfer(ctx context.Context, uids []UID, dest *Mailbox, move 
 	}
 	// Expunge from the source first when moving within one mailbox, so
 	// the index stays ascending.
-	expunge := func() {
-		m.highestModSeq++
-		gone := make(map[UID]bool, len(srcUIDs))
-		for _, u := range srcUIDs {
-			gone[u] = true
-		}
-		m.dropLocked(gone)
-		for _, o := range m.b.observerList() {
-			o.Expunged(m, srcUIDs)
-		}
-	}
 	if move && m == dest {
-		expunge()
+		m.expungedLocked(srcUIDs)
 	}
 	arrived := make([]MessageFlags, len(added))
 	for i := range added {
@@ -931,7 +914,7 @@ func (m *Mailbox) transfer(ctx context.Context, uids []UID, dest *Mailbox, move 
 	dest.highestModSeq = modseq
 	dest.arrivedLocked(arrived)
 	if move && m != dest {
-		expunge()
+		m.expungedLocked(srcUIDs)
 	}
 	return dest.uidValidity, srcUIDs, dstUIDs, nil
 }

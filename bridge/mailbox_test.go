@@ -594,6 +594,7 @@ func undoInlineBodies(t *testing.T, dir string) *sql.DB {
 		}
 	}
 	rows.Close()
+	undoStatus(t, db)
 	for _, q := range []string{
 		`DROP TABLE bodies`,
 		`ALTER TABLE blobs DROP COLUMN inline`,
@@ -604,6 +605,23 @@ func undoInlineBodies(t *testing.T, dir string) *sql.DB {
 		}
 	}
 	return db
+}
+
+// undoStatus undoes migration 6 (the status tables) in db, leaving a
+// store of schema 5.
+func undoStatus(t *testing.T, db *sql.DB) {
+	t.Helper()
+	for _, q := range []string{
+		`DROP TABLE feeds`,
+		`DROP TABLE feed_history`,
+		`DROP TABLE clients`,
+		`ALTER TABLE users DROP COLUMN last_login`,
+		`PRAGMA user_version = 5`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
 }
 
 // TestMigrateToInlineBodies: a store of schema 4, where every body is a

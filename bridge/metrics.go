@@ -21,6 +21,9 @@ type Metrics struct {
 	PollDone func(source, result string, took time.Duration, fetched int, fetchedBytes int64, deleted int)
 	// Recovered counts panics caught at a goroutine root.
 	Recovered Counter
+	// ForeignDeletions is called when a poll finds n stored messages
+	// taken off the source by another client (each counted once).
+	ForeignDeletions func(source string, n int)
 }
 
 func (m *Metrics) fill() *Metrics {
@@ -32,6 +35,9 @@ func (m *Metrics) fill() *Metrics {
 		if *c == nil {
 			*c = nopCounter{}
 		}
+	}
+	if out.ForeignDeletions == nil {
+		out.ForeignDeletions = func(string, int) {}
 	}
 	if out.PollDone == nil {
 		out.PollDone = func(string, string, time.Duration, int, int64, int) {}

@@ -66,6 +66,10 @@ type Bridge struct {
 
 	// known caches the source-id maps between polls.
 	known *knownCache
+	// now is the clock of polls (a test sets it).
+	now func() time.Time
+	// feeds holds the feed records polls update (see status.go).
+	feeds feedRecords
 
 	writeMu sync.Mutex
 	// blobDirs are the hash-prefix directories known to exist durably
@@ -117,6 +121,7 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		mailboxes: make(map[MailboxID]*Mailbox),
 		blobDirs:  make(map[string]bool),
 		known:     newKnownCache(knownBudget),
+		now:       time.Now,
 	}
 	path := filepath.Join(opts.DataDir, dbFile)
 	dsn := "file:" + sqliteURIPath(path) + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
@@ -299,6 +304,50 @@ var schema = []string{
 		blob_id INTEGER PRIMARY KEY REFERENCES blobs(id),
 		body BLOB NOT NULL
 	);`,
+	// 6: what Status reports. feeds: one row per (user, source) the
+	// syncer was given (active = still configured), with the settings
+	// and what the last polls found; times are unix seconds, 0 for
+	// never. feed_history: messages at the host over time (the drain
+	// chart), bounded per feed. users.last_login and clients: the IMAP
+	// logins. Origins gain the states 3 (deleting: our DELE sent, its
+	// commit not yet confirmed) and 4 (gone: taken off the host by
+	// another client), set by polls from now on.
+	`CREATE TABLE feeds (
+		user_id INTEGER NOT NULL REFERENCES users(id),
+		source TEXT NOT NULL,
+		active INTEGER NOT NULL DEFAULT 1,
+		mode TEXT NOT NULL DEFAULT 'serve',
+		delete_policy TEXT NOT NULL DEFAULT 'keep',
+		delete_after INTEGER NOT NULL DEFAULT 0,
+		last_poll INTEGER NOT NULL DEFAULT 0,
+		last_error TEXT NOT NULL DEFAULT '',
+		last_error_at INTEGER NOT NULL DEFAULT 0,
+		host_listed INTEGER NOT NULL DEFAULT 0,
+		host_messages INTEGER NOT NULL DEFAULT 0,
+		host_bytes INTEGER NOT NULL DEFAULT 0,
+		pending INTEGER NOT NULL DEFAULT 0,
+		would_delete INTEGER NOT NULL DEFAULT 0,
+		foreign_deletions INTEGER NOT NULL DEFAULT 0,
+		last_foreign_deletion INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY(user_id, source)
+	) WITHOUT ROWID;
+	CREATE TABLE feed_history (
+		user_id INTEGER NOT NULL REFERENCES users(id),
+		source TEXT NOT NULL,
+		at INTEGER NOT NULL,
+		host_messages INTEGER NOT NULL,
+		PRIMARY KEY(user_id, source, at)
+	) WITHOUT ROWID;
+	ALTER TABLE users ADD COLUMN last_login INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE clients (
+		user_id INTEGER NOT NULL REFERENCES users(id),
+		name TEXT NOT NULL,
+		version TEXT NOT NULL,
+		os TEXT NOT NULL DEFAULT '',
+		vendor TEXT NOT NULL DEFAULT '',
+		last_seen INTEGER NOT NULL,
+		PRIMARY KEY(user_id, name, version)
+	) WITHOUT ROWID;`,
 }
 
 func (b *Bridge) migrate(ctx context.Context) error {
@@ -461,6 +510,18 @@ type wtx struct {
 }
 
 func (b *Bridge) write(ctx context.Context, fn func(tx *wtx) error) error {
+	return b.writeNoting(ctx, fn, true)
+}
+
+// writeRecord is write for the bridge's own bookkeeping (what polls found,
+// logins): its success says only that the state database took a small
+// write, so it does not clear a failure Ready reports (a blob directory
+// that cannot be written); ProbeWrites and the next real write do.
+func (b *Bridge) writeRecord(ctx context.Context, fn func(tx *wtx) error) error {
+	return b.writeNoting(ctx, fn, false)
+}
+
+func (b *Bridge) writeNoting(ctx context.Context, fn func(tx *wtx) error, clears bool) error {
 	b.writeMu.Lock()
 	defer b.writeMu.Unlock()
 	b.mu.Lock()
@@ -474,7 +535,9 @@ func (b *Bridge) write(ctx context.Context, fn func(tx *wtx) error) error {
 		// Callers (the IMAP front end) answer "unavailable", not "bug".
 		err = fmt.Errorf("%w (%w)", b.describeDBFault(err), ErrStoreNotWritable)
 	}
-	b.noteWrite(classifyWriteErr(err))
+	if err != nil || clears {
+		b.noteWrite(classifyWriteErr(err))
+	}
 	return err
 }
 

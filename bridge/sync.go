@@ -37,20 +37,16 @@ type DeletePolicy struct {
 
 // Feed is one source feeding one user's INBOX.
 type Feed struct {
-	Source           Source
-	Account          Account
-	Policy           DeletePolicy
+	Source  Source
+	Account Account
+	Policy  DeletePolicy
+	// Mode is serve (""/ModeServe) or shadow: in shadow the source is
+	// never changed, whatever Policy says (see ModeShadow).
+	Mode             FeedMode
 	PollInterval     time.Duration
 	IdlePollInterval time.Duration // 0: same as PollInterval
 	Timeout          time.Duration // bound on one whole poll; 0: 10 minutes
 }
-
-// origin states in the source-id map.
-const (
-	originLive     = 0 // stored, still wanted at the source as far as we know
-	originExpunged = 1 // the user expunged every copy in IMAP
-	originDeleted  = 2 // deleted at the source by us
-)
 
 // originRef is a source-id map row about to be written with its message.
 type originRef struct {
@@ -74,83 +70,17 @@ func (o *originRef) insert(ctx context.Context, stmt *sql.Stmt) (int64, error) {
 	return id, nil
 }
 
-// KnownMessage is what the source-id map holds about one source message.
-type KnownMessage struct {
-	Size     int64
-	StoredAt time.Time
-	State    int
-}
-
-// PollPlan is what one poll will do: fetch what is new, delete what the
-// policy allows.
-type PollPlan struct {
-	Fetch  []SourceMessage
-	Delete []SourceID
-}
-
-// Plan is the sync diff, a pure function: the source's listing and the
-// source-id map in, what to fetch and delete out. A message is deleted only
-// if it is durably stored, still listed with the size recorded when it was
-// stored, and the policy allows it.
-func Plan(listing []SourceMessage, known map[SourceID]KnownMessage, policy DeletePolicy, now time.Time) PollPlan {
-	var p PollPlan
-	for _, m := range listing {
-		k, ok := known[m.ID]
-		if !ok {
-			p.Fetch = append(p.Fetch, m)
-			continue
-		}
-		if k.Size != m.Size {
-			continue // not the message we stored: never delete it
-		}
-		if policyDeletes(k, policy, now) {
-			p.Delete = append(p.Delete, m.ID)
-		}
-	}
-	return p
-}
-
-// keepsAll tells whether the policy never deletes at the source: keep, or
-// no policy given (which policyDeletes treats as keep).
-func (p DeletePolicy) keepsAll() bool {
-	return p.Mode == DeleteKeep || p.Mode == ""
-}
-
-// policyDeletes tells whether the policy deletes a stored message at the
-// source now, if the source still lists it as stored.
-func policyDeletes(k KnownMessage, policy DeletePolicy, now time.Time) bool {
-	switch policy.Mode {
-	case DeleteAfterSync:
-		return true
-	case DeleteAfterDays:
-		// StoredAt is kept in whole seconds: the message was stored up to
-		// a second after it, so count from the second's end.
-		return !now.Before(k.StoredAt.Add(time.Second).Add(policy.After))
-	case DeleteOnExpunge:
-		return k.State == originExpunged
-	}
-	return false
-}
-
-// nothingToDo tells whether a source listing only ids would give an empty
-// Plan: every id is known and none is one the policy would delete (which
-// needs the sizes List gives).
-func nothingToDo(ids []SourceID, known map[SourceID]KnownMessage, policy DeletePolicy, now time.Time) bool {
-	for _, id := range ids {
-		k, ok := known[id]
-		if !ok || policyDeletes(k, policy, now) {
-			return false
-		}
-	}
-	return true
-}
-
 // PollResult says what one poll did.
 type PollResult struct {
 	Listed       int
 	Fetched      int
 	FetchedBytes int64
 	Deleted      int
+	// WouldDelete: what the policy would have deleted (shadow mode).
+	WouldDelete int
+	// Gone: messages another client took off the source since the last
+	// complete listing (foreign deletions found by this poll).
+	Gone int
 }
 
 // Poll runs one poll of feed for user: one source session, fetch and store
@@ -159,12 +89,35 @@ type PollResult struct {
 // as they arrive (see ingester), each batch durable before the next poll
 // step relies on it, so an interrupted first sync resumes after the last
 // committed batch; nothing is deleted at the source that is not durable.
+// What the poll found (counts at the host, foreign deletions, the error)
+// is recorded for Status.
 func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, error) {
+	res, sum, err := b.poll(ctx, u, feed)
+	b.recordPoll(ctx, u, feed, sum, err)
+	return res, err
+}
+
+// pollSummary is what a poll tells the feed's record.
+type pollSummary struct {
+	at time.Time
+	// listed: a complete listing was read (host counts are valid);
+	// planned: the diff ran (pending and wouldDelete are valid).
+	listed       bool
+	planned      bool
+	hostMessages int
+	hostBytes    int64 // -1: unknown (an ids-only listing): keep the last
+	pending      int
+	wouldDelete  int
+}
+
+func (b *Bridge) poll(ctx context.Context, u *User, feed Feed) (PollResult, pollSummary, error) {
 	var res PollResult
+	now := b.now()
+	sum := pollSummary{at: now}
 	src := feed.Source.Name()
 	sess, err := feed.Source.Open(ctx, feed.Account)
 	if err != nil {
-		return res, fmt.Errorf("poll %s: open: %w", src, err)
+		return res, sum, fmt.Errorf("poll %s: open: %w", src, err)
 	}
 	committed := false
 	defer func() {
@@ -172,169 +125,210 @@ func (b *Bridge) Poll(ctx context.Context, u *User, feed Feed) (PollResult, erro
 			sess.Abort()
 		}
 	}()
-	now := time.Now()
+	in := PlanInput{Policy: feed.Policy, Mode: feed.Mode, Now: now}
 	if il, ok := sess.(SourceIDLister); ok {
-		// The cheap listing first: with no new mail and nothing to
-		// delete, the poll ends here.
+		// The cheap listing first: with no new mail, nothing to delete
+		// and nothing gone, the poll ends here.
 		ids, ok, err := il.ListIDs(ctx)
 		if err != nil {
-			return res, fmt.Errorf("poll %s: list: %w", src, err)
+			return res, sum, fmt.Errorf("poll %s: list: %w", src, err)
 		}
 		if ok {
-			idle := false
-			if err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage) {
-				idle = nothingToDo(ids, known, feed.Policy, now)
-			}); err != nil {
-				return res, fmt.Errorf("poll %s: %w", src, err)
+			listing := make([]SourceMessage, len(ids))
+			for i, id := range ids {
+				listing[i].ID = id
 			}
-			if idle {
+			in.Listing, in.IDsOnly = listing, true
+			plan, err := b.plan(ctx, u, src, in)
+			if err != nil {
+				return res, sum, fmt.Errorf("poll %s: %w", src, err)
+			}
+			if plan.Idle() {
 				res.Listed = len(ids)
+				sum.planned = true
 				committed = true
 				if err := sess.Close(ctx); err != nil {
-					return res, fmt.Errorf("poll %s: close: %w", src, err)
+					return res, sum, fmt.Errorf("poll %s: close: %w", src, err)
 				}
-				return res, nil
+				sum.listed, sum.hostMessages, sum.hostBytes = true, len(ids), -1
+				return res, sum, nil
 			}
+			in.IDsOnly = false
 		}
 	}
 	listing, listErr := sess.List(ctx)
 	if listErr != nil && len(listing) == 0 {
-		return res, fmt.Errorf("poll %s: list: %w", src, listErr)
+		return res, sum, fmt.Errorf("poll %s: list: %w", src, listErr)
 	}
 	res.Listed = len(listing)
+	in.Listing, in.Partial = listing, listErr != nil
 	// Under the keep policy the part of the listing the last poll left
 	// all stored plans to nothing: only what follows it is diffed.
-	quiet := 0
 	if feed.Policy.keepsAll() {
-		quiet = b.known.quietPrefix(u.id, src, listing)
+		in.Quiet = b.known.quietPrefix(u.id, src, listing)
 	}
-	var plan PollPlan
-	if err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage) {
-		plan = Plan(listing[quiet:], known, feed.Policy, now)
-	}); err != nil {
-		return res, fmt.Errorf("poll %s: %w", src, err)
+	plan, err := b.plan(ctx, u, src, in)
+	if err != nil {
+		return res, sum, fmt.Errorf("poll %s: %w", src, err)
 	}
+	sum.planned, sum.pending = true, len(plan.Fetch)
 	if len(plan.Fetch) > 0 {
-		inbox, err := u.Mailbox(ctx, InboxName)
-		if err != nil {
-			return res, fmt.Errorf("poll %s: %w", src, err)
-		}
-		byID := make(map[SourceID]SourceMessage, len(plan.Fetch))
-		ids := make([]SourceID, len(plan.Fetch))
-		for i, m := range plan.Fetch {
-			byID[m.ID] = m
-			ids[i] = m.ID
-		}
-		// Messages are written to temp files here, as they arrive, and
-		// committed in batches by the ingester (one blob sync and one
-		// transaction per batch) while the next ones are fetched.
-		fctx, cancel := context.WithCancel(ctx)
-		g := b.startIngest(ctx, cancel, inbox)
-		// Temp files are made ahead only for the messages that will
-		// need one: those the source lists as too large to be inline.
-		large := 0
-		for _, m := range plan.Fetch {
-			if m.Size >= inlineLimit {
-				large++
-			}
-		}
-		var temps *tempFiles
-		if large > 1 {
-			temps = b.startTempFiles(min(tempAhead, large), tempWorkers)
-		}
-		// A message too large to store inline goes to a temp file,
-		// one made ahead of need where there is one.
-		newTemp := func() (*os.File, error) {
-			if temps != nil {
-				if f := temps.get(); f != nil {
-					return f, nil
-				}
-			}
-			return b.createTemp()
-		}
-		// Both goroutines end before Poll returns, a panic included.
-		stopped := false
-		stop := func() error {
-			if stopped {
-				return nil
-			}
-			stopped = true
-			if temps != nil {
-				temps.close()
-			}
-			err := g.finish()
-			cancel()
-			return err
-		}
-		defer stop()
-		store := func(id SourceID, r io.Reader) error {
-			m := byID[id]
-			blob, err := b.writeBlob(fctx, r, !b.syncfs, newTemp)
-			if err != nil {
-				return fmt.Errorf("store %s: %w", id, err)
-			}
-			date := m.Date
-			if date.IsZero() {
-				date = time.Now()
-			}
-			return g.put(fctx, newMessage{blob: blob, date: date, origin: &originRef{userID: u.id, source: src, sourceID: id, size: m.Size}})
-		}
-		if bf, ok := sess.(SourceBatchFetcher); ok {
-			err = bf.FetchMany(fctx, ids, store)
-		} else {
-			for _, id := range ids {
-				var r io.ReadCloser
-				r, err = sess.Fetch(fctx, id)
-				if err != nil {
-					err = fmt.Errorf("fetch %s: %w", id, err)
-					break
-				}
-				err = store(id, r)
-				r.Close()
-				if err != nil {
-					break
-				}
-			}
-		}
-		commitErr := stop()
-		res.Fetched, res.FetchedBytes = g.fetched, g.bytes
+		stored, err := b.fetchAll(ctx, u, sess, src, plan.Fetch, &res)
+		sum.pending -= len(stored)
 		// What was committed is durable: eligible for deletion in this
 		// same session where the policy says so (after_sync).
-		if feed.Policy.Mode == DeleteAfterSync {
-			plan.Delete = append(plan.Delete, g.stored...)
-		}
-		if commitErr != nil {
-			// The fetch error, if any, is the cancellation it caused.
-			return res, fmt.Errorf("poll %s: %w", src, commitErr)
+		if plan.DeleteFetched {
+			if plan.Shadow {
+				plan.WouldDelete += len(stored)
+			} else {
+				plan.Delete = append(plan.Delete, stored...)
+			}
 		}
 		if err != nil {
-			return res, fmt.Errorf("poll %s: %w", src, err)
+			return res, sum, fmt.Errorf("poll %s: %w", src, err)
 		}
 	}
+	res.WouldDelete, sum.wouldDelete = plan.WouldDelete, plan.WouldDelete
 	if listErr != nil {
 		// A partial listing: what could be read is stored; the deferred
 		// Abort ends the session without deleting anything.
-		return res, fmt.Errorf("poll %s: list (stored the %d messages before the problem): %w", src, len(listing), listErr)
+		return res, sum, fmt.Errorf("poll %s: list (stored the %d messages before the problem): %w", src, len(listing), listErr)
+	}
+	sum.listed, sum.hostMessages, sum.hostBytes = true, plan.HostMessages, plan.HostBytes
+	if len(plan.Gone) > 0 || len(plan.Forget) > 0 {
+		if err := b.recordGone(ctx, u, src, plan.Gone, plan.Forget, now); err != nil {
+			return res, sum, fmt.Errorf("poll %s: %w", src, err)
+		}
+		res.Gone = len(plan.Gone)
 	}
 	if len(plan.Delete) > 0 {
+		// Recorded as begun before the commit, so that a crash between
+		// the commit and the record below is not taken for someone
+		// else's deletion at the next poll.
+		if err := b.setOriginState(ctx, u, src, plan.Delete, originDeleting); err != nil {
+			return res, sum, fmt.Errorf("poll %s: %w", src, err)
+		}
 		if err := sess.Delete(ctx, plan.Delete); err != nil {
-			return res, fmt.Errorf("poll %s: delete: %w", src, err)
+			return res, sum, fmt.Errorf("poll %s: delete: %w", src, err)
 		}
 	}
 	committed = true
 	if err := sess.Close(ctx); err != nil {
-		return res, fmt.Errorf("poll %s: close: %w", src, err)
+		return res, sum, fmt.Errorf("poll %s: close: %w", src, err)
 	}
 	if len(plan.Delete) > 0 {
-		if err := b.markDeleted(ctx, u, src, plan.Delete); err != nil {
-			return res, fmt.Errorf("poll %s: %w", src, err)
+		if err := b.setOriginState(ctx, u, src, plan.Delete, originDeleted); err != nil {
+			return res, sum, fmt.Errorf("poll %s: %w", src, err)
 		}
 		res.Deleted = len(plan.Delete)
+		sum.hostMessages -= len(plan.Delete)
 	}
-	if feed.Policy.keepsAll() && res.Fetched == len(plan.Fetch) {
-		b.known.setQuiet(u.id, src, listing, quiet)
+	if plan.KeepQuiet && sum.pending == 0 {
+		b.known.setQuiet(u.id, src, listing, in.Quiet)
 	}
-	return res, nil
+	return res, sum, nil
+}
+
+// plan runs Plan against the source-id map of (u, src).
+func (b *Bridge) plan(ctx context.Context, u *User, src string, in PlanInput) (PollPlan, error) {
+	var p PollPlan
+	err := b.withKnown(ctx, u, src, func(known map[SourceID]KnownMessage, expected int) {
+		in.Known, in.Expected = known, expected
+		p = Plan(in)
+	})
+	return p, err
+}
+
+// fetchAll fetches msgs from sess into u's INBOX and returns the ids
+// stored, in commit order. Messages are written to temp files as they
+// arrive and committed in batches by the ingester (one blob sync and one
+// transaction per batch) while the next ones are fetched.
+func (b *Bridge) fetchAll(ctx context.Context, u *User, sess SourceSession, src string, msgs []SourceMessage, res *PollResult) ([]SourceID, error) {
+	inbox, err := u.Mailbox(ctx, InboxName)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[SourceID]SourceMessage, len(msgs))
+	ids := make([]SourceID, len(msgs))
+	for i, m := range msgs {
+		byID[m.ID] = m
+		ids[i] = m.ID
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	g := b.startIngest(ctx, cancel, inbox)
+	// Temp files are made ahead only for the messages that will need
+	// one: those the source lists as too large to be inline.
+	large := 0
+	for _, m := range msgs {
+		if m.Size >= inlineLimit {
+			large++
+		}
+	}
+	var temps *tempFiles
+	if large > 1 {
+		temps = b.startTempFiles(min(tempAhead, large), tempWorkers)
+	}
+	// A message too large to store inline goes to a temp file, one made
+	// ahead of need where there is one.
+	newTemp := func() (*os.File, error) {
+		if temps != nil {
+			if f := temps.get(); f != nil {
+				return f, nil
+			}
+		}
+		return b.createTemp()
+	}
+	// Both goroutines end before fetchAll returns, a panic included.
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		if temps != nil {
+			temps.close()
+		}
+		err := g.finish()
+		cancel()
+		return err
+	}
+	defer stop()
+	store := func(id SourceID, r io.Reader) error {
+		m := byID[id]
+		blob, err := b.writeBlob(fctx, r, !b.syncfs, newTemp)
+		if err != nil {
+			return fmt.Errorf("store %s: %w", id, err)
+		}
+		date := m.Date
+		if date.IsZero() {
+			date = time.Now()
+		}
+		return g.put(fctx, newMessage{blob: blob, date: date, origin: &originRef{userID: u.id, source: src, sourceID: id, size: m.Size}})
+	}
+	if bf, ok := sess.(SourceBatchFetcher); ok {
+		err = bf.FetchMany(fctx, ids, store)
+	} else {
+		for _, id := range ids {
+			var r io.ReadCloser
+			r, err = sess.Fetch(fctx, id)
+			if err != nil {
+				err = fmt.Errorf("fetch %s: %w", id, err)
+				break
+			}
+			err = store(id, r)
+			r.Close()
+			if err != nil {
+				break
+			}
+		}
+	}
+	commitErr := stop()
+	res.Fetched, res.FetchedBytes = g.fetched, g.bytes
+	if commitErr != nil {
+		// The fetch error, if any, is the cancellation it caused.
+		return g.stored, commitErr
+	}
+	return g.stored, err
 }
 
 func (b *Bridge) knownMessages(ctx context.Context, u *User, source string) (map[SourceID]KnownMessage, error) {
@@ -357,24 +351,29 @@ func (b *Bridge) knownMessages(ctx context.Context, u *User, source string) (map
 	return known, rows.Err()
 }
 
-func (b *Bridge) markDeleted(ctx context.Context, u *User, source string, ids []SourceID) error {
-	err := b.write(ctx, func(tx *wtx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE origins SET state=? WHERE user_id=? AND source=? AND source_id=?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, id := range ids {
-			if _, err := stmt.ExecContext(ctx, originDeleted, u.id, source, string(id)); err != nil {
-				return fmt.Errorf("mark %s deleted: %w", id, err)
-			}
-		}
-		return nil
+// setOriginState records a state of source ids of (u, source).
+func (b *Bridge) setOriginState(ctx context.Context, u *User, source string, ids []SourceID, state int) error {
+	err := b.writeRecord(ctx, func(tx *wtx) error {
+		return setOrigins(ctx, tx, u.id, source, ids, state)
 	})
 	if err == nil {
-		b.known.deleted(u.id, source, ids)
+		b.known.setState(u.id, source, ids, state)
 	}
 	return err
+}
+
+func setOrigins(ctx context.Context, tx *wtx, userID int64, source string, ids []SourceID, state int) error {
+	stmt, err := tx.PrepareContext(ctx, `UPDATE origins SET state=? WHERE user_id=? AND source=? AND source_id=?`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, id := range ids {
+		if _, err := stmt.ExecContext(ctx, state, userID, source, string(id)); err != nil {
+			return fmt.Errorf("mark %s state %d: %w", id, state, err)
+		}
+	}
+	return nil
 }
 
 // SyncerOptions configure the poll loops.
@@ -391,6 +390,12 @@ type SyncerOptions struct {
 // interval while a session idles, backing off exponentially on failure.
 // One slow or failing account never delays another beyond the concurrency
 // bound.
+//
+// A user's feeds change live: Update replaces their settings (policy,
+// mode, intervals, credentials, the source itself), starts loops for new
+// sources and stops those of sources no longer given; Remove stops every
+// loop of a user. Neither touches another user's loops nor any session,
+// and the user's mail stays in the store.
 type Syncer struct {
 	b       *Bridge
 	log     *slog.Logger
@@ -402,7 +407,16 @@ type Syncer struct {
 	wg     sync.WaitGroup
 
 	mu    sync.Mutex
-	loops map[string][]*feedLoop // by user name
+	users map[string]*userLoops // by user name
+}
+
+// userLoops are the poll loops of one user.
+type userLoops struct {
+	user  *User
+	loops []*feedLoop // guarded by Syncer.mu
+
+	mu   sync.Mutex
+	idle int // sessions of the user in IDLE
 }
 
 // NewSyncer creates the poll loops' owner. Stop ends every loop.
@@ -424,18 +438,22 @@ func NewSyncer(b *Bridge, opts SyncerOptions) *Syncer {
 		maxBack: opts.MaxBackoff,
 		ctx:     ctx,
 		cancel:  cancel,
-		loops:   make(map[string][]*feedLoop),
+		users:   make(map[string]*userLoops),
 	}
 }
 
 type feedLoop struct {
 	s    *Syncer
-	user *User
-	feed Feed
+	ul   *userLoops
 	kick chan struct{}
+	// ctx ends the loop alone (Update, Remove) or with the syncer (Stop);
+	// done is closed when run has returned.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
 
 	mu   sync.Mutex
-	idle int
+	feed Feed
 	// started counts polls begun; lastDone is the number of the last one
 	// finished, with its error; polled is closed and replaced after every
 	// poll (for PollAndWait).
@@ -445,49 +463,70 @@ type feedLoop struct {
 	polled   chan struct{}
 }
 
+// withDefaults fills in a feed's unset intervals and timeout.
+func (f Feed) withDefaults() Feed {
+	if f.PollInterval <= 0 {
+		f.PollInterval = time.Minute
+	}
+	if f.IdlePollInterval <= 0 || f.IdlePollInterval > f.PollInterval {
+		f.IdlePollInterval = f.PollInterval
+	}
+	if f.Timeout <= 0 {
+		f.Timeout = 10 * time.Minute
+	}
+	if f.Mode == "" {
+		f.Mode = ModeServe
+	}
+	return f
+}
+
+// startLoop starts the poll loop of one feed. Called with s.mu held.
+func (s *Syncer) startLoop(ul *userLoops, f Feed) *feedLoop {
+	ctx, cancel := context.WithCancel(s.ctx)
+	l := &feedLoop{s: s, ul: ul, feed: f.withDefaults(), kick: make(chan struct{}, 1), polled: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	s.wg.Add(1)
+	go l.run()
+	return l
+}
+
 // Add starts poll loops for user's feeds. Calling it again for the same
-// user replaces nothing: it is a no-op if the user already has loops.
+// user replaces nothing: it is a no-op if the user already has loops (see
+// Update).
 func (s *Syncer) Add(u *User, feeds []Feed) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ctx.Err() != nil {
+		s.mu.Unlock()
 		return
 	}
-	if _, ok := s.loops[u.name]; ok {
+	if _, ok := s.users[u.name]; ok {
+		s.mu.Unlock()
 		return
 	}
-	var loops []*feedLoop
+	s.addLocked(u, feeds)
+	s.mu.Unlock()
+	s.recordFeeds(s.ctx, u, feeds)
+}
+
+// addLocked starts the loops of a user who has none. Called with s.mu held.
+func (s *Syncer) addLocked(u *User, feeds []Feed) {
+	ul := &userLoops{user: u}
 	for _, f := range feeds {
-		if f.PollInterval <= 0 {
-			f.PollInterval = time.Minute
-		}
-		if f.IdlePollInterval <= 0 || f.IdlePollInterval > f.PollInterval {
-			f.IdlePollInterval = f.PollInterval
-		}
-		if f.Timeout <= 0 {
-			f.Timeout = 10 * time.Minute
-		}
-		l := &feedLoop{s: s, user: u, feed: f, kick: make(chan struct{}, 1), polled: make(chan struct{})}
-		loops = append(loops, l)
-		s.wg.Add(1)
-		go l.run()
+		ul.loops = append(ul.loops, s.startLoop(ul, f))
 	}
-	s.loops[u.name] = loops
+	s.users[u.name] = ul
+	name := u.name
 	u.setHooks(userHooks{
 		pollNow: func() {
-			for _, l := range loops {
+			for _, l := range s.loopsOf(name) {
 				l.poke()
 			}
 		},
 		idle: func(delta int) {
-			for _, l := range loops {
-				l.mu.Lock()
-				l.idle += delta
-				if l.idle < 0 {
-					l.idle = 0
-				}
-				l.mu.Unlock()
-				if delta > 0 {
+			ul.mu.Lock()
+			ul.idle = max(ul.idle+delta, 0)
+			ul.mu.Unlock()
+			if delta > 0 {
+				for _, l := range s.loopsOf(name) {
 					l.poke()
 				}
 			}
@@ -495,21 +534,144 @@ func (s *Syncer) Add(u *User, feeds []Feed) {
 	})
 }
 
+// recordFeeds records the user's feeds for Status; a failure is logged
+// (polling goes on; Status shows the settings of the last poll).
+func (s *Syncer) recordFeeds(ctx context.Context, u *User, feeds []Feed) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordingTimeout)
+	defer cancel()
+	if err := s.b.setFeeds(ctx, u, feeds); err != nil {
+		s.log.Warn("sync: could not record the feeds", "user", u.name, "err", err)
+	}
+}
+
+// Update makes feeds the user's feeds from now on, without a restart: a
+// loop whose source name is in feeds keeps running with the new settings
+// and polls at once (a new policy, mode or password applies from that
+// poll; a poll in flight finishes with the old ones); sources new to the
+// user get a loop; loops of sources not in feeds are stopped, and Update
+// waits for them (or ctx). A user without loops gets them, as with Add.
+// Other users' loops and every session are left alone.
+func (s *Syncer) Update(ctx context.Context, u *User, feeds []Feed) error {
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return errors.New("sync: update: the syncer is stopped")
+	}
+	ul, ok := s.users[u.name]
+	if !ok {
+		s.addLocked(u, feeds)
+		s.mu.Unlock()
+		s.recordFeeds(ctx, u, feeds)
+		return nil
+	}
+	byName := make(map[string]Feed, len(feeds))
+	for _, f := range feeds {
+		byName[f.Source.Name()] = f
+	}
+	var kept, stopped []*feedLoop
+	have := make(map[string]bool)
+	for _, l := range ul.loops {
+		name := l.sourceName()
+		f, ok := byName[name]
+		if !ok || have[name] {
+			l.cancel()
+			stopped = append(stopped, l)
+			continue
+		}
+		have[name] = true
+		l.mu.Lock()
+		l.feed = f.withDefaults()
+		l.mu.Unlock()
+		l.poke()
+		kept = append(kept, l)
+	}
+	for _, f := range feeds {
+		if name := f.Source.Name(); !have[name] {
+			have[name] = true
+			kept = append(kept, s.startLoop(ul, f))
+		}
+	}
+	ul.loops = kept
+	s.mu.Unlock()
+	// Recorded once the dropped loops are done: a poll of theirs ending
+	// meanwhile would record its feed as active again.
+	err := waitLoops(ctx, stopped)
+	s.recordFeeds(ctx, u, feeds)
+	return err
+}
+
+// Remove stops every poll loop of user (polls in flight are aborted;
+// nothing they stored is lost) and waits for them, or ctx. The user's
+// mail, flags and sessions stay; the feeds are marked inactive for Status.
+// Removing a user without loops does nothing.
+func (s *Syncer) Remove(ctx context.Context, user string) error {
+	s.mu.Lock()
+	ul, ok := s.users[user]
+	delete(s.users, user)
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	ul.user.setHooks(userHooks{})
+	for _, l := range ul.loops {
+		l.cancel()
+	}
+	err := waitLoops(ctx, ul.loops)
+	s.recordFeeds(ctx, ul.user, nil)
+	return err
+}
+
+func waitLoops(ctx context.Context, loops []*feedLoop) error {
+	for _, l := range loops {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return fmt.Errorf("sync: wait for the poll loop of %s: %w", l.sourceName(), ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (s *Syncer) loopsOf(user string) []*feedLoop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ul := s.users[user]; ul != nil {
+		return ul.loops
+	}
+	return nil
+}
+
+func (l *feedLoop) sourceName() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.feed.Source.Name()
+}
+
+// Feeds returns the feeds user's loops poll now (with defaults filled in),
+// nil if the user has none.
+func (s *Syncer) Feeds(user string) []Feed {
+	var out []Feed
+	for _, l := range s.loopsOf(user) {
+		l.mu.Lock()
+		out = append(out, l.feed)
+		l.mu.Unlock()
+	}
+	return out
+}
+
 // SetPassword changes the source password the user's poll loops use for
 // source (a passthrough user who changed it at the host and logged in with
 // the new one) and asks for a poll now. It reports whether a loop of that
 // user polls that source.
 func (s *Syncer) SetPassword(user, source, password string) bool {
-	s.mu.Lock()
-	loops := s.loops[user]
-	s.mu.Unlock()
 	found := false
-	for _, l := range loops {
+	for _, l := range s.loopsOf(user) {
+		l.mu.Lock()
 		if l.feed.Source.Name() != source {
+			l.mu.Unlock()
 			continue
 		}
 		found = true
-		l.mu.Lock()
 		changed := l.feed.Account.Password != password
 		l.feed.Account.Password = password
 		l.mu.Unlock()
@@ -524,7 +686,7 @@ func (s *Syncer) SetPassword(user, source, password string) bool {
 func (s *Syncer) Has(user string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.loops[user]
+	_, ok := s.users[user]
 	return ok
 }
 
@@ -532,9 +694,7 @@ func (s *Syncer) Has(user string) bool {
 // has completed a poll that started after the call (successful or not), or
 // ctx ends. It returns the polls' errors joined. For tests and tools.
 func (s *Syncer) PollAndWait(ctx context.Context, user string) error {
-	s.mu.Lock()
-	loops := s.loops[user]
-	s.mu.Unlock()
+	loops := s.loopsOf(user)
 	if len(loops) == 0 {
 		return fmt.Errorf("sync: user %q has no sources", user)
 	}
@@ -554,6 +714,8 @@ func (s *Syncer) PollAndWait(ctx context.Context, user string) error {
 			}
 			select {
 			case <-ch:
+			case <-l.done:
+				return fmt.Errorf("sync: the poll loop of %s stopped", l.sourceName())
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -585,20 +747,20 @@ func (l *feedLoop) poke() {
 
 func (l *feedLoop) run() {
 	defer l.s.wg.Done()
-	log := l.s.log.With("user", l.user.name, "source", l.feed.Source.Name())
+	defer close(l.done)
 	failures := 0
 	wait := time.Duration(0) // first poll at once
 	for {
 		timer := time.NewTimer(wait)
 		select {
-		case <-l.s.ctx.Done():
+		case <-l.ctx.Done():
 			timer.Stop()
 			return
 		case <-timer.C:
 		case <-l.kick:
 			timer.Stop()
 		}
-		err := l.pollOnce(log)
+		err := l.pollOnce()
 		if err != nil {
 			failures++
 		} else {
@@ -609,9 +771,12 @@ func (l *feedLoop) run() {
 }
 
 func (l *feedLoop) nextWait(failures int) time.Duration {
+	l.ul.mu.Lock()
+	idle := l.ul.idle > 0
+	l.ul.mu.Unlock()
 	l.mu.Lock()
 	interval := l.feed.PollInterval
-	if l.idle > 0 {
+	if idle {
 		interval = l.feed.IdlePollInterval
 	}
 	l.mu.Unlock()
@@ -630,11 +795,14 @@ func (l *feedLoop) nextWait(failures int) time.Duration {
 	return interval + j
 }
 
-func (l *feedLoop) pollOnce(log *slog.Logger) (err error) {
+func (l *feedLoop) pollOnce() (err error) {
 	l.mu.Lock()
 	l.started++
 	n := l.started
+	feed := l.feed
 	l.mu.Unlock()
+	user := l.ul.user
+	log := l.s.log.With("user", user.name, "source", feed.Source.Name())
 	defer func() {
 		if r := recover(); r != nil {
 			l.s.b.metrics.Recovered.Inc()
@@ -649,17 +817,14 @@ func (l *feedLoop) pollOnce(log *slog.Logger) (err error) {
 	}()
 	select {
 	case l.s.sem <- struct{}{}:
-	case <-l.s.ctx.Done():
-		return l.s.ctx.Err()
+	case <-l.ctx.Done():
+		return l.ctx.Err()
 	}
 	defer func() { <-l.s.sem }()
-	l.mu.Lock()
-	feed := l.feed
-	l.mu.Unlock()
-	ctx, cancel := context.WithTimeout(l.s.ctx, feed.Timeout)
+	ctx, cancel := context.WithTimeout(l.ctx, feed.Timeout)
 	defer cancel()
 	start := time.Now()
-	res, err := l.s.b.Poll(ctx, l.user, feed)
+	res, err := l.s.b.Poll(ctx, user, feed)
 	took := time.Since(start)
 	result := "success"
 	switch {
@@ -671,16 +836,16 @@ func (l *feedLoop) pollOnce(log *slog.Logger) (err error) {
 	default:
 		result = "error"
 	}
-	l.s.b.metrics.PollDone(l.feed.Source.Name(), result, took, res.Fetched, res.FetchedBytes, res.Deleted)
+	l.s.b.metrics.PollDone(feed.Source.Name(), result, took, res.Fetched, res.FetchedBytes, res.Deleted)
 	if err != nil {
-		if l.s.ctx.Err() != nil {
-			return err // shutting down
+		if l.ctx.Err() != nil {
+			return err // shutting down, or the loop was stopped
 		}
 		log.Warn("sync: poll failed", "err", err, "fetched", res.Fetched)
 		return err
 	}
-	if res.Fetched > 0 || res.Deleted > 0 {
-		log.Info("sync: polled", "listed", res.Listed, "fetched", res.Fetched, "bytes", res.FetchedBytes, "deleted", res.Deleted, "took", took.Round(time.Millisecond))
+	if res.Fetched > 0 || res.Deleted > 0 || res.Gone > 0 {
+		log.Info("sync: polled", "listed", res.Listed, "fetched", res.Fetched, "bytes", res.FetchedBytes, "deleted", res.Deleted, "would_delete", res.WouldDelete, "gone", res.Gone, "took", took.Round(time.Millisecond))
 	} else {
 		log.Debug("sync: polled", "listed", res.Listed, "took", took.Round(time.Millisecond))
 	}

@@ -13,44 +13,6 @@ import (
 	"github.com/imapbridge/imapbridge/bridge/bridgetest"
 )
 
-func TestPlan(t *testing.T) {
-	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	listing := []bridge.SourceMessage{
-		{ID: "a", Size: 10}, {ID: "b", Size: 20}, {ID: "c", Size: 30}, {ID: "d", Size: 40},
-	}
-	known := map[bridge.SourceID]bridge.KnownMessage{
-		"a": {Size: 10, StoredAt: now.Add(-40 * 24 * time.Hour)},
-		"b": {Size: 20, StoredAt: now.Add(-1*time.Hour - time.Second), State: 1},
-		"c": {Size: 31, StoredAt: now.Add(-400 * 24 * time.Hour)}, // size changed at the host
-		"z": {Size: 5, StoredAt: now},                             // gone from the host
-	}
-	for _, tc := range []struct {
-		policy bridge.DeletePolicy
-		del    string
-	}{
-		{bridge.DeletePolicy{Mode: bridge.DeleteKeep}, ""},
-		{bridge.DeletePolicy{Mode: bridge.DeleteAfterSync}, "a b"},
-		{bridge.DeletePolicy{Mode: bridge.DeleteAfterDays, After: 30 * 24 * time.Hour}, "a"},
-		{bridge.DeletePolicy{Mode: bridge.DeleteAfterDays, After: time.Hour}, "a b"},
-		{bridge.DeletePolicy{Mode: bridge.DeleteOnExpunge}, "b"},
-	} {
-		p := bridge.Plan(listing, known, tc.policy, now)
-		var fetch, del []string
-		for _, m := range p.Fetch {
-			fetch = append(fetch, string(m.ID))
-		}
-		for _, id := range p.Delete {
-			del = append(del, string(id))
-		}
-		if strings.Join(fetch, " ") != "d" {
-			t.Errorf("%s: fetch %v, want [d]", tc.policy.Mode, fetch)
-		}
-		if strings.Join(del, " ") != tc.del {
-			t.Errorf("%s: delete %v, want %q", tc.policy.Mode, del, tc.del)
-		}
-	}
-}
-
 type recorder struct {
 	mu     sync.Mutex
 	events []string

@@ -25,6 +25,13 @@ type User struct {
 
 	hooksMu sync.Mutex
 	hooks   userHooks
+
+	// loginMu guards the IMAP logins recorded (see RecordLogin): the
+	// latest, the latest saved, and when each client was saved last.
+	loginMu      sync.Mutex
+	lastLogin    time.Time
+	savedLogin   time.Time
+	clientsSaved map[string]time.Time
 }
 
 // userHooks let the sync engine hear about sessions.
@@ -372,13 +379,11 @@ func (u *User) DeleteMailbox(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if len(expunged) > 0 {
+		mb.expungedLocked(expunged)
+	}
 	mb.gone = true
 	mb.msgs = nil
-	if len(expunged) > 0 {
-		for _, o := range u.b.observerList() {
-			o.Expunged(mb, expunged)
-		}
-	}
 	u.b.mu.Lock()
 	delete(u.b.mailboxes, mb.id)
 	u.b.mu.Unlock()

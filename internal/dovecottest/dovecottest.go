@@ -1,4 +1,6 @@
-// Package dovecottest starts a real Dovecot POP3 server for tests.
+// Package dovecottest starts a real Dovecot POP3 server for tests: the
+// testing.TB glue around dovecotrun (the launcher, shared with the bench,
+// which must not link the testing package).
 //
 // Start writes a private configuration into the test's temporary directory
 // (base_dir, state_dir, log file, a passwd-file passdb/userdb and one Maildir
@@ -15,102 +17,47 @@
 // Dovecot is Debian's dovecot-pop3d. When it is not installed, Start skips the
 // test, or fails it when the environment variable CI is "true", naming the
 // command that installs it (InstallCommand).
-//
-// The harness works as root (as CI runs it: the mail processes then run as
-// the unprivileged user "nobody", and Dovecot's own users "dovecot" and
-// "dovenull", created by the Debian package, run the internal and login
-// processes) and as an ordinary user (every process then runs as that user).
 package dovecottest
 
 import (
-	"bufio"
-	"bytes"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
+	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/imapbridge/imapbridge/internal/dovecottest/dovecotrun"
 	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 // InstallCommand is the command that installs the Dovecot POP3 server on
 // Debian and Ubuntu; the harness names it when Dovecot is missing.
-const InstallCommand = "apt-get install -y dovecot-pop3d"
+const InstallCommand = dovecotrun.InstallCommand
 
 // User is a mail account of the test server.
-type User struct {
-	Name     string
-	Password string
-}
+type User = dovecotrun.User
 
-// Options configure a test server. The zero value is a plain-text POP3
-// server with no users.
-type Options struct {
-	// Users are created before the server starts. More can be added with
-	// Server.AddUser at any time.
-	Users []User
+// Options configure a test server (Dir, Label and Logf are set by Start).
+type Options = dovecotrun.Options
 
-	// TLS generates a self-signed certificate for 127.0.0.1 and localhost,
-	// offers STLS on the plain port and opens an implicit-TLS (pop3s) port.
-	// Server.CertPool trusts the certificate.
-	TLS bool
+// Message is one message file in a user's Maildir.
+type Message = dovecotrun.Message
 
-	// APOP enables the APOP mechanism: the greeting then carries a
-	// timestamp. (The passdb always stores plain-text passwords, which APOP
-	// needs.)
-	APOP bool
-
-	// NoSessionLock turns pop3_lock_session off. By default a second POP3
-	// session on a maildrop in use is refused with "-ERR [IN-USE]" (after
-	// Dovecot's fixed ten-second lock wait).
-	NoSessionLock bool
-
-	// UIDLFormat overrides pop3_uidl_format (default "%08Xu%08Xv"). "%08Xv"
-	// makes every message of a maildrop share one UIDL: a broken server on
-	// cue.
-	UIDLFormat string
-
-	// ExtraConfig is appended verbatim to the generated dovecot.conf.
-	ExtraConfig string
-
-	// StartTimeout bounds the wait for the first "+OK" greeting
-	// (default 15s).
-	StartTimeout time.Duration
-}
-
-// Server is a running Dovecot. Its methods may be called from any goroutine.
+// Server is a running Dovecot whose methods fail the test instead of
+// returning an error.
 type Server struct {
-	tb   testing.TB
-	opts Options
-	dir  string // root of everything the harness writes (t.TempDir)
-	base string // Dovecot's base_dir (may live outside dir: socket paths are short)
+	*dovecotrun.Server
+	tb testing.TB
+}
 
-	addr    string
-	tlsAddr string
-	pool    *x509.CertPool
+// lookupDovecot finds the dovecot binary; tests replace it.
+var lookupDovecot = dovecotrun.FindBinary
 
-	mailUID, mailGID int
-	asRoot           bool
-	epoch            int64
-
-	mu      sync.Mutex
-	users   map[string]string // name → password
-	seq     int
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
-	stopped bool
+// Available reports whether a Dovecot with the POP3 server is installed.
+func Available() error {
+	bin, err := lookupDovecot()
+	if err != nil {
+		return err
+	}
+	return dovecotrun.Available(bin)
 }
 
 // Start starts a Dovecot POP3 server for the test and registers its Stop
@@ -129,405 +76,52 @@ func Start(tb testing.TB, opts Options) *Server {
 	return s
 }
 
-// Available reports whether a Dovecot with the POP3 server is installed.
-func Available() error {
-	bin, err := lookupDovecot()
-	if err != nil {
-		return err
-	}
-	libexec := filepath.Join(filepath.Dir(filepath.Dir(bin)), "lib", "dovecot")
-	for _, name := range []string{"pop3", "pop3-login"} {
-		if _, err := os.Stat(filepath.Join(libexec, name)); err != nil {
-			return fmt.Errorf("dovecot is installed but its POP3 server %s is not", filepath.Join(libexec, name))
-		}
-	}
-	return nil
-}
-
-// lookupDovecot finds the dovecot binary; tests replace it.
-var lookupDovecot = dovecotBinary
-
-func dovecotBinary() (string, error) {
-	if p, err := exec.LookPath("dovecot"); err == nil {
-		return p, nil
-	}
-	// /usr/sbin is often missing from an ordinary user's PATH.
-	for _, p := range []string{"/usr/sbin/dovecot", "/usr/local/sbin/dovecot"} {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p, nil
-		}
-	}
-	return "", errors.New("dovecot is not installed (no dovecot binary in PATH or /usr/sbin)")
-}
-
 func start(tb testing.TB, opts Options) (*Server, error) {
-	if opts.StartTimeout <= 0 {
-		opts.StartTimeout = 15 * time.Second
-	}
-	s := &Server{
-		tb:     tb,
-		opts:   opts,
-		dir:    tb.TempDir(),
-		users:  map[string]string{},
-		asRoot: os.Geteuid() == 0,
-		epoch:  time.Now().Unix(),
-	}
-	if err := s.prepare(); err != nil {
-		return nil, err
-	}
-	for _, u := range opts.Users {
-		if err := s.addUser(u.Name, u.Password); err != nil {
+	opts.Dir, opts.Label, opts.Logf = tb.TempDir(), tb.Name(), tb.Logf
+	if opts.Binary == "" {
+		bin, err := lookupDovecot()
+		if err != nil {
 			return nil, err
 		}
+		opts.Binary = bin
 	}
-	// The ports are picked free and handed to Dovecot; another process may
-	// take one in between, so a start that fails on a busy port is retried.
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		err = s.launch()
-		if err == nil {
-			tb.Cleanup(s.Stop)
-			return s, nil
-		}
-		if !errors.Is(err, errAddrInUse) {
-			break
-		}
-	}
-	return nil, err
-}
-
-var errAddrInUse = errors.New("address already in use")
-
-// prepare creates the directory layout, the certificate and the users'
-// numeric ids.
-func (s *Server) prepare() error {
-	if s.asRoot {
-		// Dovecot refuses mail access as root: the mail processes run as
-		// nobody, which must be able to walk down to the Maildirs. The test's
-		// temporary directories are created 0700.
-		s.mailUID, s.mailGID = 65534, 65534
-		if u, err := user.Lookup("nobody"); err == nil {
-			s.mailUID, _ = strconv.Atoi(u.Uid)
-			s.mailGID, _ = strconv.Atoi(u.Gid)
-		}
-		for _, d := range []string{filepath.Dir(s.dir), s.dir} {
-			if err := os.Chmod(d, 0o711); err != nil {
-				return err
-			}
-		}
-		for d := filepath.Dir(filepath.Dir(s.dir)); ; d = filepath.Dir(d) {
-			if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
-				return fmt.Errorf("%s is not searchable by others, so Dovecot's mail processes (uid %d) cannot reach the Maildirs under it; point TMPDIR at a directory such as /tmp", d, s.mailUID)
-			}
-			if d == filepath.Dir(d) {
-				break
-			}
-		}
-		for _, name := range []string{"dovecot", "dovenull"} {
-			if _, err := user.Lookup(name); err != nil {
-				return fmt.Errorf("running as root needs Dovecot's system user %q (the Debian package creates it; reinstall with %s): %v", name, InstallCommand, err)
-			}
-		}
-	} else {
-		s.mailUID, s.mailGID = os.Geteuid(), os.Getegid()
-	}
-	for _, d := range []string{"state", "home"} {
-		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o755); err != nil {
-			return err
-		}
-	}
-	if s.asRoot {
-		if err := os.Chown(filepath.Join(s.dir, "home"), s.mailUID, s.mailGID); err != nil {
-			return err
-		}
-	}
-	// Unix socket paths are limited to 107 bytes; Dovecot's longest socket
-	// name under base_dir is about 30. Long test names make long temp dirs.
-	s.base = filepath.Join(s.dir, "run")
-	if len(s.base) > 70 {
-		short, err := os.MkdirTemp("", "dvt")
-		if err != nil {
-			return err
-		}
-		if err := os.Chmod(short, 0o755); err != nil {
-			return err
-		}
-		s.tb.Cleanup(func() { os.RemoveAll(short) })
-		s.base = filepath.Join(short, "run")
-	}
-	if err := os.Mkdir(filepath.Join(s.dir, "passwd.d"), 0o755); err != nil {
-		return err
-	}
-	if s.opts.TLS {
-		pool, err := writeSelfSignedCert(filepath.Join(s.dir, "cert.pem"), filepath.Join(s.dir, "key.pem"))
-		if err != nil {
-			return fmt.Errorf("generate certificate: %w", err)
-		}
-		s.pool = pool
-	}
-	return nil
-}
-
-// freePort asks the kernel for a free port on 127.0.0.1.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := dovecotrun.Launch(context.Background(), opts)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	tb.Cleanup(s.Stop)
+	return &Server{Server: s, tb: tb}, nil
 }
 
-func (s *Server) config(port, tlsPort int) string {
-	var b strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	w("# generated by dovecottest for %s", s.tb.Name())
-	w("base_dir = %s", s.base)
-	w("state_dir = %s", filepath.Join(s.dir, "state"))
-	w("instance_name = dovecottest-%d", port)
-	w("protocols = pop3")
-	w("listen = 127.0.0.1")
-	w("log_path = %s", filepath.Join(s.dir, "dovecot.log"))
-	w("mail_location = maildir:~/Maildir")
-	w("mail_fsync = never")
-	w("first_valid_uid = 1")
-	w("first_valid_gid = 1")
-	w("disable_plaintext_auth = no")
-	// Tests provoke failures on purpose: answer them at once.
-	w("auth_failure_delay = 0")
-	if s.opts.APOP {
-		w("auth_mechanisms = plain apop")
-	} else {
-		w("auth_mechanisms = plain")
+// AddUser creates a user with an empty Maildir, while the server runs or
+// not. A name or password that the passwd-file format cannot hold fails the
+// test.
+func (s *Server) AddUser(name, password string) {
+	s.tb.Helper()
+	if err := s.Server.AddUser(User{Name: name, Password: password}); err != nil {
+		s.tb.Fatalf("dovecottest: %v", err)
 	}
-	if s.opts.NoSessionLock {
-		w("pop3_lock_session = no")
-	} else {
-		w("pop3_lock_session = yes")
-	}
-	if s.opts.UIDLFormat != "" {
-		w("pop3_uidl_format = %s", s.opts.UIDLFormat)
-	}
-	if s.opts.TLS {
-		w("ssl = yes")
-		w("ssl_cert = <%s", filepath.Join(s.dir, "cert.pem"))
-		w("ssl_key = <%s", filepath.Join(s.dir, "key.pem"))
-	} else {
-		w("ssl = no")
-	}
-	if !s.asRoot {
-		u, _ := user.Current()
-		name := strconv.Itoa(os.Geteuid())
-		if u != nil {
-			name = u.Username
-		}
-		w("default_internal_user = %s", name)
-		w("default_login_user = %s", name)
-		w("default_internal_group = %s", groupName())
-		w("service anvil {\n  chroot =\n}")
-		w("service pop3-login {\n  chroot =\n}")
-	}
-	// One passwd file per user: Dovecot stats a passwd file at most once a
-	// second, so a single file would hide a user added within that second.
-	w("passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s/%%u\n}", filepath.Join(s.dir, "passwd.d"))
-	w("userdb {\n  driver = passwd-file\n  args = %s/%%u\n}", filepath.Join(s.dir, "passwd.d"))
-	// Auth penalties (delays that double with every failure from one IP)
-	// need anvil's penalty socket: turning it off turns them off.
-	w("service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}")
-	w("service pop3-login {\n  inet_listener pop3 {\n    port = %d\n  }\n  inet_listener pop3s {\n    port = %d\n    ssl = yes\n  }\n}", port, tlsPort)
-	if s.opts.ExtraConfig != "" {
-		w("%s", s.opts.ExtraConfig)
-	}
-	return b.String()
 }
 
-func groupName() string {
-	if g, err := user.LookupGroupId(strconv.Itoa(os.Getegid())); err == nil {
-		return g.Name
-	}
-	return strconv.Itoa(os.Getegid())
-}
-
-// launch writes the configuration for fresh ports, starts Dovecot and waits
-// until it answers.
-func (s *Server) launch() error {
-	port, err := freePort()
+// Deliver puts msg into the user's Maildir the way an MDA does (see
+// dovecotrun.Server.Deliver) and returns the file name.
+func (s *Server) Deliver(user string, msg []byte) string {
+	s.tb.Helper()
+	name, err := s.Server.Deliver(user, msg)
 	if err != nil {
-		return err
+		s.tb.Fatalf("dovecottest: %v", err)
 	}
-	tlsPort := 0
-	if s.opts.TLS {
-		if tlsPort, err = freePort(); err != nil {
-			return err
-		}
-	}
-	confPath := filepath.Join(s.dir, "dovecot.conf")
-	if err := os.WriteFile(confPath, []byte(s.config(port, tlsPort)), 0o644); err != nil {
-		return err
-	}
-	logPath := filepath.Join(s.dir, "dovecot.log")
-	os.Remove(logPath)
-	stderr, err := os.Create(filepath.Join(s.dir, "dovecot.stderr"))
+	return name
+}
+
+// Messages returns the messages the user's maildrop holds now (new/ and
+// cur/), in delivery order. A message a POP3 client deleted and committed
+// with QUIT is gone from it.
+func (s *Server) Messages(user string) []Message {
+	s.tb.Helper()
+	msgs, err := s.Server.Messages(user)
 	if err != nil {
-		return err
+		s.tb.Fatalf("dovecottest: %v", err)
 	}
-	defer stderr.Close()
-	bin, err := lookupDovecot()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin, "-F", "-c", confPath)
-	// Never the test binary's stdout/stderr: a Dovecot that outlived the test
-	// would hold the runner's pipes open.
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	cmd.Dir = s.dir
-	// A test binary killed without cleanup takes Dovecot's master with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", bin, err)
-	}
-	exited := make(chan struct{})
-	s.mu.Lock()
-	s.cmd, s.exited, s.stopped = cmd, exited, false
-	s.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		s.mu.Lock()
-		s.waitErr = err
-		s.mu.Unlock()
-		close(exited)
-	}()
-
-	s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if tlsPort != 0 {
-		s.tlsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
-	}
-	deadline := time.Now().Add(s.opts.StartTimeout)
-	for {
-		if err := probe(s.addr, nil); err == nil {
-			break
-		}
-		select {
-		case <-exited:
-			out := s.Log()
-			if strings.Contains(out, "Address already in use") {
-				return errAddrInUse
-			}
-			s.mu.Lock()
-			werr := s.waitErr
-			s.mu.Unlock()
-			return fmt.Errorf("dovecot exited during start-up (%v)\n%s", werr, out)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.Stop()
-			return fmt.Errorf("dovecot did not answer +OK on %s within %v\n%s", s.addr, s.opts.StartTimeout, s.Log())
-		}
-	}
-	if s.tlsAddr != "" {
-		if err := probe(s.tlsAddr, &tls.Config{RootCAs: s.pool, ServerName: "127.0.0.1"}); err != nil {
-			s.Stop()
-			return fmt.Errorf("dovecot's pop3s port %s: %v\n%s", s.tlsAddr, err, s.Log())
-		}
-	}
-	return nil
-}
-
-// probe connects, reads the greeting and says QUIT.
-func probe(addr string, cfg *tls.Config) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if cfg != nil {
-		tc := tls.Client(conn, cfg)
-		if err := tc.Handshake(); err != nil {
-			return err
-		}
-		conn = tc
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, "+OK") {
-		return fmt.Errorf("greeting %q", line)
-	}
-	_, err = conn.Write([]byte("QUIT\r\n"))
-	return err
-}
-
-// Addr is the host:port of the POP3 port (with STLS when Options.TLS).
-func (s *Server) Addr() string { return s.addr }
-
-// TLSAddr is the host:port of the implicit-TLS (pop3s) port, or "" without
-// Options.TLS.
-func (s *Server) TLSAddr() string { return s.tlsAddr }
-
-// CertPool trusts the server's self-signed certificate (nil without
-// Options.TLS).
-func (s *Server) CertPool() *x509.CertPool { return s.pool }
-
-// TLSConfig returns a client configuration that verifies the server's
-// certificate for 127.0.0.1.
-func (s *Server) TLSConfig() *tls.Config {
-	return &tls.Config{RootCAs: s.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-}
-
-// Dir is the directory that holds the configuration, the log and the
-// Maildirs.
-func (s *Server) Dir() string { return s.dir }
-
-// Log returns what Dovecot has logged so far (its log file and anything it
-// wrote to stderr before opening it).
-func (s *Server) Log() string {
-	var b bytes.Buffer
-	for _, name := range []string{"dovecot.stderr", "dovecot.log"} {
-		data, err := os.ReadFile(filepath.Join(s.dir, name))
-		if err == nil && len(data) > 0 {
-			fmt.Fprintf(&b, "--- %s ---\n%s", name, data)
-		}
-	}
-	if b.Len() == 0 {
-		return "(dovecot logged nothing)"
-	}
-	return b.String()
-}
-
-// PID is the process id of Dovecot's master process.
-func (s *Server) PID() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
-
-// Stop stops the server: SIGTERM to the master process (which stops its
-// children), SIGKILL if it has not exited after ten seconds. It is
-// registered with t.Cleanup; calling it again does nothing.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	cmd, exited, stopped := s.cmd, s.exited, s.stopped
-	s.stopped = true
-	s.mu.Unlock()
-	if cmd == nil || stopped {
-		return
-	}
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		s.tb.Logf("dovecottest: dovecot (pid %d) ignored SIGTERM for 10s; killing it", cmd.Process.Pid)
-		_ = cmd.Process.Kill()
-		<-exited
-	}
+	return msgs
 }

@@ -316,10 +316,10 @@ func TestLongTestNameGetsShortBaseDir(t *testing.T) {
 	t.Parallel()
 	t.Run(strings.Repeat("very_long_subtest_name_", 6), func(t *testing.T) {
 		srv := Start(t, Options{})
-		if len(filepath.Join(srv.base, "anvil-auth-penalty")) > 100 {
-			t.Fatalf("base_dir %q too long for unix sockets", srv.base)
+		if len(filepath.Join(srv.BaseDir(), "anvil-auth-penalty")) > 100 {
+			t.Fatalf("base_dir %q too long for unix sockets", srv.BaseDir())
 		}
-		if _, err := os.Stat(filepath.Join(srv.base, "master.pid")); err != nil {
+		if _, err := os.Stat(filepath.Join(srv.BaseDir(), "master.pid")); err != nil {
 			t.Fatalf("master.pid: %v", err)
 		}
 	})

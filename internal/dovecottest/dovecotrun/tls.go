@@ -1,4 +1,4 @@
-package dovecottest
+package dovecotrun
 
 import (
 	"crypto/ecdsa"

@@ -1,4 +1,4 @@
-package dovecottest
+package dovecotrun
 
 import (
 	"fmt"
@@ -20,17 +20,21 @@ type Message struct {
 
 // AddUser creates a user with an empty Maildir. It may be called while the
 // server runs: Dovecot re-reads the passwd file when it changes. A name or
-// password that the passwd-file format cannot hold fails the test.
-func (s *Server) AddUser(name, password string) {
-	s.tb.Helper()
-	if err := s.addUser(name, password); err != nil {
-		s.tb.Fatalf("dovecottest: add user %q: %v", name, err)
+// password that the passwd-file format cannot hold is an error.
+func (s *Server) AddUser(u User) error {
+	if err := s.addUser(u); err != nil {
+		return fmt.Errorf("dovecotrun: add user %q: %w", u.Name, err)
 	}
+	return nil
 }
 
-func (s *Server) addUser(name, password string) error {
+func (s *Server) addUser(u User) error {
+	name, password := u.Name, u.Password
 	if name == "" || strings.ContainsAny(name, ":/\r\n\x00 \t") || name == "." || name == ".." {
 		return fmt.Errorf("invalid user name %q", name)
+	}
+	if strings.ContainsAny(u.Mail, "\r\n\x00 \t") {
+		return fmt.Errorf("the mail location of %q contains a space or line break, which the passwd-file format cannot hold", name)
 	}
 	if strings.ContainsAny(password, ":\r\n\x00") {
 		return fmt.Errorf("the password of %q contains a character the passwd-file format cannot hold", name)
@@ -51,9 +55,19 @@ func (s *Server) addUser(name, password string) error {
 	}
 	s.users[name] = password
 	// passwd-file: user:password:uid:gid:gecos:home:shell
-	line := fmt.Sprintf("%s:{PLAIN}%s:%d:%d::%s::\n", name, password, s.mailUID, s.mailGID, home)
+	extra := ""
+	if u.Mail != "" {
+		extra = "userdb_mail=" + u.Mail
+	}
+	line := fmt.Sprintf("%s:{PLAIN}%s:%d:%d::%s::%s\n", name, password, s.mailUID, s.mailGID, home, extra)
 	return writeFileAtomic(filepath.Join(s.dir, "passwd.d", name), []byte(line), 0o644, -1, -1)
 }
+
+// Home is the user's home directory.
+func (s *Server) Home(user string) string { return s.home(user) }
+
+// Maildir is the user's Maildir.
+func (s *Server) Maildir(user string) string { return filepath.Join(s.home(user), "Maildir") }
 
 func (s *Server) home(user string) string { return filepath.Join(s.dir, "home", user) }
 
@@ -72,13 +86,12 @@ func (s *Server) chown(path string) error {
 // tmp/, then renamed into new/. Dovecot sees it at the next POP3 session.
 // Messages are numbered in delivery order (the file names sort that way, and
 // Dovecot gives new files UIDs in file-name order). It returns the file name.
-func (s *Server) Deliver(user string, msg []byte) string {
-	s.tb.Helper()
+func (s *Server) Deliver(user string, msg []byte) (string, error) {
 	name, err := s.deliver(user, msg)
 	if err != nil {
-		s.tb.Fatalf("dovecottest: deliver to %q: %v", user, err)
+		return "", fmt.Errorf("dovecotrun: deliver to %q: %w", user, err)
 	}
-	return name
+	return name, nil
 }
 
 func (s *Server) deliver(user string, msg []byte) (string, error) {
@@ -110,14 +123,13 @@ func (s *Server) deliver(user string, msg []byte) (string, error) {
 // Messages returns the messages the user's maildrop holds now (new/ and
 // cur/), in delivery order. A message a POP3 client deleted and committed
 // with QUIT is gone from it.
-func (s *Server) Messages(user string) []Message {
-	s.tb.Helper()
+func (s *Server) Messages(user string) ([]Message, error) {
 	var out []Message
 	for _, sub := range []string{"new", "cur"} {
 		dir := s.maildir(user, sub)
 		entries, err := os.ReadDir(dir)
 		if err != nil {
-			s.tb.Fatalf("dovecottest: messages of %q: %v", user, err)
+			return nil, fmt.Errorf("dovecotrun: messages of %q: %w", user, err)
 		}
 		for _, e := range entries {
 			if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
@@ -128,7 +140,7 @@ func (s *Server) Messages(user string) []Message {
 				continue // moved from new/ to cur/ meanwhile: read below
 			}
 			if err != nil {
-				s.tb.Fatalf("dovecottest: messages of %q: %v", user, err)
+				return nil, fmt.Errorf("dovecotrun: messages of %q: %w", user, err)
 			}
 			name, _, _ := strings.Cut(e.Name(), ":")
 			out = append(out, Message{Name: name, Data: data})
@@ -143,7 +155,7 @@ func (s *Server) Messages(user string) []Message {
 		}
 		dedup = append(dedup, m)
 	}
-	return dedup
+	return dedup, nil
 }
 
 // writeFileAtomic writes data to a temporary file next to path and renames
