@@ -338,7 +338,8 @@ func TestConfigDefaults(t *testing.T) {
 			LoginTimeout:             time.Minute,
 			IdleTimeout:              30 * time.Minute,
 		},
-		Admin: Admin{Listen: "127.0.0.1:9154"},
+		Admin:     Admin{Listen: "127.0.0.1:9154"},
+		Readiness: Readiness{QuietPeriod: 168 * time.Hour},
 		Sources: []Source{{
 			Name:             "spool",
 			Type:             "mbox",
@@ -347,6 +348,7 @@ func TestConfigDefaults(t *testing.T) {
 			PollInterval:     5 * time.Second,
 			IdlePollInterval: 5 * time.Second,
 			DeletePolicy:     "keep",
+			Mode:             "serve",
 		}},
 		Users: []User{{
 			Name:         "alice",
@@ -380,7 +382,8 @@ func TestConfigFull(t *testing.T) {
 			LoginTimeout:             30 * time.Second,
 			IdleTimeout:              35 * time.Minute,
 		},
-		Admin: Admin{Listen: "127.0.0.1:9154"},
+		Admin:     Admin{Listen: "127.0.0.1:9154"},
+		Readiness: Readiness{QuietPeriod: 168 * time.Hour},
 		Sources: []Source{{
 			Name:             "spool",
 			Type:             "mbox",
@@ -390,6 +393,7 @@ func TestConfigFull(t *testing.T) {
 			IdlePollInterval: 2 * time.Second,
 			DeletePolicy:     "keep",
 			DeleteAfter:      720 * time.Hour,
+			Mode:             "serve",
 		}, {
 			Name:             "legacy",
 			Type:             "pop3",
@@ -401,6 +405,7 @@ func TestConfigFull(t *testing.T) {
 			IdlePollInterval: 15 * time.Second,
 			DeletePolicy:     "after_days",
 			DeleteAfter:      720 * time.Hour,
+			Mode:             "serve",
 		}},
 		Users: []User{{
 			Name:         "alice",
@@ -434,11 +439,11 @@ func TestConfigPOP3Defaults(t *testing.T) {
 		sources: []Source{{
 			Name: "legacy", Type: "pop3", Address: "pop.example.net:110",
 			TLS: "starttls", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep",
+			PollInterval: time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep", Mode: "serve",
 		}, {
 			Name: "secure", Type: "pop3", Address: "pop.example.net:995",
 			TLS: "implicit", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: 10 * time.Second, IdlePollInterval: 10 * time.Second, DeletePolicy: "keep",
+			PollInterval: 10 * time.Second, IdlePollInterval: 10 * time.Second, DeletePolicy: "keep", Mode: "serve",
 		}},
 	}, {
 		file:    "good_anchors.yaml",
@@ -447,11 +452,11 @@ func TestConfigPOP3Defaults(t *testing.T) {
 		sources: []Source{{
 			Name: "one", Type: "pop3", Address: "pop.example.com:995",
 			TLS: "implicit", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: 2 * time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep",
+			PollInterval: 2 * time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep", Mode: "serve",
 		}, {
 			Name: "two", Type: "pop3", Address: "pop.example.com:995",
 			TLS: "implicit", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: 2 * time.Minute, IdlePollInterval: time.Minute, DeletePolicy: "keep",
+			PollInterval: 2 * time.Minute, IdlePollInterval: time.Minute, DeletePolicy: "keep", Mode: "serve",
 		}},
 	}} {
 		t.Run(tc.file, func(t *testing.T) {

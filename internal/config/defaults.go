@@ -25,6 +25,8 @@ const (
 	defaultMboxLock          = "fcntl"
 	defaultPOP3Auth          = "passthrough"
 	defaultDeletePolicy      = "keep"
+	defaultSourceMode        = "serve"
+	defaultQuietPeriod       = 7 * 24 * time.Hour
 	defaultDataDir           = "./data"
 	defaultLogLevel          = "info"
 	defaultLogFormat         = "text"
@@ -53,9 +55,11 @@ func applyDefaults(c *Config, keys keyLookup) {
 	setDefault(has, "imap.login_timeout", &c.IMAP.LoginTimeout, defaultLoginTimeout)
 	setDefault(has, "imap.idle_timeout", &c.IMAP.IdleTimeout, defaultIdleTimeout)
 	setDefault(has, "admin.listen", &c.Admin.Listen, defaultAdminListen)
+	setDefault(has, "readiness.quiet_period", &c.Readiness.QuietPeriod, defaultQuietPeriod)
 	for i := range c.Sources {
 		s, key := &c.Sources[i], keys.elem("sources", i)+"."
 		setDefault(has, key+"delete_policy", &s.DeletePolicy, defaultDeletePolicy)
+		setDefault(has, key+"mode", &s.Mode, defaultSourceMode)
 		switch s.Type {
 		case "mbox":
 			setDefault(has, key+"poll_interval", &s.PollInterval, defaultMboxPollInterval)

@@ -17,6 +17,8 @@ type Config struct {
 	Secrets Secrets  `yaml:"secrets"`
 	Sources []Source `yaml:"sources"`
 	Users   []User   `yaml:"users"`
+	// Readiness tunes the retirement verdicts (see retirement.go).
+	Readiness Readiness `yaml:"readiness"`
 }
 
 // Log configures log/slog.
@@ -81,6 +83,11 @@ type Admin struct {
 	// Pprof serves Go's profiler under /debug/pprof/ on the admin
 	// listener. Off by default: it shows internals to whoever can reach it.
 	Pprof bool `yaml:"pprof"`
+	// TokenFile holds the bearer token that /status and /status.json
+	// require; required when Listen is not a loopback address.
+	TokenFile string `yaml:"token_file"`
+	// Token is read from TokenFile; "" when it is not set.
+	Token Secret `yaml:"-"`
 }
 
 // Secrets configures the key the bridge uses for secrets it stores.
@@ -110,6 +117,9 @@ type Source struct {
 	Timeout       time.Duration `yaml:"timeout"`         // deadline of each network step
 
 	// both
+	// Mode is serve (the default) or shadow: in shadow the bridge never
+	// changes the host, whatever DeletePolicy says.
+	Mode         string        `yaml:"mode"`
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// IdlePollInterval is the poll interval while a client of the user
 	// is in IMAP IDLE.
@@ -138,6 +148,9 @@ type User struct {
 	// IMAPBRIDGE_SOURCE_PASSWORD_<USER>.
 	SourcePassword     Secret `yaml:"source_password"`
 	SourcePasswordFile string `yaml:"source_password_file"`
+	// Overrides change, for this user only, settings of the named sources
+	// (see retirement.go).
+	Overrides map[string]Override `yaml:"overrides"`
 }
 
 // Secret is a string that must not be printed or logged: fmt and slog show
