@@ -54,6 +54,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		logger.Error("start failed", "err", err)
 		return 1
 	}
+	a.watchReloads(ctx, *configPath)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	if err := a.shutdown(30 * time.Second); err != nil {
@@ -88,6 +89,7 @@ type app struct {
 	serveErr chan error
 	wg       sync.WaitGroup
 	ready    readiness
+	live     liveConfig // what SIGHUP reloads (reload.go)
 }
 
 // startApp opens the store, starts the poll loops of configured users and
@@ -125,7 +127,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		sources[s.Name] = src
 		m.knownSource(s.Name)
 	}
-	a.login = login.New(login.Options{
+	loginOpts := login.Options{
 		Config:           cfg,
 		Bridge:           b,
 		Syncer:           a.syncer,
@@ -133,7 +135,10 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		Logger:           logger,
 		Attempt:          m.authAttempt,
 		PasswordAccepted: pop3PasswordAccepted,
-	})
+	}
+	a.login = login.New(loginOpts)
+	a.live.start(cfg, loginOpts, a.login)
+	m.watchRetirement(b, a.live.quietPeriod, sources)
 	if err := a.login.StartPolls(ctx); err != nil {
 		a.closeStore()
 		return nil, err
@@ -151,7 +156,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 	}
 	a.front = imapfront.New(imapfront.Options{
 		Bridge:                   b,
-		Authenticate:             imapAuthenticate(a.login),
+		Authenticate:             imapAuthenticate(a.live.loginService, logger),
 		Logger:                   logger,
 		TLSConfig:                tlsConfig,
 		AllowInsecureAuth:        cfg.IMAP.AllowInsecureAuth,
@@ -187,6 +192,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 			Registerer: reg,
 			Ready:      a.readyCheck,
 			Pprof:      cfg.Admin.Pprof,
+			Routes:     a.statusRoutes(),
 		})
 		if err != nil {
 			a.stopAll()
@@ -216,13 +222,19 @@ func newSource(s config.Source, logger *slog.Logger) (bridge.Source, error) {
 	return nil, fmt.Errorf("source %q: unknown type %q", s.Name, s.Type)
 }
 
-// imapAuthenticate is imapfront's Authenticate hook: the login service,
-// with its ErrFailed told to imapfront as ErrAuthFailed.
-func imapAuthenticate(s *login.Service) func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
+// imapAuthenticate is imapfront's Authenticate hook: the login service of
+// the running config, with its ErrFailed told to imapfront as
+// ErrAuthFailed; a login is recorded for the readiness verdict.
+func imapAuthenticate(svc func() *login.Service, logger *slog.Logger) func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
 	return func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
-		u, err := s.Authenticate(ctx, username, password, remote)
+		u, err := svc().Authenticate(ctx, username, password, remote)
 		if errors.Is(err, login.ErrFailed) {
 			return nil, authFailed{err}
+		}
+		if err == nil && u != nil {
+			if rerr := u.RecordLogin(ctx, time.Now()); rerr != nil {
+				logger.Warn("could not record the login", "user", u.Name(), "err", rerr)
+			}
 		}
 		return u, err
 	}
