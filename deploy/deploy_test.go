@@ -59,6 +59,12 @@ var bridgeMetrics = map[string]string{
 	"imapbridge_store_rollbacks_detected_total":        "counter",
 	"imapbridge_store_uidvalidity_resets_total":        "counter",
 	"imapbridge_panics_recovered_total":                "counter",
+	"imapbridge_users_ready":                           "gauge",
+	"imapbridge_users":                                 "gauge",
+	"imapbridge_source_messages_pending":               "gauge",
+	"imapbridge_source_messages_would_delete":          "gauge",
+	"imapbridge_source_host_messages":                  "gauge",
+	"imapbridge_source_foreign_deletions_total":        "counter",
 }
 
 // otherMetrics are the families of client_golang's default Go and process
@@ -116,6 +122,7 @@ var requiredAlerts = []string{
 	"ImapbridgeStoreWriteErrors",
 	"ImapbridgeUIDValidityReset",
 	"ImapbridgePanics",
+	"ImapbridgeForeignDeletionsAfterSwitch",
 }
 
 // ---- files ----------------------------------------------------------------
