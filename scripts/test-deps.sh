@@ -7,11 +7,12 @@
 #   promtool (prometheus)                  checks the metrics and alert rules
 #   systemd-analyze (systemd)              verifies the systemd unit
 #   gcc                                    cgo, which go test -race needs
+#   chromium                               a real browser for the status page
 #
 # Not root and something missing: prints the apt-get command and exits 1.
 set -euo pipefail
 
-packages="dovecot-pop3d dovecot-imapd isync python3 curl prometheus systemd gcc"
+packages="dovecot-pop3d dovecot-imapd isync python3 curl prometheus systemd gcc chromium"
 
 missing() {
 	local m=()
@@ -19,7 +20,7 @@ missing() {
 	[ -x /usr/lib/dovecot/pop3 ] || m+=("/usr/lib/dovecot/pop3")
 	[ -x /usr/lib/dovecot/imap ] || m+=("/usr/lib/dovecot/imap")
 	local tool
-	for tool in mbsync python3 curl promtool systemd-analyze gcc; do
+	for tool in mbsync python3 curl promtool systemd-analyze gcc chromium; do
 		command -v "$tool" >/dev/null 2>&1 || m+=("$tool")
 	done
 	echo "${m[*]:-}"
