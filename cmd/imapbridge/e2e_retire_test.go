@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/imapbridge/imapbridge/internal/admin"
+	"github.com/imapbridge/imapbridge/internal/config"
 	"github.com/imapbridge/imapbridge/internal/dovecottest"
 	"github.com/imapbridge/imapbridge/internal/testtool"
 )
@@ -476,5 +477,37 @@ func TestRetirementReloadRemovesUser(t *testing.T) {
 	_, msgs := p3WaitCount(t, e.imap, "bob", p3IMAPPassword, "INBOX", 1, 30*time.Second)
 	if msgs[0].UID != 1 {
 		t.Errorf("bob's message came back with UID %d, want 1", msgs[0].UID)
+	}
+}
+
+// The README's pilot snippet loads as written, and means what it says.
+func TestReadmePilotSnippet(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start = "```yaml\n# A pilot:"
+	i := bytes.Index(data, []byte(start))
+	if i < 0 {
+		t.Fatal("README.md has no pilot snippet")
+	}
+	block := data[i+len("```yaml\n"):]
+	block = block[:bytes.Index(block, []byte("```"))]
+	cfg, warnings, err := config.ParseEnv(block, t.TempDir(), nil)
+	if err != nil {
+		t.Fatalf("the README's pilot snippet: %v", err)
+	}
+	if len(warnings) != 0 {
+		t.Errorf("warnings: %q", warnings)
+	}
+	legacy := cfg.Sources[0]
+	if got := (config.User{}).Feed(legacy); got.Mode != "shadow" || got.DeletePolicy != "after_sync" {
+		t.Errorf("an unlisted user's feed: %+v", got)
+	}
+	if got := cfg.Users[0].Feed(legacy); got.Mode != "serve" || got.DeletePolicy != "after_sync" {
+		t.Errorf("alice's feed: %+v", got)
+	}
+	if cfg.Readiness.QuietPeriod != 168*time.Hour || cfg.Admin.Token != "" {
+		t.Errorf("readiness %v, token set %v", cfg.Readiness.QuietPeriod, cfg.Admin.Token != "")
 	}
 }
