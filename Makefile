@@ -19,7 +19,7 @@ help:
 	@echo "make bench   build, then measure bin/imapbridge against Dovecot and bare clients (bench/results.md)"
 	@echo "             BENCH_SIZES=$(BENCH_SIZES) (message counts); BENCH_FULL=1 adds 100000 and 10000 idle connections (bench/results-full.md)"
 	@echo "make bench-micro  run the Go benchmarks of every package"
-	@echo "make lint    gofmt and go vet"
+	@echo "make lint    gofmt, go vet, staticcheck $(STATICCHECK_VERSION) and the import arrows (scripts/check-imports.sh)"
 	@echo "make fuzz    run every fuzz target (matching FUZZ=regexp) for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make load    1,000 idle + 50 active IMAP sessions on one account; prints memory figures"
 	@echo "make soak    crash-safety campaign: SIGKILL rounds for SOAK_DURATION ($(SOAK_DURATION))"
@@ -47,6 +47,10 @@ bench: build
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# staticcheck at a pinned version, fetched by go run itself (a fresh CI
+# machine has no ~/go/bin/staticcheck).
+STATICCHECK_VERSION ?= v0.6.1
+
 lint:
 	@files="$$(gofmt -l .)"; \
 	if [ -n "$$files" ]; then \
@@ -55,6 +59,8 @@ lint:
 		exit 1; \
 	fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	GO=$(GO) ./scripts/check-imports.sh
 
 # Every FuzzXxx of every package (those matching FUZZ), one after the
 # other, each for FUZZTIME; a failing target does not stop the others.

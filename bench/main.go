@@ -16,6 +16,9 @@
 // at the end and on Ctrl-C, and the temporary directory is removed.
 //
 // -full adds the 100,000-message size and 10,000 idle connections.
+//
+// It drives the built binary from the outside and imports nothing of this
+// module but the test harnesses (internal/dovecottest, internal/testtool).
 package main
 
 import (

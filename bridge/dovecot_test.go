@@ -150,7 +150,7 @@ p.user(sys.argv[3]); p.pass_(sys.argv[4]); p.dele(1); p.quit()`
 		t.Errorf("carol's maildrop: %v, want %v", got, before["carol"][1:])
 	}
 	st = status()
-	if a := sourceOf(t, st["alice"], "legacy"); a.Mode != bridge.ModeServe || a.HostMessages != 0 || a.WouldDelete != 0 || a.ForeignDeletions != 0 || a.StoredMessages != 3 {
+	if a := sourceOf(t, st["alice"], "legacy"); a.Mode != bridge.ModeServe || a.HostMessages != 0 || a.HostBytes != 0 || a.WouldDelete != 0 || a.ForeignDeletions != 0 || a.StoredMessages != 3 {
 		t.Errorf("alice's source after the drain: %+v", a)
 	}
 	if got := len(mailbox(t, bu["alice"], "INBOX").UIDs()); got != 3 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -101,15 +102,23 @@ func TestShadowNeverChangesHost(t *testing.T) {
 	}
 }
 
-// closeThenFail commits at Close and then reports an error, as a POP3
-// server whose "+OK" to QUIT is lost on the way does.
-type closeThenFail struct{ *bridgetest.Source }
-
-func (c closeThenFail) Open(ctx context.Context, acct bridge.Account) (bridge.SourceSession, error) {
-	s, err := c.Source.Open(ctx, acct)
-	return closeThenFailSession{s}, err
+// wrapped is an in-memory source whose sessions are changed by wrap: a
+// host misbehaving on cue.
+type wrapped struct {
+	*bridgetest.Source
+	wrap func(bridge.SourceSession) bridge.SourceSession
 }
 
+func (w wrapped) Open(ctx context.Context, acct bridge.Account) (bridge.SourceSession, error) {
+	s, err := w.Source.Open(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	return w.wrap(s), nil
+}
+
+// closeThenFailSession commits at Close and then reports an error, as a
+// POP3 server whose "+OK" to QUIT is lost on the way does.
 type closeThenFailSession struct{ bridge.SourceSession }
 
 func (s closeThenFailSession) Close(ctx context.Context) error {
@@ -171,7 +180,8 @@ func TestForeignDeletions(t *testing.T) {
 	// A poll that deletes (after_sync): message 3 is now missing from a
 	// complete listing (the other client's, at last); the bridge deletes
 	// 1, 4, 5 and 6 and the QUIT reply is lost.
-	sync := bridge.Feed{Source: closeThenFail{src}, Account: keep.Account, Policy: bridge.DeletePolicy{Mode: bridge.DeleteAfterSync}}
+	lostQuit := wrapped{src, func(s bridge.SourceSession) bridge.SourceSession { return closeThenFailSession{s} }}
+	sync := bridge.Feed{Source: lostQuit, Account: keep.Account, Policy: bridge.DeletePolicy{Mode: bridge.DeleteAfterSync}}
 	if res, err := b.Poll(ctx, u, sync); err == nil || !strings.Contains(err.Error(), "connection reset") || res.Gone != 1 {
 		t.Fatalf("poll with the QUIT reply lost: %+v, %v", res, err)
 	}
@@ -303,7 +313,7 @@ func TestSyncerUpdateAndRemove(t *testing.T) {
 	if n := len(src.Messages("bob")); n != 3 {
 		t.Errorf("bob's maildrop holds %d, want 3 (still shadow)", n)
 	}
-	if st := sourceOf(t, statusOf(t, b, "alice"), "legacy"); st.Mode != bridge.ModeServe || st.HostMessages != 0 || st.WouldDelete != 0 || st.StoredMessages != 3 {
+	if st := sourceOf(t, statusOf(t, b, "alice"), "legacy"); st.Mode != bridge.ModeServe || st.HostMessages != 0 || st.HostBytes != 0 || st.WouldDelete != 0 || st.StoredMessages != 3 {
 		t.Errorf("alice's status after the switch: %+v", st)
 	}
 	// Bob's loop and session carry on: new mail reaches the session.
@@ -524,32 +534,6 @@ func keys(m map[string]json.RawMessage) string {
 	return strings.Join(k, " ")
 }
 
-// TestStatusRecordsFailures: a failing poll is the last error, with the
-// last successful poll kept; success clears it.
-func TestStatusRecordsFailures(t *testing.T) {
-	ctx := context.Background()
-	b := openStore(t, t.TempDir())
-	defer b.Close()
-	src := bridgetest.NewSource("legacy")
-	src.Deliver("alice", msg(1), time.Time{})
-	u, _ := b.User(ctx, "alice")
-	feed := bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}}
-	src.FailOpen(fmt.Errorf("dial: %w", bridge.ErrSourceAuth))
-	b.Poll(ctx, u, feed)
-	st := sourceOf(t, statusOf(t, b, "alice"), "legacy")
-	if st.LastPoll != nil || st.LastError != "poll legacy: open: dial: source refused the credentials" {
-		t.Fatalf("after a failed first poll: %+v", st)
-	}
-	src.FailOpen(nil)
-	if _, err := b.Poll(ctx, u, feed); err != nil {
-		t.Fatal(err)
-	}
-	st = sourceOf(t, statusOf(t, b, "alice"), "legacy")
-	if st.LastPoll == nil || st.LastError != "" || st.StoredMessages != 1 {
-		t.Fatalf("after a good poll: %+v", st)
-	}
-}
-
 // TestHostHistory: a point per change of the count at the host, the last
 // few kept.
 func TestHostHistory(t *testing.T) {
@@ -588,5 +572,67 @@ func TestHostHistory(t *testing.T) {
 	}
 	if want := []string{"08:03=4", "08:04=5", "09:05=5"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("history %v, want %v", got, want)
+	}
+}
+
+// failFetchSession fails the fetch of one id, as a host that drops the
+// connection mid-RETR does.
+type failFetchSession struct {
+	bridge.SourceSession
+	id bridge.SourceID
+}
+
+func (s failFetchSession) Fetch(ctx context.Context, id bridge.SourceID) (io.ReadCloser, error) {
+	if id == s.id {
+		return nil, errors.New("read RETR reply: connection reset by peer")
+	}
+	return s.SourceSession.Fetch(ctx, id)
+}
+
+// TestPendingAfterFailedFetch: a failing poll is the last error (a refused
+// login, then a fetch cut off); what it could not store is pending, and the
+// user not ready for either, until a good poll stores it and clears the
+// error.
+func TestPendingAfterFailedFetch(t *testing.T) {
+	ctx := context.Background()
+	b := openStore(t, t.TempDir())
+	defer b.Close()
+	src := bridgetest.NewSource("legacy")
+	src.Deliver("alice", msg(1), time.Time{})
+	bad := src.Deliver("alice", msg(2), time.Time{})
+	src.Deliver("alice", msg(3), time.Time{})
+	u, _ := b.User(ctx, "alice")
+	u.RecordLogin(ctx, time.Now())
+	// The host refuses the login: nothing stored, nothing known pending.
+	src.FailOpen(fmt.Errorf("dial: %w", bridge.ErrSourceAuth))
+	b.Poll(ctx, u, bridge.Feed{Source: src, Account: bridge.Account{User: "alice"}})
+	st := statusOf(t, b, "alice")
+	if s := sourceOf(t, st, "legacy"); s.LastPoll != nil || s.LastError != "poll legacy: open: dial: source refused the credentials" || s.Pending != 0 || s.StoredMessages != 0 {
+		t.Fatalf("after a refused login: %+v", s)
+	}
+	if want := []string{"source legacy: never polled successfully: poll legacy: open: dial: source refused the credentials"}; !reflect.DeepEqual(st.Reasons, want) {
+		t.Fatalf("reasons %q, want %q", st.Reasons, want)
+	}
+	src.FailOpen(nil)
+	cut := wrapped{src, func(s bridge.SourceSession) bridge.SourceSession { return failFetchSession{s, bad} }}
+	feed := bridge.Feed{Source: cut, Account: bridge.Account{User: "alice"}}
+	if _, err := b.Poll(ctx, u, feed); err == nil {
+		t.Fatal("poll with a failing fetch: no error")
+	}
+	st = statusOf(t, b, "alice")
+	s := sourceOf(t, st, "legacy")
+	if s.Pending != 2 || s.StoredMessages != 1 || s.LastPoll != nil || !strings.Contains(s.LastError, "connection reset") {
+		t.Fatalf("after the failed fetch: %+v", s)
+	}
+	want := []string{"source legacy: never polled successfully: poll legacy: fetch " + string(bad) + ": read RETR reply: connection reset by peer", "source legacy: 2 messages at the host not yet stored"}
+	if st.Ready || !reflect.DeepEqual(st.Reasons, want) {
+		t.Fatalf("reasons %q, want %q", st.Reasons, want)
+	}
+	feed.Source = src
+	if _, err := b.Poll(ctx, u, feed); err != nil {
+		t.Fatal(err)
+	}
+	if st := statusOf(t, b, "alice"); !st.Ready || sourceOf(t, st, "legacy").Pending != 0 || sourceOf(t, st, "legacy").StoredMessages != 3 {
+		t.Fatalf("after a good poll: ready %v %q %+v", st.Ready, st.Reasons, st.Sources)
 	}
 }

@@ -221,7 +221,15 @@ func (b *Bridge) poll(ctx context.Context, u *User, feed Feed) (PollResult, poll
 			return res, sum, fmt.Errorf("poll %s: %w", src, err)
 		}
 		res.Deleted = len(plan.Delete)
+		// The host holds what it listed less what this session took.
+		size := make(map[SourceID]int64, len(listing))
+		for _, m := range listing {
+			size[m.ID] = m.Size
+		}
 		sum.hostMessages -= len(plan.Delete)
+		for _, id := range plan.Delete {
+			sum.hostBytes -= size[id]
+		}
 	}
 	if plan.KeepQuiet && sum.pending == 0 {
 		b.known.setQuiet(u.id, src, listing, in.Quiet)

@@ -313,13 +313,8 @@ func execForm(t *testing.T, in instruction) []string {
 }
 
 type dockerfile struct {
-	stages   []*stage
-	globals  map[string]string // ARGs before the first FROM, with defaults
-	cmd      []string
-	entry    []string
-	volumes  []string
-	userUID  string
-	userPath string
+	stages  []*stage
+	globals map[string]string // ARGs before the first FROM, with defaults
 }
 
 func loadDockerfile(t *testing.T) *dockerfile {

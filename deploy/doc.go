@@ -7,4 +7,7 @@
 // check that they agree with each other and with the binary: ports, paths,
 // volumes, the metric names queried, the sandboxing of the unit; and they
 // run promtool on the Prometheus configuration and rules.
+//
+// It imports nothing of this module: its tests read the files, and build and
+// run the binary from the outside.
 package deploy

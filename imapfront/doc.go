@@ -95,4 +95,9 @@
 // (SAVE) with no other return option still sends an ESEARCH response; in
 // UTF-8 mode a "&" in a mailbox name is still written and read as "&-"; and
 // there is no MULTIAPPEND.
+//
+// It owns the IMAP protocol: sessions, TLS, limits and IMAP metrics hooks.
+// It imports bridge and go-imap; it must not import pop3, mboxstore, a
+// sibling face (pop3front, lmtpfront) or internal/config: what it serves
+// and how logins are checked is given in Options by cmd/imapbridge.
 package imapfront

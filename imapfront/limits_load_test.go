@@ -156,13 +156,6 @@ func containsLine(lines []string, want string) bool {
 	return false
 }
 
-func tail(s []string, n int) []string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
 // raiseFileLimit lifts the soft limit on open files to at least n (up to
 // the hard limit) for the rest of the test binary's life.
 func raiseFileLimit(t *testing.T, n uint64) {

@@ -132,16 +132,6 @@ func (sel *selection) isRecent(uid bridge.UID) bool {
 	return sel.rev1 && sel.isRecentLocked(uid)
 }
 
-// numRecent is how many recent messages the client knows of now.
-func (sel *selection) numRecent() uint32 {
-	sel.st.mu.Lock()
-	defer sel.st.mu.Unlock()
-	if !sel.rev1 {
-		return 0
-	}
-	return sel.recentCount
-}
-
 func (h *hub) state(id bridge.MailboxID) *mailboxState {
 	h.mu.Lock()
 	defer h.mu.Unlock()

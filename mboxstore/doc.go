@@ -52,4 +52,8 @@
 // Deletions are committed by rewriting the spool in place (same inode), so
 // that an MDA blocked on the old inode's fcntl lock appends to the live file.
 // See Source and the README for what a crash during a rewrite can leave.
+//
+// It imports bridge (for the Source port and its types) and nothing else of
+// this module: no face (imapfront), no other source (pop3), no
+// internal/config; cmd/imapbridge builds a Source from the config.
 package mboxstore

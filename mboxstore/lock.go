@@ -143,14 +143,6 @@ func lockFcntl(ctx context.Context, f *os.File, write bool, timeout time.Duratio
 	})
 }
 
-// unlockFcntl releases this process's fcntl lock on f.
-func unlockFcntl(f *os.File) error {
-	if err := fcntlSetLock(f, lockNone); err != nil {
-		return fmt.Errorf("mboxstore: %s: fcntl unlock: %w", f.Name(), err)
-	}
-	return nil
-}
-
 // dotlock is a held "<file>.lock".
 type dotlock struct {
 	path   string

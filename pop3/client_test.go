@@ -690,8 +690,7 @@ func TestRetrManyPipelines(t *testing.T) {
 	const window = 4
 	// The server answers the first RETR only once window RETRs have
 	// arrived: a client that does not pipeline would never get a reply.
-	var fs *faultServer
-	fs = newFaultServer(t, faultConfig{msgs: msgs, hook: func(c *faultConn, verb, arg string) bool {
+	fs := newFaultServer(t, faultConfig{msgs: msgs, hook: func(c *faultConn, verb, arg string) bool {
 		if verb != "RETR" || arg != "1" {
 			return false
 		}

@@ -28,4 +28,8 @@
 // Source (source.go) implements bridge.Source on top of the client: one POP3
 // session per poll, UIDL-based message ids with a header fingerprint for
 // servers without UIDL, deletions committed only by QUIT.
+//
+// It imports bridge (for the Source port and its types) and nothing else of
+// this module: no face (imapfront), no other source (mboxstore), no
+// internal/config; cmd/imapbridge builds a Source from the config.
 package pop3

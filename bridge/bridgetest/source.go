@@ -1,5 +1,8 @@
 // Package bridgetest holds the in-memory reference implementations of the
 // bridge's ports, for tests of the bridge and of the packages around it.
+//
+// It imports bridge only: a reference implementation stands for a real
+// source or store, never next to one.
 package bridgetest
 
 import (

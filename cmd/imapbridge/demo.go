@@ -120,7 +120,7 @@ Metrics: http://%s/metrics   Press Ctrl-C to stop.
 		go deliverDemoMail(ctx, spool, *every, logger)
 	}
 	<-ctx.Done()
-	if err := a.shutdown(10 * time.Second); err != nil {
+	if err := a.shutdown(quickShutdown); err != nil {
 		fmt.Fprintf(stderr, "imapbridge demo: shutdown: %v\n", err)
 		return 1
 	}

@@ -10,6 +10,13 @@
 //	imapbridge hash-password        read a password on stdin, print a bcrypt hash
 //	imapbridge health [-url URL]    exit 0 if the bridge's /readyz says ready
 //	imapbridge version              print the version
+//
+// This package only wires: it reads the config (internal/config), opens
+// the store (bridge), builds the sources (pop3, mboxstore), the login
+// service (internal/login), the IMAP face (imapfront) and the admin
+// listener (internal/admin), and handles signals and the shutdown. It is
+// the only package that imports those together; logic that is not wiring
+// belongs in one of them.
 package main
 
 import (

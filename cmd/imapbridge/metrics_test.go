@@ -63,7 +63,7 @@ users:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := a.shutdown(10 * time.Second); err != nil {
+		if err := a.shutdown(quickShutdown); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 		if strings.Contains(logs.String(), "s3cret-pass") {
@@ -313,7 +313,7 @@ users:
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.shutdown(10 * time.Second)
+	defer a.shutdown(quickShutdown)
 	admin := a.adminAddr.String()
 	var fams map[string]*dto.MetricFamily
 	deadline := time.Now().Add(30 * time.Second)

@@ -57,7 +57,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	a.watchReloads(ctx, *configPath)
 	<-ctx.Done()
 	logger.Info("shutting down")
-	if err := a.shutdown(30 * time.Second); err != nil {
+	if err := a.shutdown(serveShutdown); err != nil {
 		logger.Error("shutdown", "err", err)
 		return 1
 	}
@@ -86,10 +86,12 @@ type app struct {
 	imapAddr  net.Addr // the plain listener's address, when there is one
 	adminAddr net.Addr
 
-	serveErr chan error
-	wg       sync.WaitGroup
-	ready    readiness
-	live     liveConfig // what SIGHUP reloads (reload.go)
+	serveErr  chan error
+	wg        sync.WaitGroup // every goroutine a.serve started
+	listeners []net.Listener // the IMAP listeners, closed first at shutdown
+	acceptWG  sync.WaitGroup // their accept loops
+	ready     readiness
+	live      liveConfig // what SIGHUP reloads (reload.go)
 }
 
 // startApp opens the store, starts the poll loops of configured users and
@@ -176,7 +178,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 			return nil, fmt.Errorf("imap listen %s: %w", cfg.IMAP.Listen, err)
 		}
 		a.imapAddr = ln.Addr()
-		a.serve("imap", func() error { return ignoreClosed(a.front.Serve(ln)) })
+		a.accept("imap", ln, a.front.Serve)
 	}
 	if cfg.IMAP.TLSListen != "" {
 		ln, err := net.Listen("tcp", cfg.IMAP.TLSListen)
@@ -184,7 +186,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 			a.stopAll()
 			return nil, fmt.Errorf("imap tls listen %s: %w", cfg.IMAP.TLSListen, err)
 		}
-		a.serve("imaps", func() error { return ignoreClosed(a.front.ServeTLS(ln)) })
+		a.accept("imaps", ln, a.front.ServeTLS)
 	}
 	if cfg.Admin.Listen != "" {
 		srv, err := admin.Listen(cfg.Admin.Listen, admin.Options{
@@ -272,6 +274,17 @@ func ignoreClosed(err error) error {
 	return err
 }
 
+// accept serves IMAP on ln (with serve: front.Serve or front.ServeTLS)
+// until shutdown closes ln.
+func (a *app) accept(name string, ln net.Listener, serve func(net.Listener) error) {
+	a.listeners = append(a.listeners, ln)
+	a.acceptWG.Add(1)
+	a.serve(name, func() error {
+		defer a.acceptWG.Done()
+		return ignoreClosed(serve(ln))
+	})
+}
+
 // serve runs fn on a goroutine owned by the app; an error before shutdown
 // makes the app not ready and is logged.
 func (a *app) serve(name string, fn func() error) {
@@ -347,39 +360,6 @@ func (r *readiness) probeDue() bool {
 	}
 	r.lastProbe = time.Now()
 	return true
-}
-
-// shutdown stops in order: stop listening and drain IMAP sessions, stop the
-// poll loops, close the admin listener, close the store.
-func (a *app) shutdown(timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	a.ready.set(errors.New("shutting down"))
-	var errs []error
-	if a.front != nil {
-		if err := a.front.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("imap: %w", err))
-		}
-	}
-	if err := a.syncer.Stop(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if a.admin != nil {
-		if err := a.admin.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("admin: %w", err))
-		}
-	}
-	a.wg.Wait()
-	if err := a.bridge.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("store: %w", err))
-	}
-	return errors.Join(errs...)
-}
-
-func (a *app) stopAll() {
-	if err := a.shutdown(10 * time.Second); err != nil {
-		a.log.Error("shutdown after failed start", "err", err)
-	}
 }
 
 func (a *app) closeStore() {

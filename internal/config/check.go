@@ -188,7 +188,7 @@ func (p *parser) checkSource(key string, s *Source) {
 	var other []string
 	switch s.Type {
 	case "":
-		p.errorf(key+".type", "required (mbox or pop3)")
+		p.errorf(key+".type", "required (%s)", orList(sourceTypes))
 		return
 	case "mbox":
 		other = pop3OnlyKeys
@@ -231,7 +231,7 @@ func (p *parser) checkSource(key string, s *Source) {
 		p.oneOf(key+".auth", s.Auth, pop3AuthModes)
 		p.positiveDuration(key+".timeout", s.Timeout)
 	default:
-		p.errorf(key+".type", "invalid value %s (want mbox or pop3)", quoteShort(s.Type))
+		p.errorf(key+".type", "invalid value %s (want %s)", quoteShort(s.Type), orList(sourceTypes))
 		return
 	}
 	for _, k := range other {

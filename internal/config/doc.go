@@ -4,9 +4,10 @@
 // validated *Config, or into an *Error listing every problem at once, each
 // as "key: problem" ("sources[1].poll_interval: invalid duration ...").
 //
-// It must not import bridge, imapfront, pop3, mboxstore or any other
-// internal package: it describes what the operator asked for; wiring it
-// to the parts that do the work is cmd/imapbridge's job.
+// It may import bridge (for domain types a key names, such as a delete
+// policy) and nothing else of this module: not imapfront, pop3, mboxstore,
+// internal/login nor internal/admin. It describes what the operator asked
+// for; wiring that to the parts that do the work is cmd/imapbridge's job.
 //
 // The file is YAML, decoded strictly: an unknown key is an error naming
 // its path, with a suggestion when a known key is close

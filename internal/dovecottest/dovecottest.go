@@ -17,6 +17,9 @@
 // Dovecot is Debian's dovecot-pop3d. When it is not installed, Start skips the
 // test, or fails it when the environment variable CI is "true", naming the
 // command that installs it (InstallCommand).
+//
+// It is for tests only (the bench uses dovecotrun directly), and imports
+// nothing of this module but dovecotrun and internal/testtool.
 package dovecottest
 
 import (

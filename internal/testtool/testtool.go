@@ -2,6 +2,8 @@
 // mbsync, python3, promtool, ...). Where one is missing a test fails under
 // CI=true, so a CI run never passes by skipping, and skips elsewhere;
 // either way the message names the command that installs it.
+//
+// It is for tests and the bench only, and imports nothing of this module.
 package testtool
 
 import (

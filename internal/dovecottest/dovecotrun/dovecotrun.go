@@ -368,6 +368,9 @@ func (s *Server) config(port, tlsPort, imapPort int) string {
 		w("default_internal_group = %s", groupName())
 		w("service anvil {\n  chroot =\n}")
 		w("service pop3-login {\n  chroot =\n}")
+		if s.opts.IMAP {
+			w("service imap-login {\n  chroot =\n}")
+		}
 	}
 	// One passwd file per user: Dovecot stats a passwd file at most once a
 	// second, so a single file would hide a user added within that second.

@@ -63,6 +63,48 @@ func (s *Server) addUser(u User) error {
 	return writeFileAtomic(filepath.Join(s.dir, "passwd.d", name), []byte(line), 0o644, -1, -1)
 }
 
+// AddMaildirUser creates a user whose Maildir already exists (an export,
+// say): maildir is moved (renamed) to the user's home as ~/Maildir, so it
+// must be on the same filesystem as Options.Dir; as root its files are then
+// given to the mail user.
+func (s *Server) AddMaildirUser(name, password, maildir string) error {
+	if err := s.addMaildirUser(name, password, maildir); err != nil {
+		return fmt.Errorf("dovecotrun: add user %q: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Server) addMaildirUser(name, password, maildir string) error {
+	if name == "" || strings.ContainsAny(name, ":/\r\n\x00 \t") || name == "." || name == ".." {
+		return fmt.Errorf("invalid user name %q", name)
+	}
+	if strings.ContainsAny(password, ":\r\n\x00") {
+		return fmt.Errorf("the password of %q contains a character the passwd-file format cannot hold", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[name]; ok {
+		return fmt.Errorf("user %q exists", name)
+	}
+	home := s.home(name)
+	if err := os.Mkdir(home, 0o700); err != nil {
+		return err
+	}
+	if err := s.chown(home); err != nil {
+		return err
+	}
+	md := filepath.Join(home, "Maildir")
+	if err := os.Rename(maildir, md); err != nil {
+		return err
+	}
+	if err := s.ChownTree(md); err != nil {
+		return err
+	}
+	s.users[name] = password
+	line := fmt.Sprintf("%s:{PLAIN}%s:%d:%d::%s::\n", name, password, s.mailUID, s.mailGID, home)
+	return writeFileAtomic(filepath.Join(s.dir, "passwd.d", name), []byte(line), 0o644, -1, -1)
+}
+
 // Home is the user's home directory.
 func (s *Server) Home(user string) string { return s.home(user) }
 
