@@ -734,6 +734,17 @@ func (m *Mailbox) Expunge(ctx context.Context, uids []UID) ([]UID, error) {
 	if len(del) == 0 {
 		return nil, nil
 	}
+	if err := m.removeLocked(ctx, del); err != nil {
+		return nil, err
+	}
+	return del, nil
+}
+
+// removeLocked deletes messages (uids ascending, every one in the
+// mailbox) in one transaction, as a user's expunge (an on_expunge source
+// deletes them at the host), then applies it to the index and tells the
+// observers. It returns once the change is durable. Called with m.mu held.
+func (m *Mailbox) removeLocked(ctx context.Context, del []UID) error {
 	err := m.b.write(ctx, func(tx *wtx) error {
 		if err := removeMessages(ctx, tx, m.id, del); err != nil {
 			return err
@@ -742,10 +753,10 @@ func (m *Mailbox) Expunge(ctx context.Context, uids []UID) ([]UID, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: expunge in %q: %w", m.name, err)
+		return fmt.Errorf("store: expunge in %q: %w", m.name, err)
 	}
 	m.expungedLocked(del)
-	return del, nil
+	return nil
 }
 
 // expungedLocked applies an expunge just committed (uids ascending, every

@@ -348,6 +348,8 @@ var schema = []string{
 		last_seen INTEGER NOT NULL,
 		PRIMARY KEY(user_id, name, version)
 	) WITHOUT ROWID;`,
+	// 7: the POP3 face's sizes and hidden messages (pop3face.go).
+	pop3FaceSchema,
 }
 
 func (b *Bridge) migrate(ctx context.Context) error {

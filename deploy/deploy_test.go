@@ -870,7 +870,7 @@ func TestExampleConfig(t *testing.T) {
 		"imap.listen", "imap.tls_listen", "imap.tls.cert_file", "imap.tls.key_file", "imap.allow_insecure_auth",
 		"imap.max_connections", "imap.max_connections_per_address", "imap.max_connections_per_user", "imap.append_limit",
 		"imap.login_timeout", "imap.idle_timeout",
-		"admin.listen", "admin.token_file", "secrets.key_file", "readiness.quiet_period",
+		"admin.listen", "admin.token_file", "secrets.key_file", "login.fold_case", "readiness.quiet_period",
 		"sources.mode", "users.overrides",
 		"sources.name", "sources.type", "sources.path", "sources.lock", "sources.poll_interval",
 		"sources.idle_poll_interval", "sources.delete_policy", "sources.address", "sources.tls",

@@ -70,6 +70,8 @@ func TestConformanceCreate(t *testing.T) {
 		# needed for the CREATE command to be successfully completed"
 		C: a1 CREATE Projects/2026/Q1
 		S: a1 OK CREATE completed
+		C: a1a SUBSCRIBE Projects/2026/Q1
+		S: a1a OK SUBSCRIBE completed
 		C: a2 LIST "" "Projects*"
 		S: * LIST (\HasChildren) "/" "Projects"
 		S: * LIST (\HasChildren) "/" "Projects/2026"
@@ -104,11 +106,11 @@ func TestConformanceCreate(t *testing.T) {
 		S: b7 NO [CANNOT] Invalid mailbox name: contains wildcard '%'
 		C: b8 CREATE ${long}
 		S: b8 NO [CANNOT] Invalid mailbox name: longer than 512 bytes
-		# Modified UTF-7 that does not decode. go-imap refuses it while
-		# parsing, before the server sees the name (a NO, nothing created;
-		# the text is go-imap's).
+		# Modified UTF-7 that does not decode. go-imap would refuse it while
+		# parsing with NO [SERVERBUG]; the guard answers first and says
+		# why (nothing created).
 		C: b9 CREATE "&Jjo"
-		S: b9 NO [SERVERBUG] Internal server error
+		S: b9 NO [CANNOT] Mailbox name is not valid modified UTF-7 (RFC 3501 section 5.1.3): write "&" as "&-"
 		C: b10 LIST "" "*"
 		S: * LIST (\HasNoChildren) "/" INBOX
 		S: * LIST (\HasNoChildren \Archive) "/" "Archive"
@@ -285,6 +287,14 @@ func TestConformanceSubscriptions(t *testing.T) {
 	tr.run(`
 		C: a1 CREATE Lists/Go
 		S: a1 OK CREATE completed
+		# CREATE subscribes nothing, not even the parent it makes: the
+		# client subscribes (RFC 3501 section 6.3.6).
+		C: a1a LSUB "" "Lists*"
+		S: a1a OK LSUB completed
+		C: a1b SUBSCRIBE Lists
+		S: a1b OK SUBSCRIBE completed
+		C: a1c SUBSCRIBE Lists/Go
+		S: a1c OK SUBSCRIBE completed
 		C: a2 UNSUBSCRIBE Lists/Go
 		S: a2 OK UNSUBSCRIBE completed
 		# "This command returns a tagged OK response if the unsubscription
@@ -334,6 +344,8 @@ func TestConformanceSubscriptions(t *testing.T) {
 		# subscribed child the pattern does not match.
 		C: b1 CREATE Old/Box
 		S: b1 OK CREATE completed
+		C: b1a SUBSCRIBE Old/Box
+		S: b1a OK SUBSCRIBE completed
 		C: b2 DELETE Old/Box
 		S: b2 OK DELETE completed
 		C: b3 DELETE Old
@@ -341,7 +353,7 @@ func TestConformanceSubscriptions(t *testing.T) {
 		C: b4 UNSUBSCRIBE Old
 		S: b4 OK UNSUBSCRIBE completed
 		C: b5 LIST (SUBSCRIBED RECURSIVEMATCH) "" "O%"
-		S: * LIST (\NonExistent) "/" "Old" (CHILDINFO ("SUBSCRIBED"))
+		S: * LIST (\NonExistent) "/" "Old" ("CHILDINFO" ("SUBSCRIBED"))
 		S: b5 OK LIST completed
 		C: b6 LIST (SUBSCRIBED) "" "O%"
 		S: b6 OK LIST completed
@@ -368,6 +380,8 @@ func TestConformanceList(t *testing.T) {
 	tr.run(`
 		C: a1 CREATE Projects/2026/Q1
 		S: a1 OK CREATE completed
+		C: a1a SUBSCRIBE Projects/2026/Q1
+		S: a1a OK SUBSCRIBE completed
 		C: a2 UNSUBSCRIBE Junk
 		S: a2 OK UNSUBSCRIBE completed
 		C: a3 UNSUBSCRIBE Projects
@@ -428,7 +442,7 @@ func TestConformanceList(t *testing.T) {
 		S: * LIST (\HasNoChildren \Subscribed) "/" INBOX
 		S: * LIST (\HasNoChildren \Subscribed \Archive) "/" "Archive"
 		S: * LIST (\HasNoChildren \Subscribed \Drafts) "/" "Drafts"
-		S: * LIST (\HasChildren) "/" "Projects" (CHILDINFO ("SUBSCRIBED"))
+		S: * LIST (\HasChildren) "/" "Projects" ("CHILDINFO" ("SUBSCRIBED"))
 		S: * LIST (\HasNoChildren \Subscribed \Sent) "/" "Sent"
 		S: * LIST (\HasNoChildren \Subscribed \Trash) "/" "Trash"
 		S: c3 OK LIST completed

@@ -72,12 +72,12 @@ func (s *session) imapErr(cmd, mailbox string, err error, dest bool) error {
 	case errors.Is(err, bridge.ErrTooBig):
 		return noErr(imap.ResponseCodeTooBig, "Message too big")
 	case errors.Is(err, bridge.ErrStoreClosed), errors.Is(err, bridge.ErrStoreNotWritable):
-		s.log.Error("imap: "+cmd+": store unavailable", "mailbox", mailbox, "err", err)
+		s.log.Error("imap: "+cmd+": store unavailable", "mailbox", Clip(mailbox), "err", err)
 		return errUnavailable
 	case errors.Is(err, context.Canceled) && s.ctx.Err() != nil:
 		return noErr(imap.ResponseCodeUnavailable, "Server shutting down")
 	}
-	s.log.Error("imap: "+cmd+" failed", "mailbox", mailbox, "err", err)
+	s.log.Error("imap: "+cmd+" failed", "mailbox", Clip(mailbox), "err", err)
 	return errInternal
 }
 

@@ -70,7 +70,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (data *imap.S
 	if s.conn.EnabledCaps().Has(imap.CapIMAP4rev2) {
 		data.List = &imap.ListData{Mailbox: info.Name, Delim: delim, Attrs: specialUseAttrs(info.SpecialUse)}
 	}
-	s.log.Debug("imap: selected", "mailbox", info.Name, "read_only", readOnly, "messages", numMessages)
+	s.log.Debug("imap: selected", "mailbox", Clip(info.Name), "read_only", readOnly, "messages", numMessages)
 	return data, nil
 }
 

@@ -4,6 +4,7 @@
 #
 #   dovecot + its pop3 and imap services   the real POP3 host of the tests
 #   mbsync (isync), python3, curl          real IMAP clients
+#   fetchmail, getmail (getmail6), python3 real POP3 clients of the POP3 face
 #   promtool (prometheus)                  checks the metrics and alert rules
 #   systemd-analyze (systemd)              verifies the systemd unit
 #   gcc                                    cgo, which go test -race needs
@@ -16,7 +17,7 @@
 # Not root and something missing: prints the apt-get command and exits 1.
 set -euo pipefail
 
-packages="dovecot-pop3d dovecot-imapd isync python3 curl prometheus systemd gcc postfix chromium"
+packages="dovecot-pop3d dovecot-imapd isync python3 curl prometheus systemd gcc postfix fetchmail getmail6 chromium"
 
 missing() {
 	local m=()
@@ -26,7 +27,7 @@ missing() {
 	[ -x /usr/sbin/postfix ] || m+=("/usr/sbin/postfix")
 	[ -x /usr/lib/postfix/sbin/lmtp ] || m+=("/usr/lib/postfix/sbin/lmtp")
 	local tool
-	for tool in mbsync python3 curl promtool systemd-analyze gcc chromium; do
+	for tool in mbsync python3 curl promtool systemd-analyze gcc fetchmail getmail chromium; do
 		command -v "$tool" >/dev/null 2>&1 || m+=("$tool")
 	done
 	echo "${m[*]:-}"

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imapbridge/imapbridge/bridge"
@@ -230,7 +231,14 @@ func newSource(s config.Source, logger *slog.Logger) (bridge.Source, error) {
 func imapAuthenticate(svc func() *login.Service, logger *slog.Logger) func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
 	return func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
 		u, err := svc().Authenticate(ctx, username, password, remote)
-		if errors.Is(err, login.ErrFailed) {
+		switch {
+		case errors.Is(err, login.ErrBadName):
+			// Its text says what is wrong with the name ("login name
+			// refused: contains a space or a control character").
+			text := err.Error()
+			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed,
+				Text: strings.ToUpper(text[:1]) + text[1:]}
+		case errors.Is(err, login.ErrFailed):
 			return nil, authFailed{err}
 		}
 		if err == nil && u != nil {

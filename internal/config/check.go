@@ -30,7 +30,7 @@ var (
 	pop3OnlyKeys = []string{"address", "tls", "tls_skip_verify", "auth", "timeout"}
 
 	reSourceName  = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$`)
-	reUserName    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}$`)
+	reUserName    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._@+-]*$`)
 	rePlaceholder = regexp.MustCompile(`\{[^{}]*\}`)
 	reBcrypt      = regexp.MustCompile(`^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$`)
 )
@@ -79,20 +79,29 @@ func (p *parser) check(c *Config) {
 		sources[s.Name] = s
 	}
 
-	if len(c.Users) == 0 && len(p.dropped["users"]) == 0 {
-		p.errorf("users", "at least one user is required")
+	passthrough := slices.ContainsFunc(c.Sources, func(s Source) bool { return s.Type == "pop3" && s.Auth == "passthrough" })
+	if len(c.Users) == 0 && len(p.dropped["users"]) == 0 && !passthrough {
+		p.errorf("users", "at least one user is required (or a pop3 source with auth passthrough, whose users log in with their POP3 password)")
 	}
 	users := map[string]bool{}
 	envUsers := map[string]string{}
 	for i := range c.Users {
 		u := &c.Users[i]
 		key := p.elem("users", i)
+		orig := u.Name
+		if c.Login.FoldCase {
+			u.Name = strings.ToLower(u.Name)
+		}
 		p.checkUser(key, u, sources)
 		if u.Name == "" {
 			continue
 		}
 		if users[u.Name] {
-			p.errorf(key+".name", "duplicate user name %q", u.Name)
+			if orig != u.Name {
+				p.errorf(key+".name", "duplicate user name %q (login.fold_case takes it as %q)", orig, u.Name)
+			} else {
+				p.errorf(key+".name", "duplicate user name %q", u.Name)
+			}
 			continue
 		}
 		users[u.Name] = true
@@ -266,6 +275,8 @@ func otherType(t string) string {
 func (p *parser) checkUser(key string, u *User, sources map[string]*Source) {
 	if u.Name == "" {
 		p.errorf(key+".name", "required")
+	} else if len(u.Name) > MaxUserNameLength {
+		p.errorf(key+".name", "longer than %d bytes", MaxUserNameLength)
 	} else if !reUserName.MatchString(u.Name) {
 		p.errorf(key+".name", "invalid name %s (use letters, digits, '.', '_', '@', '+' and '-')", quoteShort(u.Name))
 	}

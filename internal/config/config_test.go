@@ -222,7 +222,22 @@ var configFileTests = []struct {
 		file: "err_empty.yaml",
 		problems: []string{
 			`sources: at least one source is required`,
-			`users: at least one user is required`,
+			`users: at least one user is required (or a pop3 source with auth passthrough, whose users log in with their POP3 password)`,
+		},
+	},
+	// Passthrough without a user list (issue 12 C).
+	{file: "good_passthrough_only.yaml"},
+	{
+		file:     "err_static_only_no_users.yaml",
+		problems: []string{`users: at least one user is required (or a pop3 source with auth passthrough, whose users log in with their POP3 password)`},
+	},
+	// login.fold_case: names folded, so "Alice" and "ALICE" are one user
+	// (issue 12 B6); names are capped at 256 bytes.
+	{
+		file: "err_fold_case.yaml",
+		problems: []string{
+			`users[1].name: duplicate user name "ALICE" (login.fold_case takes it as "alice")`,
+			`users[2].name: longer than 256 bytes`,
 		},
 	},
 	{
@@ -798,7 +813,7 @@ func TestLoadConfig(t *testing.T) {
 		if !errors.As(err, &cerr) || cerr.File != path {
 			t.Fatalf("err = %#v", err)
 		}
-		want := "config " + path + `: 3 problems: colour: unknown key; sources: at least one source is required; users: at least one user is required`
+		want := "config " + path + `: 3 problems: colour: unknown key; sources: at least one source is required; users: at least one user is required (or a pop3 source with auth passthrough, whose users log in with their POP3 password)`
 		if err.Error() != want {
 			t.Errorf("Error() =\n%s\nwant\n%s", err, want)
 		}
@@ -915,8 +930,9 @@ func FuzzParseConfig(f *testing.F) {
 			if cfg == nil {
 				t.Fatal("nil config without an error")
 			}
-			if len(cfg.Sources) == 0 || len(cfg.Users) == 0 {
-				t.Errorf("valid config with %d sources, %d users", len(cfg.Sources), len(cfg.Users))
+			passthrough := slices.ContainsFunc(cfg.Sources, func(s Source) bool { return s.Type == "pop3" && s.Auth == "passthrough" })
+			if len(cfg.Sources) == 0 || (len(cfg.Users) == 0 && !passthrough) {
+				t.Errorf("valid config with %d sources, %d users and no passthrough source", len(cfg.Sources), len(cfg.Users))
 			}
 			return
 		}

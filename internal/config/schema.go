@@ -15,6 +15,7 @@ type Config struct {
 	IMAP    IMAP     `yaml:"imap"`
 	Admin   Admin    `yaml:"admin"`
 	Secrets Secrets  `yaml:"secrets"`
+	Login   Login    `yaml:"login"`
 	Sources []Source `yaml:"sources"`
 	Users   []User   `yaml:"users"`
 	// Readiness tunes the retirement verdicts (see retirement.go).
@@ -89,6 +90,20 @@ type Admin struct {
 	// Token is read from TokenFile; "" when it is not set.
 	Token Secret `yaml:"-"`
 }
+
+// Login configures how login names are taken.
+type Login struct {
+	// FoldCase takes every login name in lower case ("Alice", "ALICE"
+	// and "alice" are one user), for hosts that ignore case in user
+	// names. users[].name are folded too; two that fold to one name are
+	// an error. Off by default: a host that tells case apart would see
+	// two of its users as one.
+	FoldCase bool `yaml:"fold_case"`
+}
+
+// MaxUserNameLength is the longest user name, in bytes: of users[].name,
+// and of any name given at login.
+const MaxUserNameLength = 256
 
 // Secrets configures the key the bridge uses for secrets it stores.
 type Secrets struct {
