@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	"golang.org/x/crypto/bcrypt"
@@ -287,7 +286,7 @@ func TestConfigSnippets(t *testing.T) {
 				t.Fatalf("%s: serve: %v\n%s", sn, err, logs.String())
 			}
 			defer func() {
-				if err := a.shutdown(30 * time.Second); err != nil {
+				if err := a.shutdown(quickShutdown); err != nil {
 					t.Errorf("%s: shutdown: %v", sn, err)
 				}
 			}()
