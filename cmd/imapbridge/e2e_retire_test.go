@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/imapbridge/imapbridge/internal/admin"
 	"github.com/imapbridge/imapbridge/internal/config"
 	"github.com/imapbridge/imapbridge/internal/dovecottest"
@@ -279,7 +281,20 @@ func TestRetirementPilot(t *testing.T) {
 
 	// 2. alice and bob log in over IMAP; carol never does. bob keeps a
 	// session open through everything below.
-	p3LoginIMAP(t, e.imap, "alice", p3IMAPPassword).c.Logout().Wait()
+	alice := p3LoginIMAP(t, e.imap, "alice", p3IMAPPassword)
+	if _, err := alice.c.ID(&imap.IDData{Name: "pilot-client", Version: "1.2", OS: "Linux"}).Wait(); err != nil {
+		t.Fatalf("alice ID: %v", err)
+	}
+	alice.c.Logout().Wait()
+	p3WaitFor(t, 20*time.Second, "alice's client in /status.json", func() (bool, string) {
+		for _, u := range fetchReport(t, e.admin).Users {
+			if u.Name == "alice" {
+				return len(u.Clients) == 1 && u.Clients[0].Name == "pilot-client" && u.Clients[0].Version == "1.2" && u.Clients[0].OS == "Linux" && u.LastLogin != nil,
+					fmt.Sprintf("clients %+v, last login %v", u.Clients, u.LastLogin)
+			}
+		}
+		return false, "no alice"
+	})
 	bob := p3LoginIMAP(t, e.imap, "bob", p3IMAPPassword)
 	if _, err := bob.c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)

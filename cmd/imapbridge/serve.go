@@ -92,7 +92,8 @@ type app struct {
 	listeners []net.Listener // the IMAP listeners, closed first at shutdown
 	acceptWG  sync.WaitGroup // their accept loops
 	ready     readiness
-	live      liveConfig // what SIGHUP reloads (reload.go)
+	live      liveConfig     // what SIGHUP reloads (reload.go)
+	logins    *loginRecorder // IMAP logins and clients to the store (logins.go)
 }
 
 // startApp opens the store, starts the poll loops of configured users and
@@ -157,9 +158,10 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 		go certs.reloadOnSIGHUP(ctx)
 	}
+	a.logins = newLoginRecorder(b, logger, &a.wg)
 	a.front = imapfront.New(imapfront.Options{
 		Bridge:                   b,
-		Authenticate:             imapAuthenticate(a.live.loginService, logger),
+		Authenticate:             imapAuthenticate(a.live.loginService),
 		Logger:                   logger,
 		TLSConfig:                tlsConfig,
 		AllowInsecureAuth:        cfg.IMAP.AllowInsecureAuth,
@@ -170,6 +172,8 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		LoginTimeout:             cfg.IMAP.LoginTimeout,
 		IdleTimeout:              cfg.IMAP.IdleTimeout,
 		Metrics:                  m.frontHooks(),
+		LoggedIn:                 a.logins.loggedIn,
+		ClientSeen:               a.logins.clientSeen,
 	})
 
 	if cfg.IMAP.Listen != "" {
@@ -226,9 +230,9 @@ func newSource(s config.Source, logger *slog.Logger) (bridge.Source, error) {
 }
 
 // imapAuthenticate is imapfront's Authenticate hook: the login service of
-// the running config, with its ErrFailed told to imapfront as
-// ErrAuthFailed; a login is recorded for the readiness verdict.
-func imapAuthenticate(svc func() *login.Service, logger *slog.Logger) func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
+// the running config (svc: a SIGHUP replaces it), with its ErrFailed told
+// to imapfront as ErrAuthFailed.
+func imapAuthenticate(svc func() *login.Service) func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
 	return func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
 		u, err := svc().Authenticate(ctx, username, password, remote)
 		switch {
@@ -240,11 +244,6 @@ func imapAuthenticate(svc func() *login.Service, logger *slog.Logger) func(ctx c
 				Text: strings.ToUpper(text[:1]) + text[1:]}
 		case errors.Is(err, login.ErrFailed):
 			return nil, authFailed{err}
-		}
-		if err == nil && u != nil {
-			if rerr := u.RecordLogin(ctx, time.Now()); rerr != nil {
-				logger.Warn("could not record the login", "user", u.Name(), "err", rerr)
-			}
 		}
 		return u, err
 	}
