@@ -606,8 +606,6 @@ func undoInlineBodies(t *testing.T, dir string) *sql.DB {
 	rows.Close()
 	undoStatus(t, db)
 	for _, q := range []string{
-		`DROP TABLE pop3_hidden`,
-		`ALTER TABLE blobs DROP COLUMN pop3_size`,
 		`DROP TABLE bodies`,
 		`ALTER TABLE blobs DROP COLUMN inline`,
 		`PRAGMA user_version = 4`,
@@ -619,11 +617,13 @@ func undoInlineBodies(t *testing.T, dir string) *sql.DB {
 	return db
 }
 
-// undoStatus undoes migration 6 (the status tables) in db, leaving a
-// store of schema 5.
+// undoStatus undoes migrations 7 (the POP3 face's columns) and 6 (the
+// status tables) in db, leaving a store of schema 5.
 func undoStatus(t *testing.T, db *sql.DB) {
 	t.Helper()
 	for _, q := range []string{
+		`DROP TABLE pop3_hidden`,
+		`ALTER TABLE blobs DROP COLUMN pop3_size`,
 		`DROP TABLE feeds`,
 		`DROP TABLE feed_history`,
 		`DROP TABLE clients`,

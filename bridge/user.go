@@ -319,6 +319,9 @@ func (u *User) CreateMailbox(ctx context.Context, name, specialUse string) error
 	defer u.mu.Unlock()
 	return u.b.write(ctx, func(tx *wtx) error {
 		levels := strings.Split(cn, Delimiter)
+		if err := u.checkMailboxes(ctx, tx, missingLevels(ctx, tx, u.id, levels)); err != nil {
+			return err
+		}
 		for i := range levels {
 			n := strings.Join(levels[:i+1], Delimiter)
 			var count int
@@ -341,6 +344,23 @@ func (u *User) CreateMailbox(ctx context.Context, name, specialUse string) error
 		}
 		return nil
 	})
+}
+
+// missingLevels counts the levels of a name (its parents and itself) that
+// do not exist yet: the mailboxes CreateMailbox would make. A failed query
+// counts as none missing; the insert then fails on its own.
+func missingLevels(ctx context.Context, tx *wtx, userID int64, levels []string) int {
+	n := 0
+	for i := range levels {
+		var count int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND name=?`, userID, strings.Join(levels[:i+1], Delimiter)).Scan(&count); err != nil {
+			return 0
+		}
+		if count == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // DeleteMailbox deletes a mailbox and its messages. INBOX cannot be

@@ -530,6 +530,7 @@ func TestConformanceAppend(t *testing.T) {
 		# INBOX selected.
 		C: a2 NOOP
 		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label \*)] Permanent flags
 		S: * 1 EXISTS
 		S: * 1 RECENT
 		S: a2 OK NOOP completed
@@ -580,6 +581,7 @@ func TestConformanceCopy(t *testing.T) {
 	` + selected(1, "a1", 3, 3, 1, 4, "uvInbox", "") + `
 		C: a2 STORE 2 +FLAGS.SILENT (\Flagged $Keep)
 		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Keep)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Keep \*)] Permanent flags
 		S: a2 OK STORE completed
 		C: a3 COPY 2:3 Archive
 		S: a3 OK [COPYUID ${uvArch} 2:3 1:2] COPY completed
@@ -587,6 +589,7 @@ func TestConformanceCopy(t *testing.T) {
 		S: a4 OK [COPYUID ${uvArch} 1 3] COPY completed
 		C2: b2 NOOP
 		S2: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Keep)
+		S2: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Keep \*)] Permanent flags
 		S2: * 2 EXISTS
 		S2: * 2 RECENT
 		S2: * 3 EXISTS
@@ -645,6 +648,7 @@ func TestConformanceMove(t *testing.T) {
 		S2: * 2 EXPUNGE
 		C3: c2 NOOP
 		S3: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Todo)
+		S3: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Todo \*)] Permanent flags
 		S3: * 2 EXISTS
 		S3: * 2 RECENT
 		S3: c2 OK NOOP completed
@@ -703,8 +707,9 @@ func TestConformanceStore(t *testing.T) {
 		C2: b1 SELECT INBOX
 	` + selected(2, "b1", 3, 0, 1, 4, "uv", "") + `
 		C: a2 STORE 1 +FLAGS (\Seen $Important)
-		S: * 1 FETCH (FLAGS ($Important \Seen \Recent))
 		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Important)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Important \*)] Permanent flags
+		S: * 1 FETCH (FLAGS ($Important \Seen \Recent))
 		S: a2 OK STORE completed
 		C: a3 STORE 1:2 -FLAGS.SILENT ($Important)
 		S: a3 OK STORE completed
@@ -718,6 +723,7 @@ func TestConformanceStore(t *testing.T) {
 		# The other session hears of every change, in order.
 		C2: b2 NOOP
 		S2: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Important)
+		S2: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Important \*)] Permanent flags
 		S2: * 1 FETCH (UID 1 FLAGS ($Important \Seen))
 		S2: * 1 FETCH (UID 1 FLAGS (\Seen))
 		S2: * 2 FETCH (UID 2 FLAGS (\Flagged))
@@ -1234,8 +1240,10 @@ func TestConformancePiledUpUpdates(t *testing.T) {
 		S2: * 2 EXPUNGE
 		C: a5 UID STORE 4 +FLAGS.SILENT ($Later)
 		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Later)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Later \*)] Permanent flags
 		S: a5 OK UID STORE completed
 		S2: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Later)
+		S2: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Later \*)] Permanent flags
 		S2: * 2 FETCH (UID 4 FLAGS ($Later))
 	`)
 	e.deliver("alice", simpleMsg(5))

@@ -3,6 +3,8 @@ package imapfront_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -255,5 +257,35 @@ func TestCommandMetrics(t *testing.T) {
 		e.metrics.mu.Lock()
 		t.Errorf("metrics %v", e.metrics.commands)
 		e.metrics.mu.Unlock()
+	}
+}
+
+// TestShutdownDuringFetch: Shutdown during a FETCH of many large messages
+// to a client that keeps reading. BYE goes out between two messages and
+// the connection closes, so the FETCH's next write fails part-way through
+// a message: that must still release go-imap's encoder, or the session
+// blocks for good in its next response and Shutdown waits out its context.
+func TestShutdownDuringFetch(t *testing.T) {
+	e := newEnv(t)
+	big := strings.Repeat("x", 76) + "\r\n"
+	for i := 0; i < 40; i++ {
+		e.deliver("alice", fmt.Sprintf("Subject: big %d\r\n\r\n%s", i, strings.Repeat(big, 1<<14)))
+	}
+	c := e.raw()
+	c.login("alice")
+	c.ok("SELECT INBOX")
+	c.send("f1 FETCH 1:* BODY[]")
+	if got := c.line(); !strings.HasPrefix(got, "* 1 FETCH ") {
+		t.Fatalf("FETCH: %q", got)
+	}
+	// The server is now blocked writing the first message. Shutdown asks
+	// for BYE, which waits for that message; then the client reads on.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- e.srv.Shutdown(ctx) }()
+	go io.Copy(io.Discard, c.r)
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown with a FETCH in flight: %v", err)
 	}
 }
