@@ -8,6 +8,7 @@
 #   promtool (prometheus)                  checks the metrics and alert rules
 #   systemd-analyze (systemd)              verifies the systemd unit
 #   gcc                                    cgo, which go test -race needs
+#   chromium                               a real browser for the status page
 #   postfix                                the real MTA delivering over LMTP
 #                                          (internal/postfixtest runs a private
 #                                          instance; preseeded "No configuration"
@@ -16,7 +17,7 @@
 # Not root and something missing: prints the apt-get command and exits 1.
 set -euo pipefail
 
-packages="dovecot-pop3d dovecot-imapd isync python3 curl prometheus systemd gcc postfix fetchmail getmail6"
+packages="dovecot-pop3d dovecot-imapd isync python3 curl prometheus systemd gcc postfix fetchmail getmail6 chromium"
 
 missing() {
 	local m=()
@@ -26,7 +27,7 @@ missing() {
 	[ -x /usr/sbin/postfix ] || m+=("/usr/sbin/postfix")
 	[ -x /usr/lib/postfix/sbin/lmtp ] || m+=("/usr/lib/postfix/sbin/lmtp")
 	local tool
-	for tool in mbsync python3 curl promtool systemd-analyze gcc fetchmail getmail; do
+	for tool in mbsync python3 curl promtool systemd-analyze gcc fetchmail getmail chromium; do
 		command -v "$tool" >/dev/null 2>&1 || m+=("$tool")
 	done
 	echo "${m[*]:-}"

@@ -2,27 +2,40 @@ package main
 
 import (
 	"context"
-	"log/slog"
-	"net"
+	"sync"
 	"time"
 
 	"github.com/imapbridge/imapbridge/bridge"
-	"github.com/imapbridge/imapbridge/imapfront"
 	"github.com/imapbridge/imapbridge/internal/config"
 )
 
-// storeLimits turns the config's caps and quotas into the store's options.
-func storeLimits(cfg *config.Config, o *bridge.Options) {
+// storeLimits turns the config's caps and quotas into the store's
+// options. The caps apply at a restart; the quotas follow the running
+// config (current), so a SIGHUP that changes users[].quota applies it.
+func storeLimits(cfg *config.Config, o *bridge.Options, current func() *config.Config) {
 	o.MaxKeywordsPerMailbox = cfg.IMAP.MaxKeywordsPerMailbox
 	o.MaxMailboxesPerUser = cfg.IMAP.MaxMailboxesPerUser
-	quotas := make(map[string]bridge.Quota)
-	for _, u := range cfg.Users {
-		if u.Quota.Bytes > 0 || u.Quota.Messages > 0 {
-			quotas[u.Name] = bridge.Quota{Bytes: u.Quota.Bytes, Messages: u.Quota.Messages}
+	var (
+		mu     sync.Mutex
+		seen   *config.Config
+		quotas map[string]bridge.Quota
+	)
+	o.Quota = func(user string) bridge.Quota {
+		c := current()
+		if c == nil {
+			c = cfg
 		}
-	}
-	if len(quotas) > 0 {
-		o.Quota = func(user string) bridge.Quota { return quotas[user] }
+		mu.Lock()
+		defer mu.Unlock()
+		if c != seen {
+			seen, quotas = c, make(map[string]bridge.Quota)
+			for _, u := range c.Users {
+				if u.Quota.Bytes > 0 || u.Quota.Messages > 0 {
+					quotas[u.Name] = bridge.Quota{Bytes: u.Quota.Bytes, Messages: u.Quota.Messages}
+				}
+			}
+		}
+		return quotas[user]
 	}
 }
 
@@ -53,42 +66,4 @@ func (a *app) stopBackground(ctx context.Context) error {
 		a.bgCancel()
 	}
 	return waitCtx(ctx, &a.bgWG)
-}
-
-// loginRecorder returns the IMAP front's hooks that tell the store of
-// logins and of the clients users use (the status page's last_login and
-// clients). A failure to record is logged, never shown to the client.
-func loginRecorder(b *bridge.Bridge, logger *slog.Logger) (func(string, net.Addr, time.Time), func(string, imapfront.ClientID, time.Time)) {
-	user := func(name string) (*bridge.User, context.Context, context.CancelFunc) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		u, err := b.User(ctx, name)
-		if err != nil {
-			cancel()
-			logger.Warn("record login: no such user", "user", imapfront.Clip(name), "err", err)
-			return nil, nil, nil
-		}
-		return u, ctx, cancel
-	}
-	loggedIn := func(name string, _ net.Addr, at time.Time) {
-		u, ctx, cancel := user(name)
-		if u == nil {
-			return
-		}
-		defer cancel()
-		if err := u.RecordLogin(ctx, at); err != nil {
-			logger.Warn("record login", "user", imapfront.Clip(name), "err", err)
-		}
-	}
-	clientSeen := func(name string, id imapfront.ClientID, at time.Time) {
-		u, ctx, cancel := user(name)
-		if u == nil {
-			return
-		}
-		defer cancel()
-		c := bridge.ClientInfo{Name: id.Name, Version: id.Version, OS: id.Fields["os"], Vendor: id.Fields["vendor"], LastSeen: at}
-		if err := u.RecordClient(ctx, c); err != nil {
-			logger.Warn("record client", "user", imapfront.Clip(name), "err", err)
-		}
-	}
-	return loggedIn, clientSeen
 }

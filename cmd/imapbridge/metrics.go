@@ -35,6 +35,8 @@ type metrics struct {
 	rollbacks      prometheus.Counter
 	uvResets       prometheus.Counter
 	recovered      prometheus.Counter
+
+	retirement *retirementCollector // retirement_metrics.go
 }
 
 var pollResults = []string{"success", "error", "busy", "auth"}
@@ -142,6 +144,9 @@ func (m *metrics) knownSource(name string) {
 	m.fetchedBytes.WithLabelValues(name)
 	m.deleted.WithLabelValues(name)
 	m.lastSuccess.WithLabelValues(name)
+	if m.retirement != nil {
+		m.retirement.knownSource(name)
+	}
 }
 
 func (m *metrics) authAttempt(result string) { m.authAttempts.WithLabelValues(result).Inc() }

@@ -164,6 +164,9 @@ func substitute(t *testing.T, m map[string]any, dir string, run bool) []string {
 	if s := mapAt(m, "secrets"); s != nil {
 		file(s, "key_file", "secrets.key_file", "secret.key", "snippet-test-key\n")
 	}
+	if a := mapAt(m, "admin"); a != nil {
+		file(a, "token_file", "admin.token_file", "admin-token", "snippet-test-admin-token-0123456789\n")
+	}
 	imapM := mapAt(m, "imap")
 	if tlsM := mapAt(imapM, "tls"); tlsM != nil {
 		cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")

@@ -55,6 +55,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		logger.Error("start failed", "err", err)
 		return 1
 	}
+	a.watchReloads(ctx, *configPath)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	if err := a.shutdown(serveShutdown); err != nil {
@@ -94,6 +95,8 @@ type app struct {
 
 	bgCancel context.CancelFunc // background work on the store (reindex)
 	bgWG     sync.WaitGroup
+	live     liveConfig     // what SIGHUP reloads (reload.go)
+	logins   *loginRecorder // IMAP logins and clients to the store (logins.go)
 }
 
 // startApp opens the store, starts the poll loops of configured users and
@@ -110,7 +113,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		IndexCurrent: imapfront.IndexCurrent,
 		Metrics:      m.bridgeHooks(),
 	}
-	storeLimits(cfg, &opts)
+	storeLimits(cfg, &opts, a.live.cfg.Load)
 	b, err := bridge.Open(ctx, opts)
 	if err != nil {
 		// SQLite says "unable to open database file" for a read-only
@@ -135,7 +138,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		sources[s.Name] = src
 		m.knownSource(s.Name)
 	}
-	a.login = login.New(login.Options{
+	loginOpts := login.Options{
 		Config:           cfg,
 		Bridge:           b,
 		Syncer:           a.syncer,
@@ -143,7 +146,10 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		Logger:           logger,
 		Attempt:          m.authAttempt,
 		PasswordAccepted: pop3PasswordAccepted,
-	})
+	}
+	a.login = login.New(loginOpts)
+	a.live.start(cfg, loginOpts, a.login)
+	m.watchRetirement(b, a.live.quietPeriod, sources)
 	if err := a.login.StartPolls(ctx); err != nil {
 		a.closeStore()
 		return nil, err
@@ -159,10 +165,10 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 		go certs.reloadOnSIGHUP(ctx)
 	}
-	loggedIn, clientSeen := loginRecorder(b, logger)
+	a.logins = newLoginRecorder(b, logger, &a.wg)
 	a.front = imapfront.New(imapfront.Options{
 		Bridge:                   b,
-		Authenticate:             imapAuthenticate(a.login),
+		Authenticate:             imapAuthenticate(a.live.loginService),
 		Logger:                   logger,
 		TLSConfig:                tlsConfig,
 		AllowInsecureAuth:        cfg.IMAP.AllowInsecureAuth,
@@ -173,8 +179,8 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		LoginTimeout:             cfg.IMAP.LoginTimeout,
 		IdleTimeout:              cfg.IMAP.IdleTimeout,
 		Metrics:                  m.frontHooks(),
-		LoggedIn:                 loggedIn,
-		ClientSeen:               clientSeen,
+		LoggedIn:                 a.logins.loggedIn,
+		ClientSeen:               a.logins.clientSeen,
 		Version:                  buildVersion(),
 	})
 
@@ -201,6 +207,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 			Registerer: reg,
 			Ready:      a.readyCheck,
 			Pprof:      cfg.Admin.Pprof,
+			Routes:     a.statusRoutes(),
 		})
 		if err != nil {
 			a.stopAll()
@@ -230,11 +237,12 @@ func newSource(s config.Source, logger *slog.Logger) (bridge.Source, error) {
 	return nil, fmt.Errorf("source %q: unknown type %q", s.Name, s.Type)
 }
 
-// imapAuthenticate is imapfront's Authenticate hook: the login service,
-// with its ErrFailed told to imapfront as ErrAuthFailed.
-func imapAuthenticate(s *login.Service) func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
+// imapAuthenticate is imapfront's Authenticate hook: the login service of
+// the running config (svc: a SIGHUP replaces it), with its ErrFailed told
+// to imapfront as ErrAuthFailed.
+func imapAuthenticate(svc func() *login.Service) func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
 	return func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
-		u, err := s.Authenticate(ctx, username, password, remote)
+		u, err := svc().Authenticate(ctx, username, password, remote)
 		switch {
 		case errors.Is(err, login.ErrBadName):
 			// Its text says what is wrong with the name ("login name

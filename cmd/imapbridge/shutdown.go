@@ -90,6 +90,7 @@ func (a *app) shutdown(b shutdownBudget) error {
 				errs = append(errs, fmt.Errorf("admin: %w", err))
 			}
 		}
+		a.logins.stop() // no session is left to log in
 		if err := waitCtx(ctx, &a.wg); err != nil {
 			errs = append(errs, fmt.Errorf("listeners: %w", err))
 		}

@@ -117,6 +117,8 @@ func (p *parser) check(c *Config) {
 		envUsers[en] = u.Name
 	}
 
+	p.checkRetirement(c, sources)
+
 	for i := range c.Sources {
 		s := &c.Sources[i]
 		if s.Type == "mbox" && s.Path != "" && usersOf[s.Name] > 1 && !strings.Contains(s.Path, "{user}") {
@@ -294,7 +296,7 @@ func (p *parser) checkUser(key string, u *User, sources map[string]*Source) {
 	// names that refer to it unknown.
 	sourcesComplete := len(p.dropped["sources"]) == 0 && !p.isBad("sources")
 	needHash, needPassword := false, ""
-	if len(u.Sources) == 0 {
+	if len(u.Sources) == 0 && !overridesOnly(u, sources) {
 		if len(p.dropped[key+".sources"]) == 0 {
 			p.errorf(key+".sources", "at least one source is required")
 		}

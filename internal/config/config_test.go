@@ -365,7 +365,8 @@ func TestConfigDefaults(t *testing.T) {
 			MaxKeywordsPerMailbox:    256,
 			MaxMailboxesPerUser:      1000,
 		},
-		Admin: Admin{Listen: "127.0.0.1:9154"},
+		Admin:     Admin{Listen: "127.0.0.1:9154"},
+		Readiness: Readiness{QuietPeriod: 168 * time.Hour},
 		Sources: []Source{{
 			Name:             "spool",
 			Type:             "mbox",
@@ -374,6 +375,7 @@ func TestConfigDefaults(t *testing.T) {
 			PollInterval:     5 * time.Second,
 			IdlePollInterval: 5 * time.Second,
 			DeletePolicy:     "keep",
+			Mode:             "serve",
 		}},
 		Users: []User{{
 			Name:         "alice",
@@ -409,7 +411,8 @@ func TestConfigFull(t *testing.T) {
 			MaxKeywordsPerMailbox:    100,
 			MaxMailboxesPerUser:      50,
 		},
-		Admin: Admin{Listen: "127.0.0.1:9154"},
+		Admin:     Admin{Listen: "127.0.0.1:9154"},
+		Readiness: Readiness{QuietPeriod: 168 * time.Hour},
 		Sources: []Source{{
 			Name:             "spool",
 			Type:             "mbox",
@@ -419,6 +422,7 @@ func TestConfigFull(t *testing.T) {
 			IdlePollInterval: 2 * time.Second,
 			DeletePolicy:     "keep",
 			DeleteAfter:      720 * time.Hour,
+			Mode:             "serve",
 		}, {
 			Name:             "legacy",
 			Type:             "pop3",
@@ -430,6 +434,7 @@ func TestConfigFull(t *testing.T) {
 			IdlePollInterval: 15 * time.Second,
 			DeletePolicy:     "after_days",
 			DeleteAfter:      720 * time.Hour,
+			Mode:             "serve",
 		}},
 		Users: []User{{
 			Name:         "alice",
@@ -464,11 +469,11 @@ func TestConfigPOP3Defaults(t *testing.T) {
 		sources: []Source{{
 			Name: "legacy", Type: "pop3", Address: "pop.example.net:110",
 			TLS: "starttls", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep",
+			PollInterval: time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep", Mode: "serve",
 		}, {
 			Name: "secure", Type: "pop3", Address: "pop.example.net:995",
 			TLS: "implicit", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: 10 * time.Second, IdlePollInterval: 10 * time.Second, DeletePolicy: "keep",
+			PollInterval: 10 * time.Second, IdlePollInterval: 10 * time.Second, DeletePolicy: "keep", Mode: "serve",
 		}},
 	}, {
 		file:    "good_anchors.yaml",
@@ -477,11 +482,11 @@ func TestConfigPOP3Defaults(t *testing.T) {
 		sources: []Source{{
 			Name: "one", Type: "pop3", Address: "pop.example.com:995",
 			TLS: "implicit", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: 2 * time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep",
+			PollInterval: 2 * time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep", Mode: "serve",
 		}, {
 			Name: "two", Type: "pop3", Address: "pop.example.com:995",
 			TLS: "implicit", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: 2 * time.Minute, IdlePollInterval: time.Minute, DeletePolicy: "keep",
+			PollInterval: 2 * time.Minute, IdlePollInterval: time.Minute, DeletePolicy: "keep", Mode: "serve",
 		}},
 	}} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -27,6 +27,8 @@ const (
 	defaultMboxLock          = "fcntl"
 	defaultPOP3Auth          = "passthrough"
 	defaultDeletePolicy      = "keep"
+	defaultSourceMode        = "serve"
+	defaultQuietPeriod       = 7 * 24 * time.Hour
 	defaultDataDir           = "./data"
 	defaultLogLevel          = "info"
 	defaultLogFormat         = "text"
@@ -57,9 +59,11 @@ func applyDefaults(c *Config, keys keyLookup) {
 	setDefault(has, "imap.max_keywords_per_mailbox", &c.IMAP.MaxKeywordsPerMailbox, defaultMaxKeywords)
 	setDefault(has, "imap.max_mailboxes_per_user", &c.IMAP.MaxMailboxesPerUser, defaultMaxMailboxes)
 	setDefault(has, "admin.listen", &c.Admin.Listen, defaultAdminListen)
+	setDefault(has, "readiness.quiet_period", &c.Readiness.QuietPeriod, defaultQuietPeriod)
 	for i := range c.Sources {
 		s, key := &c.Sources[i], keys.elem("sources", i)+"."
 		setDefault(has, key+"delete_policy", &s.DeletePolicy, defaultDeletePolicy)
+		setDefault(has, key+"mode", &s.Mode, defaultSourceMode)
 		switch s.Type {
 		case "mbox":
 			setDefault(has, key+"poll_interval", &s.PollInterval, defaultMboxPollInterval)

@@ -18,6 +18,8 @@ type Config struct {
 	Login   Login    `yaml:"login"`
 	Sources []Source `yaml:"sources"`
 	Users   []User   `yaml:"users"`
+	// Readiness tunes the retirement verdicts (see retirement.go).
+	Readiness Readiness `yaml:"readiness"`
 }
 
 // Log configures log/slog.
@@ -88,6 +90,11 @@ type Admin struct {
 	// Pprof serves Go's profiler under /debug/pprof/ on the admin
 	// listener. Off by default: it shows internals to whoever can reach it.
 	Pprof bool `yaml:"pprof"`
+	// TokenFile holds the bearer token that /status and /status.json
+	// require; required when Listen is not a loopback address.
+	TokenFile string `yaml:"token_file"`
+	// Token is read from TokenFile; "" when it is not set.
+	Token Secret `yaml:"-"`
 }
 
 // Login configures how login names are taken.
@@ -131,6 +138,9 @@ type Source struct {
 	Timeout       time.Duration `yaml:"timeout"`         // deadline of each network step
 
 	// both
+	// Mode is serve (the default) or shadow: in shadow the bridge never
+	// changes the host, whatever DeletePolicy says.
+	Mode         string        `yaml:"mode"`
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// IdlePollInterval is the poll interval while a client of the user
 	// is in IMAP IDLE.
@@ -159,6 +169,9 @@ type User struct {
 	// IMAPBRIDGE_SOURCE_PASSWORD_<USER>.
 	SourcePassword     Secret `yaml:"source_password"`
 	SourcePasswordFile string `yaml:"source_password_file"`
+	// Overrides change, for this user only, settings of the named sources
+	// (see retirement.go).
+	Overrides map[string]Override `yaml:"overrides"`
 	// Quota bounds what the user's mailboxes may hold; APPEND and COPY
 	// past it are answered NO [OVERQUOTA] (and an LMTP delivery 552
 	// 5.2.2). Zero fields are no limit.

@@ -171,7 +171,7 @@ func (s *Service) resumePassthrough(ctx context.Context) error {
 // pollsWithoutLogin: every source of u can be polled with what the config
 // holds (mbox, or pop3 with static credentials).
 func (s *Service) pollsWithoutLogin(u config.User) bool {
-	for _, name := range u.Sources {
+	for _, name := range s.opts.Config.SourcesOf(u) {
 		if isPassthrough(s.sources[name]) {
 			return false
 		}
@@ -182,10 +182,7 @@ func (s *Service) pollsWithoutLogin(u config.User) bool {
 // feeds builds the feeds of a user. password is the login password, used
 // for passthrough sources.
 func (s *Service) feeds(name string, u config.User, password string) []bridge.Feed {
-	names := u.Sources
-	if len(names) == 0 {
-		names = s.passthrough
-	}
+	names := s.opts.Config.SourcesOf(u)
 	var out []bridge.Feed
 	for _, sn := range names {
 		sc := s.sources[sn]
@@ -196,13 +193,7 @@ func (s *Service) feeds(name string, u config.User, password string) []bridge.Fe
 		if isPassthrough(sc) {
 			acct.SourceUser, acct.Password = name, password
 		}
-		out = append(out, bridge.Feed{
-			Source:           s.opts.Sources[sn],
-			Account:          acct,
-			Policy:           bridge.DeletePolicy{Mode: bridge.DeleteMode(sc.DeletePolicy), After: sc.DeleteAfter},
-			PollInterval:     sc.PollInterval,
-			IdlePollInterval: sc.IdlePollInterval,
-		})
+		out = append(out, feedOf(s.opts.Sources[sn], acct, u.Feed(sc)))
 	}
 	return out
 }
@@ -290,7 +281,7 @@ func (s *Service) check(ctx context.Context, username, password string) (*bridge
 func (s *Service) passthroughLogin(ctx context.Context, username, password string, uc config.User, known bool) (*bridge.User, error) {
 	names := s.passthrough
 	if known {
-		names = uc.Sources
+		names = s.opts.Config.SourcesOf(uc)
 	}
 	var checked []string
 	for _, sn := range names {
