@@ -53,7 +53,7 @@ type Feed struct {
 	// Folder is the mailbox the account's mail goes to, created if
 	// missing; "" is INBOX.
 	Folder string
-	Policy  DeletePolicy
+	Policy DeletePolicy
 	// Mode is serve (""/ModeServe) or shadow: in shadow the source is
 	// never changed, whatever Policy says (see ModeShadow).
 	Mode             FeedMode

@@ -138,6 +138,9 @@ type User struct {
 	// IMAPBRIDGE_SOURCE_PASSWORD_<USER>.
 	SourcePassword     Secret `yaml:"source_password"`
 	SourcePasswordFile string `yaml:"source_password_file"`
+	// Accounts are the user's logins at pop3 sources, each feeding a
+	// folder (accounts.go); given instead of Sources.
+	Accounts []Account `yaml:"accounts"`
 }
 
 // Secret is a string that must not be printed or logged: fmt and slog show
