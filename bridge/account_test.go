@@ -206,3 +206,68 @@ func userVersion(t *testing.T, dir string) int {
 	}
 	return v
 }
+
+// Update with accounts: a second account at the same source gets its own
+// loop while the first keeps running; each account's delete policy
+// applies to its maildrop only; dropping one account stops its loop and
+// leaves its mail and the other account alone.
+func TestSyncerUpdateAccounts(t *testing.T) {
+	ctx := context.Background()
+	b := openStore(t, t.TempDir())
+	defer b.Close()
+	src := bridgetest.NewSource("campus")
+	for i := 1; i <= 2; i++ {
+		src.Deliver("asmith", msg(i), time.Time{})
+		src.Deliver("alumni", msg(10+i), time.Time{})
+	}
+	u, _ := b.User(ctx, "alice")
+	s := bridge.NewSyncer(b, bridge.SyncerOptions{})
+	defer s.Stop(ctx)
+	first := bridge.Feed{Source: src, Account: bridge.Account{User: "alice", SourceUser: "asmith"}, AccountName: "asmith", Folder: "Campus", PollInterval: time.Hour}
+	second := bridge.Feed{Source: src, Account: bridge.Account{User: "alice", SourceUser: "alumni"}, AccountID: "alumni", AccountName: "alumni", Folder: "Alumni",
+		Policy: bridge.DeletePolicy{Mode: bridge.DeleteAfterSync}, PollInterval: time.Hour}
+	s.Add(u, []bridge.Feed{first})
+	if err := s.PollAndWait(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, u, []bridge.Feed{first, second}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PollAndWait(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, f := range s.Feeds("alice") {
+		keys = append(keys, f.Key())
+	}
+	if fmt.Sprint(keys) != "[campus campus#alumni]" {
+		t.Errorf("feeds after adding an account: %v", keys)
+	}
+	if a, b := len(src.Messages("asmith")), len(src.Messages("alumni")); a != 2 || b != 0 {
+		t.Errorf("maildrops asmith %d (keep: want 2), alumni %d (after_sync: want 0)", a, b)
+	}
+	if n := len(mustMailbox(t, u, "Campus").UIDs()); n != 2 {
+		t.Errorf("Campus holds %d, want 2", n)
+	}
+	if n := len(mustMailbox(t, u, "Alumni").UIDs()); n != 2 {
+		t.Errorf("Alumni holds %d, want 2", n)
+	}
+	if err := s.Update(ctx, u, []bridge.Feed{second}); err != nil {
+		t.Fatal(err)
+	}
+	src.Deliver("asmith", msg(3), time.Time{})
+	src.Deliver("alumni", msg(13), time.Time{})
+	if err := s.PollAndWait(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mustMailbox(t, u, "Campus").UIDs()); n != 2 {
+		t.Errorf("Campus holds %d after its account was dropped, want 2 (no poll, mail kept)", n)
+	}
+	if n := len(mustMailbox(t, u, "Alumni").UIDs()); n != 3 {
+		t.Errorf("Alumni holds %d, want 3", n)
+	}
+	st, err := b.Status(ctx, time.Now(), 0)
+	if err != nil || len(st) != 1 || len(st[0].Sources) != 1 || st[0].Sources[0].Account != "alumni" || st[0].Sources[0].Folder != "Alumni" {
+		t.Errorf("status after dropping an account: %+v, %v", st, err)
+	}
+}
