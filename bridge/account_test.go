@@ -3,9 +3,11 @@ package bridge_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,11 +105,26 @@ func TestAccountsAtOneSourceOwnMapsAndFolders(t *testing.T) {
 	}
 	var got []string
 	for _, s := range st[0].Sources {
-		got = append(got, fmt.Sprintf("%s/%s->%s stored %d", s.Name, s.Account, s.Folder, s.StoredMessages))
+		hist, err := b.HostHistory(ctx, "alice", s.Key)
+		if err != nil || len(hist) == 0 {
+			t.Errorf("host history of %s: %v, %v", s.Key, hist, err)
+			continue
+		}
+		got = append(got, fmt.Sprintf("%s/%s->%s stored %d key %s host %d", s.Name, s.Account, s.Folder, s.StoredMessages, s.Key, hist[len(hist)-1].Messages))
 	}
 	slices.Sort(got)
-	if fmt.Sprint(got) != "[campus/alice2->INBOX stored 2 campus/asmith->Campus stored 1]" {
+	if fmt.Sprint(got) != "[campus/alice2->INBOX stored 2 key campus#alice2 host 2 campus/asmith->Campus stored 1 key campus#asmith host 1]" {
 		t.Errorf("status sources %q", got)
+	}
+	// In the status JSON an account is a source entry with its login.
+	js, _ := json.Marshal(st[0].Sources)
+	for _, want := range []string{`"name":"campus","account":"asmith","folder":"Campus"`, `"name":"campus","account":"alice2","folder":"INBOX"`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("status JSON %s lacks %s", js, want)
+		}
+	}
+	if strings.Contains(string(js), "#") {
+		t.Errorf("status JSON shows a feed key: %s", js)
 	}
 	b.Close()
 

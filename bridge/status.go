@@ -227,9 +227,9 @@ func (b *Bridge) recordGone(ctx context.Context, u *User, src string, gone, forg
 			r.lastForeign = at
 		}
 		b.feeds.mu.Unlock()
-		name, _ := SplitFeedKey(src)
+		name, account := SplitFeedKey(src)
 		b.metrics.ForeignDeletions(name, len(gone))
-		b.log.Warn("sync: messages taken off the host by another client", "user", u.name, "source", src, "count", len(gone))
+		b.log.Warn("sync: messages taken off the host by another client", "user", u.name, "source", name, "account", account, "count", len(gone))
 	}
 	return nil
 }
@@ -450,8 +450,10 @@ type SourceStatus struct {
 	// with users[].accounts (omitted for the sources: form); Folder is
 	// where its mail goes. Two accounts at one source are two entries
 	// of the same Name.
-	Account             string     `json:"account,omitempty"`
-	Folder              string     `json:"folder"`
+	Account string `json:"account,omitempty"`
+	Folder  string `json:"folder"`
+	// Key is the feed key (FeedKey), what HostHistory takes.
+	Key                 string     `json:"-"`
 	Mode                FeedMode   `json:"mode"`
 	DeletePolicy        DeleteMode `json:"delete_policy"`
 	LastPoll            *time.Time `json:"last_poll"`
@@ -486,8 +488,11 @@ func Readiness(u UserState, now time.Time, quietPeriod time.Duration) UserStatus
 		if f.Folder == "" {
 			f.Folder = InboxName
 		}
+		if f.Key == "" {
+			f.Key = f.Source
+		}
 		st.Sources = append(st.Sources, SourceStatus{
-			Name: f.Source, Account: f.Account, Folder: f.Folder, Mode: f.Mode.orServe(), DeletePolicy: f.Policy.orKeep().Mode,
+			Name: f.Source, Account: f.Account, Folder: f.Folder, Key: f.Key, Mode: f.Mode.orServe(), DeletePolicy: f.Policy.orKeep().Mode,
 			LastPoll: timePtr(f.LastPoll), LastError: f.LastError,
 			HostMessages: f.HostMessages, HostBytes: f.HostBytes, StoredMessages: f.Stored,
 			Pending: f.Pending, WouldDelete: f.WouldDelete,
@@ -648,7 +653,8 @@ type HostPoint struct {
 	Messages int       `json:"messages"`
 }
 
-// HostHistory returns the drain chart of user's feed from source, oldest
+// HostHistory returns the drain chart of user's feed with the feed key
+// source (SourceStatus.Key; the source name for its one account), oldest
 // first: a point whenever the count at the host changed, and at least
 // one an hour, the last 200 kept.
 func (b *Bridge) HostHistory(ctx context.Context, user, source string) ([]HostPoint, error) {

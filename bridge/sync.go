@@ -837,6 +837,9 @@ func (l *feedLoop) pollOnce() (err error) {
 	l.mu.Unlock()
 	user := l.ul.user
 	log := l.s.log.With("user", user.name, "source", feed.Source.Name())
+	if feed.AccountName != "" {
+		log = log.With("account", feed.AccountName)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			l.s.b.metrics.Recovered.Inc()
