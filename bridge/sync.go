@@ -419,8 +419,8 @@ type SyncerOptions struct {
 // bound.
 //
 // A user's feeds change live: Update replaces their settings (policy,
-// mode, intervals, credentials, the source itself), starts loops for new
-// sources and stops those of sources no longer given; Remove stops every
+// mode, intervals, credentials, folder, the source itself), starts loops
+// for new accounts (Feed.Key) and stops those of accounts no longer given; Remove stops every
 // loop of a user. Neither touches another user's loops nor any session,
 // and the user's mail stays in the store.
 type Syncer struct {
