@@ -126,7 +126,7 @@ func (b *Bridge) recordPoll(ctx context.Context, u *User, feed Feed, sum pollSum
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordingTimeout)
 	defer cancel()
-	src := feed.Source.Name()
+	src := feed.Key()
 	r, err := b.record(ctx, u.id, src)
 	if err != nil {
 		b.log.Warn("sync: could not record the poll", "user", u.name, "source", src, "err", err)
@@ -158,9 +158,9 @@ func (b *Bridge) recordPoll(ctx context.Context, u *User, feed Feed, sum pollSum
 		return
 	}
 	err = b.writeRecord(ctx, func(tx *wtx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO feeds(user_id, source, active, mode, delete_policy, delete_after, last_poll, last_error, last_error_at, host_listed, host_messages, host_bytes, pending, would_delete) VALUES (?,?,1,?,?,?,?,?,?,?,?,?,?,?)
-			ON CONFLICT(user_id, source) DO UPDATE SET active=1, mode=excluded.mode, delete_policy=excluded.delete_policy, delete_after=excluded.delete_after, last_poll=excluded.last_poll, last_error=excluded.last_error, last_error_at=excluded.last_error_at, host_listed=excluded.host_listed, host_messages=excluded.host_messages, host_bytes=excluded.host_bytes, pending=excluded.pending, would_delete=excluded.would_delete`,
-			u.id, src, string(row.mode), string(row.policy.Mode), int64(row.policy.After/time.Second), row.lastPoll, row.lastError, row.lastErrorAt, row.hostListed, row.hostMessages, row.hostBytes, row.pending, row.wouldDelete); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO feeds(user_id, source, active, mode, delete_policy, delete_after, last_poll, last_error, last_error_at, host_listed, host_messages, host_bytes, pending, would_delete, account, folder) VALUES (?,?,1,?,?,?,?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT(user_id, source) DO UPDATE SET active=1, mode=excluded.mode, delete_policy=excluded.delete_policy, delete_after=excluded.delete_after, last_poll=excluded.last_poll, last_error=excluded.last_error, last_error_at=excluded.last_error_at, host_listed=excluded.host_listed, host_messages=excluded.host_messages, host_bytes=excluded.host_bytes, pending=excluded.pending, would_delete=excluded.would_delete, account=excluded.account, folder=excluded.folder`,
+			u.id, src, string(row.mode), string(row.policy.Mode), int64(row.policy.After/time.Second), row.lastPoll, row.lastError, row.lastErrorAt, row.hostListed, row.hostMessages, row.hostBytes, row.pending, row.wouldDelete, feed.AccountName, feed.folder()); err != nil {
 			return err
 		}
 		if !point {
@@ -227,8 +227,9 @@ func (b *Bridge) recordGone(ctx context.Context, u *User, src string, gone, forg
 			r.lastForeign = at
 		}
 		b.feeds.mu.Unlock()
-		b.metrics.ForeignDeletions(src, len(gone))
-		b.log.Warn("sync: messages taken off the host by another client", "user", u.name, "source", src, "count", len(gone))
+		name, account := SplitFeedKey(src)
+		b.metrics.ForeignDeletions(name, len(gone))
+		b.log.Warn("sync: messages taken off the host by another client", "user", u.name, "source", name, "account", account, "count", len(gone))
 	}
 	return nil
 }
@@ -246,9 +247,9 @@ func (b *Bridge) setFeeds(ctx context.Context, u *User, feeds []Feed) error {
 		}
 		for _, f := range feeds {
 			p := f.Policy.orKeep()
-			if _, err := tx.ExecContext(ctx, `INSERT INTO feeds(user_id, source, active, mode, delete_policy, delete_after) VALUES (?,?,1,?,?,?)
-				ON CONFLICT(user_id, source) DO UPDATE SET active=1, mode=excluded.mode, delete_policy=excluded.delete_policy, delete_after=excluded.delete_after`,
-				u.id, f.Source.Name(), string(f.Mode.orServe()), string(p.Mode), int64(p.After/time.Second)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO feeds(user_id, source, active, mode, delete_policy, delete_after, account, folder) VALUES (?,?,1,?,?,?,?,?)
+				ON CONFLICT(user_id, source) DO UPDATE SET active=1, mode=excluded.mode, delete_policy=excluded.delete_policy, delete_after=excluded.delete_after, account=excluded.account, folder=excluded.folder`,
+				u.id, f.Key(), string(f.Mode.orServe()), string(p.Mode), int64(p.After/time.Second), f.AccountName, f.folder()); err != nil {
 				return err
 			}
 		}
@@ -265,7 +266,7 @@ func (b *Bridge) setFeeds(ctx context.Context, u *User, feeds []Feed) error {
 		}
 		r.active = false
 		for _, f := range feeds {
-			if f.Source.Name() == k.source {
+			if f.Key() == k.source {
 				r.active, r.mode, r.policy = true, f.Mode.orServe(), f.Policy.orKeep()
 			}
 		}
@@ -276,7 +277,7 @@ func (b *Bridge) setFeeds(ctx context.Context, u *User, feeds []Feed) error {
 // feedsRecorded tells whether the store's active feeds of u are feeds,
 // with the same settings (a restart then writes nothing).
 func (b *Bridge) feedsRecorded(ctx context.Context, u *User, feeds []Feed) (bool, error) {
-	rows, err := b.rd.QueryContext(ctx, `SELECT source, mode, delete_policy, delete_after FROM feeds WHERE user_id=? AND active`, u.id)
+	rows, err := b.rd.QueryContext(ctx, `SELECT source, mode, delete_policy, delete_after, account, folder FROM feeds WHERE user_id=? AND active`, u.id)
 	if err != nil {
 		return false, fmt.Errorf("store: read feeds of %q: %w", u.name, err)
 	}
@@ -284,16 +285,16 @@ func (b *Bridge) feedsRecorded(ctx context.Context, u *User, feeds []Feed) (bool
 	want := make(map[string]string, len(feeds))
 	for _, f := range feeds {
 		p := f.Policy.orKeep()
-		want[f.Source.Name()] = fmt.Sprint(f.Mode.orServe(), p.Mode, int64(p.After/time.Second))
+		want[f.Key()] = fmt.Sprintln(f.Mode.orServe(), p.Mode, int64(p.After/time.Second), f.AccountName, f.folder())
 	}
 	n := 0
 	for rows.Next() {
-		var src, mode, policy string
+		var src, mode, policy, account, folder string
 		var after int64
-		if err := rows.Scan(&src, &mode, &policy, &after); err != nil {
+		if err := rows.Scan(&src, &mode, &policy, &after, &account, &folder); err != nil {
 			return false, fmt.Errorf("store: read feeds of %q: %w", u.name, err)
 		}
-		if want[src] != fmt.Sprint(mode, policy, after) {
+		if want[src] != fmt.Sprintln(mode, policy, after, account, folder) {
 			return false, rows.Err()
 		}
 		n++
@@ -409,7 +410,12 @@ type UserState struct {
 
 // FeedState is what the store knows of one feed of a user.
 type FeedState struct {
-	Source      string
+	Source string
+	// Key is the feed key (FeedKey); Account and Folder are the
+	// account's name ("" for the sources: form) and target folder.
+	Key         string
+	Account     string
+	Folder      string
 	Mode        FeedMode
 	Policy      DeletePolicy
 	LastPoll    time.Time // last successful poll
@@ -439,7 +445,15 @@ type UserStatus struct {
 
 // SourceStatus is one feed of a user in UserStatus.
 type SourceStatus struct {
-	Name                string     `json:"name"`
+	Name string `json:"name"`
+	// Account is the account's login at the source, for accounts given
+	// with users[].accounts (omitted for the sources: form); Folder is
+	// where its mail goes. Two accounts at one source are two entries
+	// of the same Name.
+	Account string `json:"account,omitempty"`
+	Folder  string `json:"folder"`
+	// Key is the feed key (FeedKey), what HostHistory takes.
+	Key                 string     `json:"-"`
 	Mode                FeedMode   `json:"mode"`
 	DeletePolicy        DeleteMode `json:"delete_policy"`
 	LastPoll            *time.Time `json:"last_poll"`
@@ -471,26 +485,36 @@ func Readiness(u UserState, now time.Time, quietPeriod time.Duration) UserStatus
 		st.Reasons = append(st.Reasons, "never logged in over IMAP")
 	}
 	for _, f := range u.Feeds {
+		if f.Folder == "" {
+			f.Folder = InboxName
+		}
+		if f.Key == "" {
+			f.Key = f.Source
+		}
 		st.Sources = append(st.Sources, SourceStatus{
-			Name: f.Source, Mode: f.Mode.orServe(), DeletePolicy: f.Policy.orKeep().Mode,
+			Name: f.Source, Account: f.Account, Folder: f.Folder, Key: f.Key, Mode: f.Mode.orServe(), DeletePolicy: f.Policy.orKeep().Mode,
 			LastPoll: timePtr(f.LastPoll), LastError: f.LastError,
 			HostMessages: f.HostMessages, HostBytes: f.HostBytes, StoredMessages: f.Stored,
 			Pending: f.Pending, WouldDelete: f.WouldDelete,
 			ForeignDeletions: f.ForeignDeletions, LastForeignDeletion: timePtr(f.LastForeignDeletion),
 		})
+		src := f.Source
+		if f.Account != "" {
+			src += " (account " + f.Account + ")"
+		}
 		switch {
 		case f.LastPoll.IsZero() && f.LastError != "":
-			st.Reasons = append(st.Reasons, fmt.Sprintf("source %s: never polled successfully: %s", f.Source, f.LastError))
+			st.Reasons = append(st.Reasons, fmt.Sprintf("source %s: never polled successfully: %s", src, f.LastError))
 		case f.LastPoll.IsZero():
-			st.Reasons = append(st.Reasons, fmt.Sprintf("source %s: never polled", f.Source))
+			st.Reasons = append(st.Reasons, fmt.Sprintf("source %s: never polled", src))
 		case f.LastError != "":
-			st.Reasons = append(st.Reasons, fmt.Sprintf("source %s: last poll failed at %s: %s", f.Source, f.LastErrorAt.UTC().Format(time.RFC3339), f.LastError))
+			st.Reasons = append(st.Reasons, fmt.Sprintf("source %s: last poll failed at %s: %s", src, f.LastErrorAt.UTC().Format(time.RFC3339), f.LastError))
 		}
 		if f.Pending > 0 {
-			st.Reasons = append(st.Reasons, fmt.Sprintf("source %s: %d %s at the host not yet stored", f.Source, f.Pending, plural(f.Pending, "message", "messages")))
+			st.Reasons = append(st.Reasons, fmt.Sprintf("source %s: %d %s at the host not yet stored", src, f.Pending, plural(f.Pending, "message", "messages")))
 		}
 		if !f.LastForeignDeletion.IsZero() && now.Sub(f.LastForeignDeletion) < quietPeriod {
-			st.Reasons = append(st.Reasons, fmt.Sprintf("source %s: another client took mail off the host at %s (%d %s in all), within the quiet period of %s", f.Source, f.LastForeignDeletion.UTC().Format(time.RFC3339), f.ForeignDeletions, plural(int(f.ForeignDeletions), "message", "messages"), days(quietPeriod)))
+			st.Reasons = append(st.Reasons, fmt.Sprintf("source %s: another client took mail off the host at %s (%d %s in all), within the quiet period of %s", src, f.LastForeignDeletion.UTC().Format(time.RFC3339), f.ForeignDeletions, plural(int(f.ForeignDeletions), "message", "messages"), days(quietPeriod)))
 		}
 	}
 	st.Ready = len(st.Reasons) == 0
@@ -546,7 +570,7 @@ func (b *Bridge) Status(ctx context.Context, now time.Time, quietPeriod time.Dur
 // feed.
 func (b *Bridge) userStates(ctx context.Context) ([]UserState, error) {
 	fail := func(err error) ([]UserState, error) { return nil, fmt.Errorf("store: status: %w", err) }
-	rows, err := b.rd.QueryContext(ctx, `SELECT f.user_id, u.name, u.last_login, f.source, f.mode, f.delete_policy, f.delete_after, f.last_poll, f.last_error, f.last_error_at, f.host_listed, f.host_messages, f.host_bytes, f.pending, f.would_delete, f.foreign_deletions, f.last_foreign_deletion,
+	rows, err := b.rd.QueryContext(ctx, `SELECT f.user_id, u.name, u.last_login, f.source, f.account, f.folder, f.mode, f.delete_policy, f.delete_after, f.last_poll, f.last_error, f.last_error_at, f.host_listed, f.host_messages, f.host_bytes, f.pending, f.would_delete, f.foreign_deletions, f.last_foreign_deletion,
 		(SELECT count(*) FROM origins o WHERE o.user_id=f.user_id AND o.source=f.source)
 		FROM feeds f JOIN users u ON u.id=f.user_id WHERE f.active ORDER BY u.name, f.source`)
 	if err != nil {
@@ -558,15 +582,16 @@ func (b *Bridge) userStates(ctx context.Context) ([]UserState, error) {
 		var id, login, lastPoll, errAt, foreignAt, after int64
 		var name, mode, policy string
 		var f FeedState
-		if err := rows.Scan(&id, &name, &login, &f.Source, &mode, &policy, &after, &lastPoll, &f.LastError, &errAt, &f.HostListed, &f.HostMessages, &f.HostBytes, &f.Pending, &f.WouldDelete, &f.ForeignDeletions, &foreignAt, &f.Stored); err != nil {
+		if err := rows.Scan(&id, &name, &login, &f.Key, &f.Account, &f.Folder, &mode, &policy, &after, &lastPoll, &f.LastError, &errAt, &f.HostListed, &f.HostMessages, &f.HostBytes, &f.Pending, &f.WouldDelete, &f.ForeignDeletions, &foreignAt, &f.Stored); err != nil {
 			rows.Close()
 			return fail(err)
 		}
+		f.Source, _ = SplitFeedKey(f.Key)
 		f.Mode, f.Policy = FeedMode(mode), DeletePolicy{Mode: DeleteMode(policy), After: time.Duration(after) * time.Second}
 		f.LastPoll, f.LastErrorAt, f.LastForeignDeletion = unixTime(lastPoll), unixTime(errAt), unixTime(foreignAt)
 		// A poll's record not saved yet is newer than the row.
 		b.feeds.mu.Lock()
-		if r := b.feeds.m[knownKey{id, f.Source}]; r != nil {
+		if r := b.feeds.m[knownKey{id, f.Key}]; r != nil {
 			f.LastPoll, f.LastError, f.LastErrorAt = unixTime(r.lastPoll), r.lastError, unixTime(r.lastErrorAt)
 			f.HostListed, f.HostMessages, f.HostBytes, f.Pending, f.WouldDelete = r.hostListed, r.hostMessages, r.hostBytes, r.pending, r.wouldDelete
 			f.ForeignDeletions, f.LastForeignDeletion = r.foreign, unixTime(r.lastForeign)
@@ -628,7 +653,8 @@ type HostPoint struct {
 	Messages int       `json:"messages"`
 }
 
-// HostHistory returns the drain chart of user's feed from source, oldest
+// HostHistory returns the drain chart of user's feed with the feed key
+// source (SourceStatus.Key; the source name for its one account), oldest
 // first: a point whenever the count at the host changed, and at least
 // one an hour, the last 200 kept.
 func (b *Bridge) HostHistory(ctx context.Context, user, source string) ([]HostPoint, error) {

@@ -504,7 +504,7 @@ func TestStatusJSON(t *testing.T) {
 	if len(sources) != 1 {
 		t.Fatalf("sources: %s", doc.Users[0]["sources"])
 	}
-	if got, want := keys(sources[0]), "delete_policy foreign_deletions host_bytes host_messages last_error last_foreign_deletion last_poll mode name pending stored_messages would_delete"; got != want {
+	if got, want := keys(sources[0]), "delete_policy folder foreign_deletions host_bytes host_messages last_error last_foreign_deletion last_poll mode name pending stored_messages would_delete"; got != want {
 		t.Errorf("source keys %q, want %q", got, want)
 	}
 	st := all[0]

@@ -385,6 +385,15 @@ var schema = []string{
 	) WITHOUT ROWID;`,
 	// 7: the POP3 face's sizes and hidden messages (pop3face.go).
 	pop3FaceSchema,
+	// 8: accounts (several per user, two at one source allowed). The
+	// source column of origins, feeds and feed_history now holds the
+	// feed key (FeedKey): the source name for a source's one account,
+	// which is what every row written before holds, so those rows are
+	// that account's with no rewrite; "<source>#<id>" for another. feeds
+	// gains what Status shows of the account: its name (the login at the
+	// host; '' for the sources: form) and its target folder.
+	`ALTER TABLE feeds ADD COLUMN account TEXT NOT NULL DEFAULT '';
+	ALTER TABLE feeds ADD COLUMN folder TEXT NOT NULL DEFAULT 'INBOX';`,
 }
 
 func (b *Bridge) migrate(ctx context.Context) error {

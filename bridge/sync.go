@@ -35,11 +35,25 @@ type DeletePolicy struct {
 	After time.Duration // for DeleteAfterDays
 }
 
-// Feed is one source feeding one user's INBOX.
+// Feed is one account at a source feeding one folder of a user (INBOX
+// unless Folder says otherwise).
 type Feed struct {
 	Source  Source
 	Account Account
-	Policy  DeletePolicy
+	// AccountID tells apart two accounts of a user at one source: the
+	// store keeps a source-id map, a feed record and a drain chart per
+	// (user, source, AccountID). "" is the source's one account of the
+	// user (the sources: form, and what stores written before accounts
+	// hold); see FeedKey.
+	AccountID string
+	// AccountName is how Status names the account ("account" in the
+	// status JSON; the login at the host for accounts of the accounts:
+	// form, "" for the sources: form). Never a metric label.
+	AccountName string
+	// Folder is the mailbox the account's mail goes to, created if
+	// missing; "" is INBOX.
+	Folder string
+	Policy DeletePolicy
 	// Mode is serve (""/ModeServe) or shadow: in shadow the source is
 	// never changed, whatever Policy says (see ModeShadow).
 	Mode             FeedMode
@@ -114,7 +128,7 @@ func (b *Bridge) poll(ctx context.Context, u *User, feed Feed) (PollResult, poll
 	var res PollResult
 	now := b.now()
 	sum := pollSummary{at: now}
-	src := feed.Source.Name()
+	src := feed.Key()
 	sess, err := feed.Source.Open(ctx, feed.Account)
 	if err != nil {
 		return res, sum, fmt.Errorf("poll %s: open: %w", src, err)
@@ -173,7 +187,7 @@ func (b *Bridge) poll(ctx context.Context, u *User, feed Feed) (PollResult, poll
 	}
 	sum.planned, sum.pending = true, len(plan.Fetch)
 	if len(plan.Fetch) > 0 {
-		stored, err := b.fetchAll(ctx, u, sess, src, plan.Fetch, &res)
+		stored, err := b.fetchAll(ctx, u, sess, src, feed.folder(), plan.Fetch, &res)
 		sum.pending -= len(stored)
 		// What was committed is durable: eligible for deletion in this
 		// same session where the policy says so (after_sync).
@@ -247,14 +261,19 @@ func (b *Bridge) plan(ctx context.Context, u *User, src string, in PlanInput) (P
 	return p, err
 }
 
-// fetchAll fetches msgs from sess into u's INBOX and returns the ids
-// stored, in commit order. Messages are written to temp files as they
+// fetchAll fetches msgs from sess into u's folder (created if missing)
+// and returns the ids stored, in commit order. Messages are written to temp files as they
 // arrive and committed in batches by the ingester (one blob sync and one
 // transaction per batch) while the next ones are fetched.
-func (b *Bridge) fetchAll(ctx context.Context, u *User, sess SourceSession, src string, msgs []SourceMessage, res *PollResult) ([]SourceID, error) {
-	inbox, err := u.Mailbox(ctx, InboxName)
+func (b *Bridge) fetchAll(ctx context.Context, u *User, sess SourceSession, src, folder string, msgs []SourceMessage, res *PollResult) ([]SourceID, error) {
+	inbox, err := u.Mailbox(ctx, folder)
+	if errors.Is(err, ErrNoSuchMailbox) {
+		if err = u.CreateMailbox(ctx, folder, ""); err == nil || errors.Is(err, ErrMailboxExists) {
+			inbox, err = u.Mailbox(ctx, folder)
+		}
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("target folder %q: %w", folder, err)
 	}
 	byID := make(map[SourceID]SourceMessage, len(msgs))
 	ids := make([]SourceID, len(msgs))
@@ -400,8 +419,8 @@ type SyncerOptions struct {
 // bound.
 //
 // A user's feeds change live: Update replaces their settings (policy,
-// mode, intervals, credentials, the source itself), starts loops for new
-// sources and stops those of sources no longer given; Remove stops every
+// mode, intervals, credentials, folder, the source itself), starts loops
+// for new accounts (Feed.Key) and stops those of accounts no longer given; Remove stops every
 // loop of a user. Neither touches another user's loops nor any session,
 // and the user's mail stays in the store.
 type Syncer struct {
@@ -553,10 +572,11 @@ func (s *Syncer) recordFeeds(ctx context.Context, u *User, feeds []Feed) {
 }
 
 // Update makes feeds the user's feeds from now on, without a restart: a
-// loop whose source name is in feeds keeps running with the new settings
-// and polls at once (a new policy, mode or password applies from that
-// poll; a poll in flight finishes with the old ones); sources new to the
-// user get a loop; loops of sources not in feeds are stopped, and Update
+// loop whose feed key (Feed.Key: source and account) is in feeds keeps
+// running with the new settings and polls at once (a new policy, mode,
+// folder or password applies from that poll; a poll in flight finishes
+// with the old ones); accounts new to the user get a loop; loops of
+// accounts not in feeds are stopped, and Update
 // waits for them (or ctx). A user without loops gets them, as with Add.
 // Other users' loops and every session are left alone.
 func (s *Syncer) Update(ctx context.Context, u *User, feeds []Feed) error {
@@ -574,12 +594,12 @@ func (s *Syncer) Update(ctx context.Context, u *User, feeds []Feed) error {
 	}
 	byName := make(map[string]Feed, len(feeds))
 	for _, f := range feeds {
-		byName[f.Source.Name()] = f
+		byName[f.Key()] = f
 	}
 	var kept, stopped []*feedLoop
 	have := make(map[string]bool)
 	for _, l := range ul.loops {
-		name := l.sourceName()
+		name := l.key()
 		f, ok := byName[name]
 		if !ok || have[name] {
 			l.cancel()
@@ -594,7 +614,7 @@ func (s *Syncer) Update(ctx context.Context, u *User, feeds []Feed) error {
 		kept = append(kept, l)
 	}
 	for _, f := range feeds {
-		if name := f.Source.Name(); !have[name] {
+		if name := f.Key(); !have[name] {
 			have[name] = true
 			kept = append(kept, s.startLoop(ul, f))
 		}
@@ -649,6 +669,12 @@ func (s *Syncer) loopsOf(user string) []*feedLoop {
 	return nil
 }
 
+func (l *feedLoop) key() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.feed.Key()
+}
+
 func (l *feedLoop) sourceName() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -669,13 +695,13 @@ func (s *Syncer) Feeds(user string) []Feed {
 
 // SetPassword changes the source password the user's poll loops use for
 // source (a passthrough user who changed it at the host and logged in with
-// the new one) and asks for a poll now. It reports whether a loop of that
+// the new one; only the source's one account, AccountID "") and asks for a poll now. It reports whether a loop of that
 // user polls that source.
 func (s *Syncer) SetPassword(user, source, password string) bool {
 	found := false
 	for _, l := range s.loopsOf(user) {
 		l.mu.Lock()
-		if l.feed.Source.Name() != source {
+		if l.feed.Source.Name() != source || l.feed.AccountID != "" {
 			l.mu.Unlock()
 			continue
 		}
@@ -811,6 +837,9 @@ func (l *feedLoop) pollOnce() (err error) {
 	l.mu.Unlock()
 	user := l.ul.user
 	log := l.s.log.With("user", user.name, "source", feed.Source.Name())
+	if feed.AccountName != "" {
+		log = log.With("account", feed.AccountName)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			l.s.b.metrics.Recovered.Inc()

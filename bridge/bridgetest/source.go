@@ -109,7 +109,13 @@ func (s *Source) Open(ctx context.Context, acct bridge.Account) (bridge.SourceSe
 		return nil, s.failOpen
 	}
 	s.opened++
-	ss := &session{s: s, user: acct.User, del: make(map[bridge.SourceID]bool)}
+	// The maildrop is the login at the source where one is given (an
+	// account of the accounts: form), else the bridge user's.
+	drop := acct.User
+	if acct.SourceUser != "" {
+		drop = acct.SourceUser
+	}
+	ss := &session{s: s, user: drop, del: make(map[bridge.SourceID]bool)}
 	if s.offerIDs {
 		return &idSession{ss}, nil
 	}

@@ -296,7 +296,10 @@ func (p *parser) checkUser(key string, u *User, sources map[string]*Source) {
 	// names that refer to it unknown.
 	sourcesComplete := len(p.dropped["sources"]) == 0 && !p.isBad("sources")
 	needHash, needPassword := false, ""
-	if len(u.Sources) == 0 && !overridesOnly(u, sources) {
+	if p.index.has(key + ".accounts") {
+		p.checkAccounts(key, u, sources, sourcesComplete)
+		needHash = true
+	} else if len(u.Sources) == 0 && !overridesOnly(u, sources) {
 		if len(p.dropped[key+".sources"]) == 0 {
 			p.errorf(key+".sources", "at least one source is required")
 		}
@@ -345,7 +348,7 @@ func (p *parser) checkUser(key string, u *User, sources map[string]*Source) {
 	case failed:
 	case pwKey == "" && needPassword != "":
 		p.errorf(key+".source_password", "required by static-auth source %q (or source_password_file, or $%s%s)", needPassword, envSourcePassword, en)
-	case pwKey != "" && needPassword == "" && !p.isBad(key+".sources"):
+	case pwKey != "" && needPassword == "" && !p.isBad(key+".sources") && !p.index.has(key+".accounts"):
 		p.warnf(pwKey, "ignored: none of the user's sources is a pop3 source with auth static")
 	}
 	if pwKey == key+".source_password" {

@@ -22,7 +22,10 @@
 //   - users[].password_hash, users[].password_hash_file, or
 //     IMAPBRIDGE_PASSWORD_HASH_<USER>;
 //   - users[].source_password, users[].source_password_file, or
-//     IMAPBRIDGE_SOURCE_PASSWORD_<USER>.
+//     IMAPBRIDGE_SOURCE_PASSWORD_<USER>;
+//   - users[].accounts[N].password, users[].accounts[N].password_file, or
+//     IMAPBRIDGE_ACCOUNT_PASSWORD_<USER>_<N> (N the account's index, from
+//     0, as in the key path).
 //
 // <USER> is the user name upper-cased with every character other than an
 // ASCII letter or digit replaced by "_" (alice.smith@example.com becomes
@@ -38,6 +41,7 @@
 //	keyindex.go  where each key is in the document (for paths and defaults)
 //	check.go     the semantic checks, one method per section
 //	secrets.go   Secret values from *_file keys and the environment
+//	accounts.go  users[].accounts: logins at pop3 sources, each into a folder
 //
 // # Adding a key
 //

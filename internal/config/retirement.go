@@ -67,12 +67,22 @@ func (u User) Feed(s Source) FeedSettings {
 	return f
 }
 
-// SourcesOf returns the names of the sources that feed u: its sources, or
+// SourcesOf returns the names of the sources that feed u: its sources, the
+// sources of its accounts (each once), or
 // for a user listed without sources (a passthrough user with overrides
 // only) every pop3 passthrough source, in config order.
 func (c *Config) SourcesOf(u User) []string {
 	if len(u.Sources) > 0 {
 		return u.Sources
+	}
+	if len(u.Accounts) > 0 {
+		var out []string
+		for _, a := range u.Accounts {
+			if !slices.Contains(out, a.Source) {
+				out = append(out, a.Source)
+			}
+		}
+		return out
 	}
 	var out []string
 	for _, s := range c.Sources {

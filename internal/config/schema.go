@@ -169,6 +169,9 @@ type User struct {
 	// IMAPBRIDGE_SOURCE_PASSWORD_<USER>.
 	SourcePassword     Secret `yaml:"source_password"`
 	SourcePasswordFile string `yaml:"source_password_file"`
+	// Accounts are the user's logins at pop3 sources, each feeding a
+	// folder (accounts.go); given instead of Sources.
+	Accounts []Account `yaml:"accounts"`
 	// Overrides change, for this user only, settings of the named sources
 	// (see retirement.go).
 	Overrides map[string]Override `yaml:"overrides"`

@@ -182,6 +182,9 @@ func (s *Service) pollsWithoutLogin(u config.User) bool {
 // feeds builds the feeds of a user. password is the login password, used
 // for passthrough sources.
 func (s *Service) feeds(name string, u config.User, password string) []bridge.Feed {
+	if len(u.Accounts) > 0 {
+		return s.accountFeeds(name, u)
+	}
 	names := s.opts.Config.SourcesOf(u)
 	var out []bridge.Feed
 	for _, sn := range names {
