@@ -60,8 +60,10 @@ func (p *parser) check(c *Config) {
 		}
 	}
 
-	if len(c.Sources) == 0 && len(p.dropped["sources"]) == 0 {
-		p.errorf("sources", "at least one source is required")
+	p.checkLMTP(&c.LMTP)
+	p.checkPOP3(&c.POP3, &c.IMAP)
+	if len(c.Sources) == 0 && len(p.dropped["sources"]) == 0 && !c.LMTP.deliveryOnly() {
+		p.errorf("sources", "at least one source is required (or lmtp.listen, for mailboxes fed only by delivery)")
 	}
 	sources := map[string]*Source{}
 	usersOf := map[string]int{}
@@ -92,7 +94,7 @@ func (p *parser) check(c *Config) {
 		if c.Login.FoldCase {
 			u.Name = strings.ToLower(u.Name)
 		}
-		p.checkUser(key, u, sources)
+		p.checkUser(key, u, sources, c.LMTP.deliveryOnly())
 		if u.Name == "" {
 			continue
 		}
@@ -270,7 +272,7 @@ func otherType(t string) string {
 	return "mbox"
 }
 
-func (p *parser) checkUser(key string, u *User, sources map[string]*Source) {
+func (p *parser) checkUser(key string, u *User, sources map[string]*Source, deliveryOnly bool) {
 	if u.Name == "" {
 		p.errorf(key+".name", "required")
 	} else if len(u.Name) > MaxUserNameLength {
@@ -287,8 +289,8 @@ func (p *parser) checkUser(key string, u *User, sources map[string]*Source) {
 	sourcesComplete := len(p.dropped["sources"]) == 0 && !p.isBad("sources")
 	needHash, needPassword := false, ""
 	if len(u.Sources) == 0 {
-		if len(p.dropped[key+".sources"]) == 0 {
-			p.errorf(key+".sources", "at least one source is required")
+		if len(p.dropped[key+".sources"]) == 0 && !deliveryOnly {
+			p.errorf(key+".sources", "at least one source is required (or lmtp.listen, for a mailbox fed only by delivery)")
 		}
 		needHash = true
 	}

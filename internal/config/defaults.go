@@ -53,6 +53,7 @@ func applyDefaults(c *Config, keys keyLookup) {
 	setDefault(has, "imap.login_timeout", &c.IMAP.LoginTimeout, defaultLoginTimeout)
 	setDefault(has, "imap.idle_timeout", &c.IMAP.IdleTimeout, defaultIdleTimeout)
 	setDefault(has, "admin.listen", &c.Admin.Listen, defaultAdminListen)
+	applyFaceDefaults(c, has)
 	for i := range c.Sources {
 		s, key := &c.Sources[i], keys.elem("sources", i)+"."
 		setDefault(has, key+"delete_policy", &s.DeletePolicy, defaultDeletePolicy)

@@ -183,7 +183,9 @@ func (s *Service) pollsWithoutLogin(u config.User) bool {
 // for passthrough sources.
 func (s *Service) feeds(name string, u config.User, password string) []bridge.Feed {
 	names := u.Sources
-	if len(names) == 0 {
+	if len(names) == 0 && u.Name == "" {
+		// Not in the config: fed by every passthrough host. A configured
+		// user with no source is fed by LMTP delivery alone.
 		names = s.passthrough
 	}
 	var out []bridge.Feed
