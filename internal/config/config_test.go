@@ -428,7 +428,7 @@ func TestConfigFull(t *testing.T) {
 			IdleTimeout:              35 * time.Minute,
 		},
 		Admin: Admin{Listen: "127.0.0.1:9154"},
-		LMTP: LMTP{MaxMessageSize: 50 << 20, MaxRecipients: 100, MaxConnections: 100, Timeout: 5 * time.Minute},
+		LMTP:  LMTP{MaxMessageSize: 50 << 20, MaxRecipients: 100, MaxConnections: 100, Timeout: 5 * time.Minute},
 		POP3: POP3{Dele: "expunge", MaxConnections: 1000, MaxConnectionsPerAddress: 100, MaxConnectionsPerUser: 10,
 			LoginTimeout: time.Minute, IdleTimeout: 10 * time.Minute},
 		Sources: []Source{{
