@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/imapbridge/imapbridge/bridge"
 	"github.com/imapbridge/imapbridge/internal/config"
@@ -38,6 +40,9 @@ func (a *app) startLMTP(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("lmtp listen %s: %w", cfg.LMTP.Listen, err)
 	}
+	// Closed twice: by the first shutdown phase, and by lmtpfront's
+	// Shutdown (go-smtp closes its listeners); the second is no error.
+	ln = &closeOnce{Listener: ln}
 	a.lmtp, a.lmtpAddr = srv, ln.Addr()
 	a.listeners = append(a.listeners, ln)
 	a.acceptWG.Add(1)
@@ -47,6 +52,18 @@ func (a *app) startLMTP(cfg *config.Config) error {
 	})
 	a.log.Info("lmtp listening", "addr", ln.Addr().String())
 	return nil
+}
+
+// closeOnce is a listener whose Close after the first returns nil.
+type closeOnce struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *closeOnce) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
 }
 
 // lmtpLookup is the LMTP recipient lookup (lmtpfront asks with the whole
