@@ -142,6 +142,9 @@ func mapAt(m map[string]any, key string) map[string]any {
 //     the plain listener without STARTTLS;
 //   - sources[].path of mbox sources: dir/spool/ + the file name
 //     (/var/mail/{user} becomes dir/spool/{user});
+//   - lmtp.listen: 127.0.0.1:0, or a socket in dir for unix:;
+//     pop3.listen and pop3.tls_listen, when set: 127.0.0.1:0, with
+//     pop3.allow_insecure_auth (as for IMAP);
 //   - sources[].address of pop3 sources: 127.0.0.1:1, a closed port
 //     (tests dial nothing beyond loopback; no user that the test logs in
 //     is fed by a pop3 source).
@@ -204,6 +207,24 @@ func substitute(t *testing.T, m map[string]any, dir string, run bool) []string {
 		notes = append(notes, "admin.listen: (default 127.0.0.1:9154) -> 127.0.0.1:0")
 	} else if v, ok := a["listen"].(string); !ok || v != "" {
 		set(a, "listen", "admin.listen", "127.0.0.1:0")
+	}
+	if l := mapAt(m, "lmtp"); l != nil {
+		if v, _ := l["listen"].(string); strings.HasPrefix(v, "unix:") {
+			set(l, "listen", "lmtp.listen", "unix:"+filepath.Join(dir, "lmtp.sock"))
+		} else if v != "" {
+			set(l, "listen", "lmtp.listen", "127.0.0.1:0")
+		}
+	}
+	if p := mapAt(m, "pop3"); p != nil {
+		for _, k := range []string{"listen", "tls_listen"} {
+			if v, _ := p[k].(string); v != "" {
+				set(p, k, "pop3."+k, "127.0.0.1:0")
+			}
+		}
+		if v, _ := p["listen"].(string); v != "" {
+			notes = append(notes, fmt.Sprintf("pop3.allow_insecure_auth: %v -> true", p["allow_insecure_auth"]))
+			p["allow_insecure_auth"] = true
+		}
 	}
 	sources, _ := m["sources"].([]any)
 	if err := os.MkdirAll(filepath.Join(dir, "spool"), 0o700); err != nil {

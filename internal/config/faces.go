@@ -118,7 +118,7 @@ func (p *parser) checkLMTP(l *LMTP) {
 		if l.Listen != "" && p.address("lmtp.listen", l.Listen) && !isLoopback(l.Listen) {
 			p.warnf("lmtp.listen", "%q is not a loopback address: LMTP has no authentication, so whoever reaches it can deliver mail to any user", l.Listen)
 		}
-		if p.has("lmtp.socket_mode") {
+		if l.SocketMode != "" {
 			p.errorf("lmtp.socket_mode", "only valid with a unix:/path listen")
 		}
 	}
