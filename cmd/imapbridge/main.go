@@ -15,8 +15,10 @@
 //
 // This package only wires: it reads the config (internal/config), opens
 // the store (bridge), builds the sources (pop3, mboxstore), the login
-// service (internal/login), the IMAP face (imapfront) and the admin
-// listener (internal/admin), and handles signals and the shutdown. It is
+// service (internal/login), the IMAP face (imapfront), the LMTP intake
+// (lmtpfront, lmtp.go), the POP3 face (pop3front, pop3face.go) and the
+// admin listener (internal/admin), runs the export (maildirexport,
+// export.go), and handles signals and the shutdown. It is
 // the only package that imports those together; logic that is not wiring
 // belongs in one of them.
 package main
