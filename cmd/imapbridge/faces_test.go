@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 // startFacesApp runs the app in process with the LMTP intake and the POP3
 // face on free loopback ports: alice is fed by delivery alone, and a pop3
 // source with auth passthrough (at a closed port) stands for a legacy host.
-func startFacesApp(t *testing.T) (*app, *syncBuffer) {
+func startFacesApp(t *testing.T) (*app, *syncBuffer, func() error) {
 	t.Helper()
 	dir := t.TempDir()
 	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret-pass"), bcrypt.MinCost)
@@ -44,15 +45,16 @@ users:
 	if err != nil {
 		t.Fatal(err)
 	}
+	stop := sync.OnceValue(func() error { return a.shutdown(quickShutdown) })
 	t.Cleanup(func() {
-		if err := a.shutdown(quickShutdown); err != nil {
+		if err := stop(); err != nil && !strings.Contains(t.Name(), "Shutdown") {
 			t.Errorf("shutdown: %v\n%s", err, logs.String())
 		}
 		if strings.Contains(logs.String(), "s3cret-pass") {
 			t.Errorf("a password appears in the logs")
 		}
 	})
-	return a, logs
+	return a, logs, stop
 }
 
 // lineConn is a raw text protocol client: send a line, read a reply.
@@ -107,7 +109,7 @@ func (l *lineConn) smtpReply() string {
 // POP3 password is an [AUTH] failure counted in the POP3 family; every
 // LMTP result is pre-set to 0 in the metrics.
 func TestLMTPRecipientsAndPOP3Face(t *testing.T) {
-	a, _ := startFacesApp(t)
+	a, _, _ := startFacesApp(t)
 	ctx := context.Background()
 	fams, _ := scrape(t, a.adminAddr.String())
 	for _, r := range lmtpfront.Results {
@@ -204,5 +206,52 @@ func TestLMTPRecipientsAndPOP3Face(t *testing.T) {
 	}
 	if v, _ := value(fams, "imapbridge_pop3_commands_total", "command", "UIDL", "result", "ok"); v != 1 {
 		t.Errorf("imapbridge_pop3_commands_total{command=UIDL,result=ok} = %v, want 1", v)
+	}
+}
+
+// TestShutdownDrainsPOP3AndLMTP: a POP3 session waiting for a command ends
+// in the drain phase (the client is told "-ERR [SYS/TEMP]"). An LMTP
+// client that keeps its connection open between transactions holds the
+// drain phase to its budget (go-smtp waits for the client to close; Postfix
+// does within lmtp_connection_cache_time_limit, 2 s): then the connection
+// is cut, which loses nothing (no transaction was open), and the phase's
+// error names LMTP. The listeners stop taking connections, and every phase
+// logs its line.
+func TestShutdownDrainsPOP3AndLMTP(t *testing.T) {
+	a, logs, stop := startFacesApp(t)
+	p := dialLines(t, a.pop3Addr)
+	p.line()
+	p.send("USER alice")
+	p.line()
+	p.send("PASS s3cret-pass")
+	if got := p.line(); !strings.HasPrefix(got, "+OK") {
+		t.Fatalf("login: %q", got)
+	}
+	l := dialLines(t, a.lmtpAddr)
+	l.smtpReply()
+	l.send("LHLO mta.test")
+	l.smtpReply()
+	pop3Addr, lmtpAddr := a.pop3Addr.String(), a.lmtpAddr.String()
+
+	err := stop()
+	if err == nil || !strings.Contains(err.Error(), "lmtp: shutdown: context deadline exceeded") || strings.Contains(err.Error(), "pop3") {
+		t.Fatalf("shutdown: %v, want only the LMTP drain's deadline\n%s", err, logs.String())
+	}
+	if got, err := p.r.ReadString('\n'); !strings.HasPrefix(got, "-ERR [SYS/TEMP]") {
+		t.Errorf("the POP3 session was told %q (%v), want -ERR [SYS/TEMP] …", got, err)
+	}
+	if got, err := l.r.ReadString('\n'); err == nil && !strings.HasPrefix(got, "421") {
+		t.Errorf("the LMTP session was told %q, want 421 or the connection closed", got)
+	}
+	for _, addr := range []string{pop3Addr, lmtpAddr} {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			t.Errorf("%s still takes connections after shutdown", addr)
+		}
+	}
+	for _, msg := range []string{"shutdown: stopped accepting", `msg="shutdown: phase failed" phase=2`, "shutdown: pollers stopped", "shutdown: store closed"} {
+		if !strings.Contains(logs.String(), msg) {
+			t.Errorf("no %q in the log:\n%s", msg, logs.String())
+		}
 	}
 }
