@@ -90,7 +90,7 @@ type MailboxReport struct {
 	// in INBOX only: the maildrop POP3 serves).
 	UIDLs          int
 	GeneratedUIDLs int
-	Keywords []string
+	Keywords       []string
 }
 
 // Messages counts the messages over every user and mailbox.
