@@ -85,12 +85,8 @@ func ValidUIDL(s string) bool {
 // POP3Listing lists the mailbox as a POP3 maildrop, ascending by UID:
 // every message, with its wire size and UIDL, the hidden ones marked.
 //
-// UIDLs are unique in the listing. A message whose origin hostUIDL names
-// gets that UIDL, unless it is not a valid UIDL or an earlier message
-// (a lower UID: a COPY within the mailbox keeps the origin) already has
-// it; every other message gets GeneratedUIDL, with "x" appended until it
-// differs from every host UIDL of the listing (a host whose own UIDLs
-// look like ours). hostUIDL nil gives every message a generated UIDL.
+// UIDLs are unique in the listing; AssignPOP3UIDLs says which each
+// message gets (hidden messages count, so hiding one changes no other's).
 //
 // Sizes not yet known (a message never listed by POP3 before) are
 // computed by reading the body once through POP3Content and recorded
@@ -174,35 +170,76 @@ func (m *Mailbox) POP3Listing(ctx context.Context, hostUIDL HostUIDLFunc) ([]POP
 		}
 	}
 
-	// UIDLs: host UIDLs first (the lowest UID keeps a repeated one), then
-	// the generated ones around them.
+	msgs := make([]UIDLMessage, len(all))
+	for i, r := range all {
+		msgs[i].UID = r.UID
+		if r.source.Valid {
+			msgs[i].Origin = &Origin{Source: r.source.String, ID: SourceID(r.sourceID.String)}
+		}
+	}
+	uidls := AssignPOP3UIDLs(uv, msgs, hostUIDL)
+	out := make([]POP3Entry, len(all))
+	for i := range all {
+		out[i] = all[i].POP3Entry
+		out[i].UIDL, out[i].HostUIDL = uidls[i].UIDL, uidls[i].Host
+	}
+	return out, nil
+}
+
+// UIDLMessage is what the POP3 UIDL rule needs of one message.
+type UIDLMessage struct {
+	UID    UID
+	Origin *Origin // nil: not from a source (APPEND, LMTP delivery)
+}
+
+// AssignedUIDL is the UIDL the rule gives one message; Host says it is
+// the legacy host's own.
+type AssignedUIDL struct {
+	UIDL string
+	Host bool
+}
+
+// AssignPOP3UIDLs is the one rule for a message's POP3 UIDL, shared by
+// the bridge's POP3 face (POP3Listing) and the export to Dovecot (the P
+// field of dovecot-uidlist), so a POP3 client moved from one to the other
+// downloads nothing again. msgs are one mailbox's messages, ascending by
+// UID; uv its UIDVALIDITY.
+//
+// A message whose origin hostUIDL names gets that UIDL, unless it is not
+// a valid UIDL or an earlier message (a lower UID: a COPY within the
+// mailbox keeps the origin) already has it; every other message gets
+// GeneratedUIDL, with "x" appended until it differs from every host UIDL
+// of the mailbox (a host whose own UIDLs look like ours). hostUIDL nil
+// gives every message a generated UIDL.
+func AssignPOP3UIDLs(uv UIDValidity, msgs []UIDLMessage, hostUIDL HostUIDLFunc) []AssignedUIDL {
+	out := make([]AssignedUIDL, len(msgs))
+	// Host UIDLs first (the lowest UID keeps a repeated one), then the
+	// generated ones around them.
 	hostOwned := map[string]bool{}
 	if hostUIDL != nil {
-		for i := range all {
-			r := &all[i]
-			if !r.source.Valid {
+		for i, m := range msgs {
+			if m.Origin == nil {
 				continue
 			}
-			u, ok := hostUIDL(r.source.String, SourceID(r.sourceID.String))
+			u, ok := hostUIDL(m.Origin.Source, m.Origin.ID)
 			if !ok || !ValidUIDL(u) || hostOwned[u] {
 				continue
 			}
 			hostOwned[u] = true
-			r.UIDL, r.HostUIDL = u, true
+			out[i] = AssignedUIDL{UIDL: u, Host: true}
 		}
 	}
-	out := make([]POP3Entry, len(all))
-	for i := range all {
-		r := &all[i]
-		if !r.HostUIDL {
-			r.UIDL = GeneratedUIDL(uv, r.UID)
-			for hostOwned[r.UIDL] {
-				r.UIDL += "x"
-			}
+	for i, m := range msgs {
+		if out[i].Host {
+			continue
 		}
-		out[i] = r.POP3Entry
+		u := GeneratedUIDL(uv, m.UID)
+		for hostOwned[u] {
+			u += "x"
+		}
+		out[i].UIDL = u
 	}
-	return out, nil
+	return out
 }
 
 // measurePOP3 reads a message through POP3Content and counts its octets.

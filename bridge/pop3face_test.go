@@ -238,3 +238,49 @@ func (r *expungeRecorder) Expunged(_ *bridge.Mailbox, uids []bridge.UID) {
 	r.uids = append(r.uids, append([]bridge.UID(nil), uids...))
 }
 func (r *expungeRecorder) FlagsChanged(*bridge.Mailbox, bridge.UID, []string, any) {}
+
+// TestAssignPOP3UIDLs: the one UIDL rule of the POP3 face and the export.
+func TestAssignPOP3UIDLs(t *testing.T) {
+	from := func(source, id string) *bridge.Origin { return &bridge.Origin{Source: source, ID: bridge.SourceID(id)} }
+	// The host "h" lists its ids as UIDLs, except those starting "fp:".
+	host := func(source string, id bridge.SourceID) (string, bool) {
+		if source != "h" || strings.HasPrefix(string(id), "fp:") {
+			return "", false
+		}
+		return string(id), true
+	}
+	const uv = 1700000000
+	for _, tc := range []struct {
+		name string
+		msgs []bridge.UIDLMessage
+		hook bridge.HostUIDLFunc
+		want []string // "=" prefix: a host UIDL
+	}{
+		{"host and delivered", []bridge.UIDLMessage{{1, from("h", "A1")}, {2, nil}, {4, from("h", "B2")}}, host,
+			[]string{"=A1", "ib.1700000000.2", "=B2"}},
+		{"repeated host UIDL: the lowest UID keeps it", []bridge.UIDLMessage{{3, from("h", "D")}, {5, from("h", "D")}}, host,
+			[]string{"=D", "ib.1700000000.5"}},
+		{"fingerprint and other source", []bridge.UIDLMessage{{1, from("h", "fp:ab")}, {2, from("spool", "k")}}, host,
+			[]string{"ib.1700000000.1", "ib.1700000000.2"}},
+		{"invalid host UIDL", []bridge.UIDLMessage{{1, from("h", "has space")}, {2, from("h", strings.Repeat("x", 71))}}, host,
+			[]string{"ib.1700000000.1", "ib.1700000000.2"}},
+		{"a host UIDL that looks like ours", []bridge.UIDLMessage{{1, from("h", "ib.1700000000.2")}, {2, nil}}, host,
+			[]string{"=ib.1700000000.2", "ib.1700000000.2x"}},
+		{"no hook", []bridge.UIDLMessage{{1, from("h", "A1")}}, nil, []string{"ib.1700000000.1"}},
+		{"empty", nil, host, []string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := []string{}
+			for _, a := range bridge.AssignPOP3UIDLs(uv, tc.msgs, tc.hook) {
+				if a.Host {
+					got = append(got, "="+a.UIDL)
+				} else {
+					got = append(got, a.UIDL)
+				}
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

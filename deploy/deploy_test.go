@@ -31,6 +31,9 @@ const (
 	adminPort     = "9154"
 	imapPort      = "143"
 	imapsPort     = "993"
+	lmtpPort      = "24"
+	pop3Port      = "110"
+	pop3sPort     = "995"
 	exampleConfig = "imapbridge.example.yaml"
 	// The password whose hash imapbridge.example.yaml carries, as its
 	// comment says.
@@ -65,6 +68,15 @@ var bridgeMetrics = map[string]string{
 	"imapbridge_source_messages_would_delete":          "gauge",
 	"imapbridge_source_host_messages":                  "gauge",
 	"imapbridge_source_foreign_deletions_total":        "counter",
+	"imapbridge_lmtp_deliveries_total":                 "counter",
+	"imapbridge_lmtp_connections":                      "gauge",
+	"imapbridge_lmtp_limits_total":                     "counter",
+	"imapbridge_pop3_commands_total":                   "counter",
+	"imapbridge_pop3_command_duration_seconds":         "histogram",
+	"imapbridge_pop3_connections":                      "gauge",
+	"imapbridge_pop3_auth_attempts_total":              "counter",
+	"imapbridge_pop3_limits_total":                     "counter",
+	"imapbridge_pop3_deleted_total":                    "counter",
 }
 
 // otherMetrics are the families of client_golang's default Go and process
@@ -478,7 +490,7 @@ func TestDockerfile(t *testing.T) {
 			exposed = append(exposed, strings.TrimSuffix(p, "/tcp"))
 		}
 	}
-	for _, p := range []string{imapPort, imapsPort, adminPort} {
+	for _, p := range []string{imapPort, imapsPort, lmtpPort, pop3Port, pop3sPort, adminPort} {
 		if !slices.Contains(exposed, p) {
 			t.Errorf("EXPOSE %q: missing %s", exposed, p)
 		}
@@ -700,9 +712,15 @@ func TestCompose(t *testing.T) {
 		}
 		published[p.container] = p
 	}
-	for _, p := range []string{imapPort, imapsPort} {
+	for _, p := range []string{imapPort, imapsPort, pop3Port, pop3sPort, lmtpPort} {
 		if _, ok := published[p]; !ok {
 			t.Errorf("services.imapbridge: port %s is not published", p)
+		}
+	}
+	// LMTP has no authentication: loopback only.
+	if p, ok := published[lmtpPort]; ok {
+		if ip := net.ParseIP(p.ip); ip == nil || !ip.IsLoopback() {
+			t.Errorf("services.imapbridge: LMTP port %s published on %q: only on 127.0.0.1", lmtpPort, p.ip)
 		}
 	}
 	if p, ok := published[adminPort]; ok {
@@ -802,6 +820,13 @@ type exampleConf struct {
 	Admin struct {
 		Listen string `yaml:"listen"`
 	} `yaml:"admin"`
+	LMTP struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"lmtp"`
+	POP3 struct {
+		Listen    string `yaml:"listen"`
+		TLSListen string `yaml:"tls_listen"`
+	} `yaml:"pop3"`
 	Secrets struct {
 		KeyFile string `yaml:"key_file"`
 	} `yaml:"secrets"`
@@ -831,6 +856,17 @@ func TestExampleConfig(t *testing.T) {
 	if c.IMAP.TLSListen != "" {
 		if _, p, err := net.SplitHostPort(c.IMAP.TLSListen); err != nil || p != imapsPort {
 			t.Errorf("imap.tls_listen %q, want port %s", c.IMAP.TLSListen, imapsPort)
+		}
+	}
+	if _, p, err := net.SplitHostPort(c.LMTP.Listen); err != nil || p != lmtpPort {
+		t.Errorf("lmtp.listen %q, want port %s (the image's EXPOSE)", c.LMTP.Listen, lmtpPort)
+	}
+	for key, want := range map[string][2]string{"pop3.listen": {c.POP3.Listen, pop3Port}, "pop3.tls_listen": {c.POP3.TLSListen, pop3sPort}} {
+		if want[0] == "" {
+			continue // off without a certificate, as the example ships
+		}
+		if _, p, err := net.SplitHostPort(want[0]); err != nil || p != want[1] {
+			t.Errorf("%s %q, want port %s", key, want[0], want[1])
 		}
 	}
 	// imapbridge check must accept the file as it is: it names no file
@@ -872,6 +908,10 @@ func TestExampleConfig(t *testing.T) {
 		"imap.login_timeout", "imap.idle_timeout",
 		"admin.listen", "admin.token_file", "secrets.key_file", "login.fold_case", "readiness.quiet_period",
 		"sources.mode", "users.overrides",
+		"lmtp.listen", "lmtp.socket_mode", "lmtp.hostname", "lmtp.max_message_size", "lmtp.max_recipients",
+		"lmtp.max_connections", "lmtp.timeout",
+		"pop3.listen", "pop3.tls_listen", "pop3.allow_insecure_auth", "pop3.dele", "pop3.max_connections",
+		"pop3.max_connections_per_address", "pop3.max_connections_per_user", "pop3.login_timeout", "pop3.idle_timeout",
 		"sources.name", "sources.type", "sources.path", "sources.lock", "sources.poll_interval",
 		"sources.idle_poll_interval", "sources.delete_policy", "sources.address", "sources.tls",
 		"sources.tls_skip_verify", "sources.auth", "sources.timeout",

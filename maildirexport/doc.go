@@ -18,7 +18,9 @@
 //
 //	cur/ new/ tmp/          INBOX
 //	dovecot-uidlist         "3 V<uidvalidity> N<uidnext> G<guid>", then per
-//	                        message "<uid> [P<legacy uidl>] :<base name>"
+//	                        message "<uid> [P<pop3 uidl>] :<base name>" (P on
+//	                        every INBOX message: the UIDL the bridge's POP3
+//	                        face lists, bridge.AssignPOP3UIDLs)
 //	dovecot-keywords        "<index> <keyword>" (index 0 is letter a)
 //	subscriptions           "V\t2\n\n", then one name a line, levels
 //	                        separated by a tab, spelt as the folders are

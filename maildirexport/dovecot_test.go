@@ -29,7 +29,7 @@ func exportFixture(t *testing.T, f *fixture) (string, *maildirexport.Report) {
 	}
 	defer ro.Close()
 	target := filepath.Join(t.TempDir(), "Maildir")
-	rep, err := maildirexport.Export(f.ctx, ro, "alice", target, maildirexport.Options{LegacyUIDL: maildirexport.POP3UIDLs(sourceName), Logger: testLogger()})
+	rep, err := maildirexport.Export(f.ctx, ro, "alice", target, maildirexport.Options{HostUIDL: faceHostUIDL, Logger: testLogger()})
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}
@@ -180,9 +180,13 @@ func readmeBlock(t *testing.T, lang string) string {
 
 // TestDovecotDuplicateHostUIDLs: a broken legacy host that lists every
 // message under one UIDL (the pop3 package then stores the later ones as
-// "UIDL#<fingerprint>") is reproduced as it was: the exported Dovecot
-// lists the same UIDL for each, as the host did, and POP3 clients that
-// knew the host see nothing new.
+// "UIDL#<fingerprint>"). The export follows the bridge's POP3 face
+// (bridge.AssignPOP3UIDLs), not the host: the first message keeps the
+// host's UIDL, the later ones get the face's generated UIDLs. It used to
+// reproduce the host's duplicates; the rule changed so that a POP3 client
+// moved from the bridge's POP3 face to the exported Dovecot (the path
+// deploy/RETIRING.md walks) downloads nothing again, and RFC 1939 wants
+// UIDLs unique anyway.
 func TestDovecotDuplicateHostUIDLs(t *testing.T) {
 	ctx := context.Background()
 	legacy := dovecottest.Start(t, dovecottest.Options{Users: []dovecottest.User{{Name: "alice", Password: legacyPassword}}, UIDLFormat: "%08Xv"})
@@ -205,19 +209,44 @@ func TestDovecotDuplicateHostUIDLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := filepath.Join(t.TempDir(), "Maildir")
-	rep, err := maildirexport.Export(ctx, b, "alice", target, maildirexport.Options{LegacyUIDL: maildirexport.POP3UIDLs(sourceName)})
+	rep, err := maildirexport.Export(ctx, b, "alice", target, maildirexport.Options{HostUIDL: faceHostUIDL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := rep.Users[0].Mailboxes[0].UIDLs; n != 3 {
-		t.Fatalf("%d messages exported with a UIDL, want 3", n)
+	if mr := rep.Users[0].Mailboxes[0]; mr.UIDLs != 1 || mr.GeneratedUIDLs != 2 {
+		t.Fatalf("INBOX exported with %d host and %d generated UIDLs, want 1 and 2", mr.UIDLs, mr.GeneratedUIDLs)
+	}
+	inbox, err := u.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listing, err := inbox.POP3Listing(ctx, faceHostUIDL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var face []string
+	for _, e := range listing {
+		face = append(face, e.UIDL)
+	}
+	want := []string{host[0], bridge.GeneratedUIDL(inbox.Info().UIDValidity, 2), bridge.GeneratedUIDL(inbox.Info().UIDValidity, 3)}
+	if !slices.Equal(face, want) {
+		t.Fatalf("the bridge's POP3 face lists %q, want %q", face, want)
 	}
 	conf, _ := rep.DovecotConfig()
 	srv := dovecottest.StartIMAP(t, dovecottest.IMAPOptions{
 		Users:       []dovecottest.MaildirUser{{Name: "alice", Password: exportPassword, Maildir: target}},
 		ExtraConfig: conf,
 	})
-	if got := pop3UIDLs(t, srv.Addr(), "alice", exportPassword); !slices.Equal(got, host) {
-		t.Errorf("exported UIDLs %q, host's %q", got, host)
+	if got := pop3UIDLs(t, srv.Addr(), "alice", exportPassword); !slices.Equal(got, face) {
+		t.Errorf("exported Dovecot lists UIDLs %q, the bridge's POP3 face %q", got, face)
 	}
+}
+
+// faceHostUIDL is the wiring's rule (cmd/imapbridge hostUIDLs) for this
+// package's one POP3 source.
+func faceHostUIDL(source string, id bridge.SourceID) (string, bool) {
+	if source != sourceName {
+		return "", false
+	}
+	return pop3.HostUIDL(id)
 }

@@ -34,12 +34,15 @@ type Options struct {
 	// Force replaces a target directory that is not empty. The old
 	// target is removed only once the new one is complete and in place.
 	Force bool
-	// LegacyUIDL gives the UIDL under which the legacy POP3 host listed a
-	// message, from the message's origin; ok false for a message that has
-	// none (not from a POP3 source, or listed without a UIDL). Nil means
-	// no message gets one. POP3UIDLs builds it from the names of the
-	// configured POP3 sources.
-	LegacyUIDL func(origin bridge.Origin) (uidl string, ok bool)
+	// HostUIDL says which UIDL the legacy POP3 host gave a message (the
+	// wiring passes the one the bridge's POP3 face uses: pop3.HostUIDL
+	// for the configured pop3 sources). Every INBOX message gets the P
+	// field of dovecot-uidlist by the POP3 face's rule,
+	// bridge.AssignPOP3UIDLs: the host's UIDL, or the UIDL the face
+	// generates, so a POP3 client moved from the bridge's POP3 face to
+	// the exported Dovecot downloads nothing again. Nil: every message
+	// gets a generated UIDL.
+	HostUIDL bridge.HostUIDLFunc
 	// Logger receives warnings; nil discards them.
 	Logger *slog.Logger
 }
@@ -82,9 +85,12 @@ type MailboxReport struct {
 	UIDNext     bridge.UID
 	Messages    int
 	Bytes       int64
-	// UIDLs counts the messages given their legacy POP3 UIDL.
-	UIDLs    int
-	Keywords []string
+	// UIDLs counts the messages given their legacy host's POP3 UIDL;
+	// GeneratedUIDLs those given the UIDL the POP3 face generates (both
+	// in INBOX only: the maildrop POP3 serves).
+	UIDLs          int
+	GeneratedUIDLs int
+	Keywords       []string
 }
 
 // Messages counts the messages over every user and mailbox.
@@ -96,71 +102,6 @@ func (r *Report) Messages() int {
 		}
 	}
 	return n
-}
-
-// POP3UIDLs returns a LegacyUIDL for the POP3 sources named: a message
-// from one of them has the UIDL its source id holds (see the pop3
-// package: the UIDL itself; for a later message of several the host gave
-// one UIDL, "UIDL#<16 hex digits>[-k]", whose UIDL is the part before the
-// "#"), except an id the pop3 package made from a fingerprint ("fp:…")
-// because the host listed no UIDL: that message gets none, and Dovecot's
-// pop3_uidl_format applies to it.
-func POP3UIDLs(sources ...string) func(bridge.Origin) (string, bool) {
-	set := make(map[string]bool, len(sources))
-	for _, s := range sources {
-		set[s] = true
-	}
-	return func(o bridge.Origin) (string, bool) {
-		if !set[o.Source] {
-			return "", false
-		}
-		return legacyPOP3UIDL(string(o.ID))
-	}
-}
-
-func legacyPOP3UIDL(id string) (string, bool) {
-	if id == "" || strings.HasPrefix(id, "fp:") {
-		return "", false
-	}
-	if i := strings.LastIndexByte(id, '#'); i > 0 && isDupSuffix(id[i+1:]) {
-		id = id[:i]
-	}
-	// RFC 1939: 1 to 70 characters in 0x21..0x7E. Anything else is not
-	// a UIDL a host listed.
-	if len(id) > 70 {
-		return "", false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x21 || id[i] > 0x7e {
-			return "", false
-		}
-	}
-	return id, true
-}
-
-// isDupSuffix: 16 lower-case hex digits, optionally "-<n>".
-func isDupSuffix(s string) bool {
-	if len(s) < 16 {
-		return false
-	}
-	for _, c := range s[:16] {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	rest := s[16:]
-	if rest == "" {
-		return true
-	}
-	if len(rest) < 2 || rest[0] != '-' {
-		return false
-	}
-	for _, c := range rest[1:] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // Export writes user's mailboxes into dir: the Maildir itself (what

@@ -124,12 +124,12 @@ func TestNoHalfWrittenTarget(t *testing.T) {
 	parent := t.TempDir()
 	target := filepath.Join(parent, "Maildir")
 	var seen []string
-	hook := func(o bridge.Origin) (string, bool) {
+	hook := func(_ string, id bridge.SourceID) (string, bool) {
 		// Called while the message is being exported.
 		seen = ls(t, parent)
-		return "host-" + string(o.ID)[:8], true
+		return "host-" + string(id)[:8], true
 	}
-	rep, err := maildirexport.Export(ctx, b, "alice", target, maildirexport.Options{LegacyUIDL: hook})
+	rep, err := maildirexport.Export(ctx, b, "alice", target, maildirexport.Options{HostUIDL: hook})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func TestExpungedDuringExportStartsAgain(t *testing.T) {
 	}
 	inbox, _ := u.Mailbox(ctx, "INBOX")
 	calls := 0
-	hook := func(bridge.Origin) (string, bool) {
+	hook := func(string, bridge.SourceID) (string, bool) {
 		calls++
 		if calls == 1 {
 			// UID 2 (the host's message) is written; the big one,
@@ -285,7 +285,7 @@ func TestExpungedDuringExportStartsAgain(t *testing.T) {
 		return "", false
 	}
 	var logs bytes.Buffer
-	rep, err := maildirexport.Export(ctx, b, "alice", filepath.Join(t.TempDir(), "m"), maildirexport.Options{LegacyUIDL: hook, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	rep, err := maildirexport.Export(ctx, b, "alice", filepath.Join(t.TempDir(), "m"), maildirexport.Options{HostUIDL: hook, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,34 +69,6 @@ func TestInfoLetters(t *testing.T) {
 	}
 }
 
-func TestLegacyPOP3UIDL(t *testing.T) {
-	for _, tc := range []struct {
-		id   string
-		want string
-		ok   bool
-	}{
-		{"000000017a5b3c01", "000000017a5b3c01", true},
-		{"UID17-1701234567", "UID17-1701234567", true},
-		// A later message of several the host listed under one UIDL.
-		{"abc#0123456789abcdef", "abc", true},
-		{"abc#0123456789abcdef-2", "abc", true},
-		// A UIDL that merely contains "#".
-		{"a#b", "a#b", true},
-		{"a#0123456789ABCDEF", "a#0123456789ABCDEF", true},
-		// No UIDL at the host: a fingerprint id.
-		{"fp:" + strings.Repeat("ab", 32), "", false},
-		{"fp:" + strings.Repeat("ab", 32) + "-2", "", false},
-		{"", "", false},
-		{strings.Repeat("x", 71), "", false},
-		{"has space", "", false},
-	} {
-		got, ok := legacyPOP3UIDL(tc.id)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("legacyPOP3UIDL(%q) = %q, %v; want %q, %v", tc.id, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 func TestSubscriptionsFile(t *testing.T) {
 	// As Dovecot 2.3 (with listescape) wrote them.
 	got := string(subscriptionsFile([]string{"INBOX", "Archive/2024", "Über", "v1.2", "Mr. Smith/Ü.x", "~/k"}))

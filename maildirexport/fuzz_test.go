@@ -4,44 +4,55 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/imapbridge/imapbridge/bridge"
+	"github.com/imapbridge/imapbridge/pop3"
 )
 
-// FuzzLegacyPOP3UIDL: whatever the source id, the UIDL given is one a
-// POP3 host can list (1 to 70 bytes of 0x21..0x7E), a prefix of the id,
-// the whole id unless it ends in the pop3 package's duplicate suffix, and
-// never from a fingerprint id. Seeds: testdata/source-ids.txt.
-func FuzzLegacyPOP3UIDL(f *testing.F) {
+// FuzzExportUIDLs: whatever the source ids of an INBOX, the P fields the
+// export writes (bridge.AssignPOP3UIDLs with the wiring's pop3.HostUIDL)
+// are UIDLs a POP3 server can list (1 to 70 bytes of 0x21..0x7E), unique,
+// and the first message from the host keeps the host's UIDL when the id
+// is one. Seeds: testdata/source-ids.txt, each id twice (a host listing
+// one UIDL for two messages) and beside a delivered message.
+func FuzzExportUIDLs(f *testing.F) {
 	seeds, err := os.ReadFile("testdata/source-ids.txt")
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, s := range strings.Split(strings.TrimSpace(string(seeds)), "\n") {
-		f.Add(s)
+	for _, line := range strings.Split(string(seeds), "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			f.Add(line, line)
+		}
 	}
-	f.Fuzz(func(t *testing.T, id string) {
-		u, ok := legacyPOP3UIDL(id)
-		if !ok {
-			if u != "" {
-				t.Fatalf("%q: not ok but %q", id, u)
+	hostUIDL := func(source string, id bridge.SourceID) (string, bool) { return pop3.HostUIDL(id) }
+	f.Fuzz(func(t *testing.T, id1, id2 string) {
+		msgs := []bridge.UIDLMessage{
+			{UID: 1, Origin: &bridge.Origin{Source: "host", ID: bridge.SourceID(id1)}},
+			{UID: 2},
+			{UID: 3, Origin: &bridge.Origin{Source: "host", ID: bridge.SourceID(id2)}},
+		}
+		got := AssignUIDLsForTest(msgs, hostUIDL)
+		seen := map[string]bool{}
+		for i, g := range got {
+			if !bridge.ValidUIDL(g.UIDL) {
+				t.Fatalf("message %d (%q, %q): UIDL %q cannot be listed", i, id1, id2, g.UIDL)
 			}
-			return
-		}
-		if strings.HasPrefix(id, "fp:") {
-			t.Fatalf("%q: a fingerprint id gave %q", id, u)
-		}
-		if len(u) == 0 || len(u) > 70 {
-			t.Fatalf("%q: UIDL %q of length %d", id, u, len(u))
-		}
-		for i := 0; i < len(u); i++ {
-			if u[i] < 0x21 || u[i] > 0x7e {
-				t.Fatalf("%q: UIDL %q holds byte %#x", id, u, u[i])
+			if seen[g.UIDL] {
+				t.Fatalf("(%q, %q): UIDL %q given twice: %+v", id1, id2, g.UIDL, got)
 			}
+			seen[g.UIDL] = true
 		}
-		if !strings.HasPrefix(id, u) {
-			t.Fatalf("%q: UIDL %q is not its prefix", id, u)
+		if u, ok := pop3.HostUIDL(bridge.SourceID(id1)); ok && bridge.ValidUIDL(u) && (!got[0].Host || got[0].UIDL != u) {
+			t.Fatalf("%q: first message got %+v, want the host's %q", id1, got[0], u)
 		}
-		if u != id && (id[len(u)] != '#' || !isDupSuffix(id[len(u)+1:])) {
-			t.Fatalf("%q: UIDL %q cut at something that is not a duplicate suffix", id, u)
+		if got[1].Host {
+			t.Fatalf("the delivered message got a host UIDL %q", got[1].UIDL)
 		}
 	})
+}
+
+// AssignUIDLsForTest is what writeMaildirFolder does for INBOX.
+func AssignUIDLsForTest(msgs []bridge.UIDLMessage, h bridge.HostUIDLFunc) []bridge.AssignedUIDL {
+	return bridge.AssignPOP3UIDLs(1700000000, msgs, h)
 }

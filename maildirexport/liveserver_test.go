@@ -34,9 +34,10 @@ func TestHelperProcessExport(t *testing.T) {
 	defer b.Close()
 	var opts maildirexport.Options
 	if marker := os.Getenv("EXPORT_HELPER_HANG"); marker != "" {
-		// Stop for good in the middle of the export, once the first
-		// message with an origin is written: the parent kills us here.
-		opts.LegacyUIDL = func(bridge.Origin) (string, bool) {
+		// Stop for good in the middle of the export, while INBOX's
+		// UIDLs are assigned (its folder is begun in the temporary
+		// tree): the parent kills us here.
+		opts.HostUIDL = func(string, bridge.SourceID) (string, bool) {
 			if err := os.WriteFile(marker, nil, 0o600); err != nil {
 				t.Error(err)
 			}
@@ -106,8 +107,15 @@ func TestExportKilledMidway(t *testing.T) {
 	if len(left) != 1 || !strings.HasPrefix(left[0], ".Maildir.imapbridge-export-") {
 		t.Fatalf("after the kill the parent holds %q, want only the temporary directory", left)
 	}
-	if files, _ := filepath.Glob(filepath.Join(parent, left[0], "cur", "*")); len(files) != 2 {
-		t.Errorf("the killed export had written %d INBOX messages, want 2 (it stopped after the second)", len(files))
+	// The hook runs when INBOX's UIDLs are assigned, after its folder is
+	// made and before its first message is written (it used to run per
+	// message; the UIDL rule now needs every host UIDL of the folder
+	// first, see bridge.AssignPOP3UIDLs).
+	if files, err := filepath.Glob(filepath.Join(parent, left[0], "cur", "*")); err != nil || len(files) != 0 {
+		t.Errorf("the killed export had written %d INBOX messages (%v), want 0 (it stopped before the first)", len(files), err)
+	}
+	if _, err := os.Stat(filepath.Join(parent, left[0], "cur")); err != nil {
+		t.Errorf("the killed export had not begun INBOX: %v", err)
 	}
 
 	var logs strings.Builder
@@ -194,8 +202,8 @@ func TestExportFromAnotherProcessWhileServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(uidlist), "\n"), "\n")
-	var next int
-	if _, err := fmt.Sscanf(lines[0], "3 V%d N%d", new(int), &next); err != nil {
+	var next, uv int
+	if _, err := fmt.Sscanf(lines[0], "3 V%d N%d", &uv, &next); err != nil {
 		t.Fatalf("header %q: %v", lines[0], err)
 	}
 	recs := lines[1:]
@@ -203,9 +211,12 @@ func TestExportFromAnotherProcessWhileServing(t *testing.T) {
 		t.Fatalf("%d records, UIDNEXT %d: not one commit's state", len(recs), next)
 	}
 	for i, r := range recs {
+		// "<uid> P<uidl> :<base>": every INBOX message has the UIDL
+		// the bridge's POP3 face gives it (no POP3 host here: generated).
 		uid, base, ok := strings.Cut(r, " :")
-		if !ok || uid != strconv.Itoa(i+1) {
-			t.Fatalf("record %d: %q", i+1, r)
+		wantUIDL := bridge.GeneratedUIDL(bridge.UIDValidity(uv), bridge.UID(i+1))
+		if !ok || uid != strconv.Itoa(i+1)+" P"+wantUIDL {
+			t.Fatalf("record %d: %q, want UID %d with P%s", i+1, r, i+1, wantUIDL)
 		}
 		data, err := os.ReadFile(filepath.Join(target, "cur", base+":2,S"))
 		if err != nil || string(data) != body(i+1) {

@@ -180,9 +180,17 @@ func writeMaildirFolder(ctx context.Context, snap *bridge.ReadSnapshot, mb bridg
 			return nil, err
 		}
 	}
+	var uidls []bridge.AssignedUIDL
+	if mb.Name == "INBOX" {
+		in := make([]bridge.UIDLMessage, len(msgs))
+		for i, m := range msgs {
+			in[i] = bridge.UIDLMessage{UID: m.UID, Origin: m.Origin}
+		}
+		uidls = bridge.AssignPOP3UIDLs(mb.UIDValidity, in, opts.HostUIDL)
+	}
 	var uidlist strings.Builder
 	fmt.Fprintf(&uidlist, "3 V%d N%d G%s\n", mb.UIDValidity, mb.UIDNext, randomHex(16))
-	for _, m := range msgs {
+	for i, m := range msgs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -195,10 +203,12 @@ func writeMaildirFolder(ctx context.Context, snap *bridge.ReadSnapshot, mb bridg
 			return nil, err
 		}
 		fmt.Fprintf(&uidlist, "%d", m.UID)
-		if opts.LegacyUIDL != nil && m.Origin != nil {
-			if u, ok := opts.LegacyUIDL(*m.Origin); ok {
-				fmt.Fprintf(&uidlist, " P%s", u)
+		if uidls != nil {
+			fmt.Fprintf(&uidlist, " P%s", uidls[i].UIDL)
+			if uidls[i].Host {
 				mr.UIDLs++
+			} else {
+				mr.GeneratedUIDLs++
 			}
 		}
 		fmt.Fprintf(&uidlist, " :%s\n", base)

@@ -75,7 +75,7 @@ func ParseArgs(args []string, stderr io.Writer) (Command, error) {
 
 // Run runs the export c describes over b and writes a summary (and, for
 // Maildir, the Dovecot settings) to stdout. opts.Format and opts.Force
-// are taken from c; the caller sets opts.LegacyUIDL (POP3UIDLs with the
+// are taken from c; the caller sets opts.HostUIDL (the POP3 face's, with the
 // names of the configured POP3 sources) and opts.Logger.
 func (c Command) Run(ctx context.Context, b *bridge.Bridge, stdout io.Writer, opts Options) (*Report, error) {
 	opts.Format, opts.Force = c.Format, c.Force

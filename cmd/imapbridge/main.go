@@ -6,6 +6,8 @@
 //
 //	imapbridge serve -config FILE   run the bridge
 //	imapbridge check -config FILE   validate a config file
+//	imapbridge export -config FILE (-user NAME | -all) -to DIR
+//	                                write mailboxes out for Dovecot (or -format mbox)
 //	imapbridge demo                 serve a bundled sample mailbox on 127.0.0.1:1143
 //	imapbridge hash-password        read a password on stdin, print a bcrypt hash
 //	imapbridge health [-url URL]    exit 0 if the bridge's /readyz says ready
@@ -13,8 +15,10 @@
 //
 // This package only wires: it reads the config (internal/config), opens
 // the store (bridge), builds the sources (pop3, mboxstore), the login
-// service (internal/login), the IMAP face (imapfront) and the admin
-// listener (internal/admin), and handles signals and the shutdown. It is
+// service (internal/login), the IMAP face (imapfront), the LMTP intake
+// (lmtpfront, lmtp.go), the POP3 face (pop3front, pop3face.go) and the
+// admin listener (internal/admin), runs the export (maildirexport,
+// export.go), and handles signals and the shutdown. It is
 // the only package that imports those together; logic that is not wiring
 // belongs in one of them.
 package main
@@ -42,6 +46,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runDemo(rest, stdout, stderr)
 	case "check":
 		return runCheck(rest, stdout, stderr)
+	case "export":
+		return runExport(rest, stdout, stderr)
 	case "hash-password":
 		return runHashPassword(rest, stdin, stdout, stderr)
 	case "health":
@@ -66,6 +72,8 @@ func usage(w io.Writer) {
 commands:
   serve -config FILE   run the bridge
   check -config FILE   validate a config file and exit
+  export -config FILE (-user NAME | -all) -to DIR [-format maildir|mbox] [-force]
+                       write mailboxes out for Dovecot, keeping UIDs and UIDLs (runs beside a serving bridge)
   demo                 serve a bundled sample mailbox on 127.0.0.1:1143 (user demo, password demo)
   hash-password        read a password on stdin and print a bcrypt hash for password_hash
   health [-url URL]    exit 0 if the bridge's /readyz answers ready (container HEALTHCHECK)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/imapbridge/imapbridge/bridge"
 	"github.com/imapbridge/imapbridge/imapfront"
+	"github.com/imapbridge/imapbridge/lmtpfront"
+	"github.com/imapbridge/imapbridge/pop3front"
 )
 
 // metrics are the Prometheus families of one bridge, on an injected
@@ -37,6 +39,7 @@ type metrics struct {
 	recovered      prometheus.Counter
 
 	retirement *retirementCollector // retirement_metrics.go
+	faces      faceMetrics          // LMTP intake and the POP3 face
 }
 
 var pollResults = []string{"success", "error", "busy", "auth"}
@@ -60,7 +63,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}, []string{"command"}),
 		authAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "auth_attempts_total",
-			Help: "IMAP login attempts, by result: success, failure (bad credentials), ratelimited (refused after too many failures), error (the POP3 host could not check a passthrough login).",
+			Help: "Login attempts (IMAP, and the POP3 face), by result: success, failure (bad credentials), ratelimited (refused after too many failures), error (the POP3 host could not check a passthrough login).",
 		}, []string{"result"}),
 		idleSessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Name: "idle_sessions",
@@ -130,6 +133,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	for _, l := range imapfront.Limits {
 		m.limits.WithLabelValues(l)
 	}
+	m.faces = newFaceMetrics(reg)
 	return m
 }
 
@@ -209,5 +213,114 @@ func (m *metrics) frontHooks() *imapfront.Metrics {
 		IdleSessions: func(delta int) { m.idleSessions.Add(float64(delta)) },
 		Recovered:    func() { m.recovered.Inc() },
 		Limit:        func(limit string) { m.limits.WithLabelValues(limit).Inc() },
+	}
+}
+
+// faceMetrics are the families of the LMTP intake and the POP3 face.
+type faceMetrics struct {
+	lmtpDeliveries  *prometheus.CounterVec
+	lmtpConnections prometheus.Gauge
+	lmtpLimits      *prometheus.CounterVec
+	pop3Commands    *prometheus.CounterVec
+	pop3Duration    *prometheus.HistogramVec
+	pop3Connections *prometheus.GaugeVec
+	pop3Auth        *prometheus.CounterVec
+	pop3Limits      *prometheus.CounterVec
+	pop3Deleted     *prometheus.CounterVec
+}
+
+var pop3CommandResults = []string{"ok", "err", "error"}
+
+func newFaceMetrics(reg prometheus.Registerer) faceMetrics {
+	const ns = "imapbridge"
+	f := faceMetrics{
+		lmtpDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "lmtp_deliveries_total",
+			Help: "LMTP recipients handled, by result: delivered (250, durable in the INBOX), unknown_recipient (550 5.1.1), too_large (552 5.3.4), over_quota (552 5.2.2), temp_failure (451 4.3.0: the MTA retries).",
+		}, []string{"result"}),
+		lmtpConnections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "lmtp_connections",
+			Help: "LMTP connections open now.",
+		}),
+		lmtpLimits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "lmtp_limits_total",
+			Help: "LMTP connections refused by a limit, by limit: max_connections.",
+		}, []string{"limit"}),
+		pop3Commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "pop3_commands_total",
+			Help: "Commands the POP3 face handled, by command and result (ok, err: a -ERR answer, error: an internal failure or the client went away).",
+		}, []string{"command", "result"}),
+		pop3Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "pop3_command_duration_seconds",
+			Help:    "Time the POP3 face took for a command, by command.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"command"}),
+		pop3Connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Name: "pop3_connections",
+			Help: "POP3 face connections open now, by listener (pop3: plain/STLS, pop3s: implicit TLS).",
+		}, []string{"listener"}),
+		pop3Auth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "pop3_auth_attempts_total",
+			Help: "POP3 face logins (USER/PASS, AUTH), by result: success, failure (bad credentials), error.",
+		}, []string{"result"}),
+		pop3Limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "pop3_limits_total",
+			Help: "POP3 face connections and sessions refused or ended by a limit, by limit: max_connections, max_connections_per_address, max_connections_per_user, login_timeout, idle_timeout, command_length, bad_commands, stls_injection.",
+		}, []string{"limit"}),
+		pop3Deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "pop3_deleted_total",
+			Help: "Messages POP3 clients deleted (DELE + QUIT), by mode: expunge (gone from the bridge) or keep (hidden from POP3 only).",
+		}, []string{"mode"}),
+	}
+	reg.MustRegister(f.lmtpDeliveries, f.lmtpConnections, f.lmtpLimits,
+		f.pop3Commands, f.pop3Duration, f.pop3Connections, f.pop3Auth, f.pop3Limits, f.pop3Deleted)
+	for _, r := range lmtpfront.Results {
+		f.lmtpDeliveries.WithLabelValues(r)
+	}
+	for _, l := range lmtpfront.Limits {
+		f.lmtpLimits.WithLabelValues(l)
+	}
+	for _, c := range pop3front.Commands {
+		for _, r := range pop3CommandResults {
+			f.pop3Commands.WithLabelValues(c, r)
+		}
+	}
+	for _, l := range []string{"pop3", "pop3s"} {
+		f.pop3Connections.WithLabelValues(l)
+	}
+	for _, r := range []string{"success", "failure", "error"} {
+		f.pop3Auth.WithLabelValues(r)
+	}
+	for _, l := range pop3front.Limits {
+		f.pop3Limits.WithLabelValues(l)
+	}
+	for _, d := range []string{pop3front.DeleExpunge, pop3front.DeleKeep} {
+		f.pop3Deleted.WithLabelValues(d)
+	}
+	return f
+}
+
+func (m *metrics) lmtpHooks() lmtpfront.Metrics {
+	f := &m.faces
+	return lmtpfront.Metrics{
+		Delivery:    func(result string) { f.lmtpDeliveries.WithLabelValues(result).Inc() },
+		Connections: func(delta int) { f.lmtpConnections.Add(float64(delta)) },
+		Limit:       func(limit string) { f.lmtpLimits.WithLabelValues(limit).Inc() },
+		Recovered:   func() { m.recovered.Inc() },
+	}
+}
+
+func (m *metrics) pop3Hooks() *pop3front.Metrics {
+	f := &m.faces
+	return &pop3front.Metrics{
+		CommandDone: func(command, result string, took time.Duration) {
+			f.pop3Commands.WithLabelValues(command, result).Inc()
+			f.pop3Duration.WithLabelValues(command).Observe(took.Seconds())
+		},
+		Connections: func(listener string, delta int) { f.pop3Connections.WithLabelValues(listener).Add(float64(delta)) },
+		AuthAttempt: func(result string) { f.pop3Auth.WithLabelValues(result).Inc() },
+		Limit:       func(limit string) { f.pop3Limits.WithLabelValues(limit).Inc() },
+		Deleted:     func(mode string, n int) { f.pop3Deleted.WithLabelValues(mode).Add(float64(n)) },
+		Recovered:   func() { m.recovered.Inc() },
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -16,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/imapbridge/imapbridge/internal/config"
+	"github.com/imapbridge/imapbridge/internal/testtool"
 )
 
 // Every config snippet of the README and deploy/ is loaded, as
@@ -142,6 +145,9 @@ func mapAt(m map[string]any, key string) map[string]any {
 //     the plain listener without STARTTLS;
 //   - sources[].path of mbox sources: dir/spool/ + the file name
 //     (/var/mail/{user} becomes dir/spool/{user});
+//   - lmtp.listen: 127.0.0.1:0, or a socket in dir for unix:;
+//     pop3.listen and pop3.tls_listen, when set: 127.0.0.1:0, with
+//     pop3.allow_insecure_auth (as for IMAP);
 //   - sources[].address of pop3 sources: 127.0.0.1:1, a closed port
 //     (tests dial nothing beyond loopback; no user that the test logs in
 //     is fed by a pop3 source).
@@ -207,6 +213,24 @@ func substitute(t *testing.T, m map[string]any, dir string, run bool) []string {
 		notes = append(notes, "admin.listen: (default 127.0.0.1:9154) -> 127.0.0.1:0")
 	} else if v, ok := a["listen"].(string); !ok || v != "" {
 		set(a, "listen", "admin.listen", "127.0.0.1:0")
+	}
+	if l := mapAt(m, "lmtp"); l != nil {
+		if v, _ := l["listen"].(string); strings.HasPrefix(v, "unix:") {
+			set(l, "listen", "lmtp.listen", "unix:"+filepath.Join(dir, "lmtp.sock"))
+		} else if v != "" {
+			set(l, "listen", "lmtp.listen", "127.0.0.1:0")
+		}
+	}
+	if p := mapAt(m, "pop3"); p != nil {
+		for _, k := range []string{"listen", "tls_listen"} {
+			if v, _ := p[k].(string); v != "" {
+				set(p, k, "pop3."+k, "127.0.0.1:0")
+			}
+		}
+		if v, _ := p["listen"].(string); v != "" {
+			notes = append(notes, fmt.Sprintf("pop3.allow_insecure_auth: %v -> true", p["allow_insecure_auth"]))
+			p["allow_insecure_auth"] = true
+		}
 	}
 	sources, _ := m["sources"].([]any)
 	if err := os.MkdirAll(filepath.Join(dir, "spool"), 0o700); err != nil {
@@ -323,5 +347,47 @@ func TestConfigSnippets(t *testing.T) {
 			}
 			c.Logout().Wait()
 		})
+	}
+}
+
+// TestRetiringPostfixSnippets: each ```postfix-main.cf block of
+// deploy/RETIRING.md is a main.cf that Postfix's own postconf reads
+// without a warning (an unknown or misspelt parameter is "unused
+// parameter"), with Debian's stock master.cf, whose lmtp service the
+// snippets rely on.
+func TestRetiringPostfixSnippets(t *testing.T) {
+	postconf := testtool.Need(t, "postconf", "postfix")
+	data, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "RETIRING.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```postfix-main\\.cf\n(.*?)```").FindAllSubmatch(data, -1)
+	if len(blocks) < 3 {
+		t.Fatalf("found %d postfix-main.cf blocks in deploy/RETIRING.md, want 3", len(blocks))
+	}
+	master, err := os.ReadFile("/etc/postfix/master.cf")
+	if err != nil {
+		t.Fatalf("Debian's master.cf: %v", err)
+	}
+	for i, b := range blocks {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "main.cf"), b[1], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "master.cf"), master, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(postconf, "-c", dir, "-n").CombinedOutput()
+		if err != nil || bytes.Contains(out, []byte("warning")) {
+			t.Errorf("block %d: postconf -n: %v\n%s\nblock:\n%s", i+1, err, out, b[1])
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b[1])), "\n") {
+			if !bytes.Contains(out, []byte(line)) {
+				t.Errorf("block %d: postconf does not show %q:\n%s", i+1, line, out)
+			}
+		}
+		if out, err := exec.Command(postconf, "-c", dir, "-M", "lmtp/unix").CombinedOutput(); err != nil || !bytes.Contains(out, []byte("lmtp")) {
+			t.Errorf("block %d: master.cf has no lmtp service: %v\n%s", i+1, err, out)
+		}
 	}
 }

@@ -24,8 +24,10 @@ import (
 	"github.com/imapbridge/imapbridge/internal/admin"
 	"github.com/imapbridge/imapbridge/internal/config"
 	"github.com/imapbridge/imapbridge/internal/login"
+	"github.com/imapbridge/imapbridge/lmtpfront"
 	"github.com/imapbridge/imapbridge/mboxstore"
 	"github.com/imapbridge/imapbridge/pop3"
+	"github.com/imapbridge/imapbridge/pop3front"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -80,16 +82,21 @@ type app struct {
 	bridge  *bridge.Bridge
 	syncer  *bridge.Syncer
 	front   *imapfront.Server
+	lmtp    *lmtpfront.Server // nil without lmtp.listen
+	pop3    *pop3front.Server // nil without a pop3 listener
 	admin   *admin.Server
 	metrics *metrics
 	login   *login.Service
 
 	imapAddr  net.Addr // the plain listener's address, when there is one
+	lmtpAddr  net.Addr // the LMTP listener's (a *net.UnixAddr for unix:)
+	pop3Addr  net.Addr // the POP3 face's plain and implicit-TLS listeners'
+	pop3sAddr net.Addr
 	adminAddr net.Addr
 
 	serveErr  chan error
 	wg        sync.WaitGroup // every goroutine a.serve started
-	listeners []net.Listener // the IMAP listeners, closed first at shutdown
+	listeners []net.Listener // the IMAP, LMTP and POP3 listeners, closed first at shutdown
 	acceptWG  sync.WaitGroup // their accept loops
 	ready     readiness
 
@@ -200,6 +207,14 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 			return nil, fmt.Errorf("imap tls listen %s: %w", cfg.IMAP.TLSListen, err)
 		}
 		a.accept("imaps", ln, a.front.ServeTLS)
+	}
+	if err := a.startLMTP(cfg); err != nil {
+		a.stopAll()
+		return nil, err
+	}
+	if err := a.startPOP3(cfg, tlsConfig); err != nil {
+		a.stopAll()
+		return nil, err
 	}
 	if cfg.Admin.Listen != "" {
 		srv, err := admin.Listen(cfg.Admin.Listen, admin.Options{

@@ -13,8 +13,8 @@ import (
 // that overruns is logged at ERROR and the next one starts anyway, so one
 // slow phase never eats the budget of the phases after it.
 type shutdownBudget struct {
-	Accept  time.Duration // close the IMAP listeners; their accept loops return
-	Drain   time.Duration // BYE to every IMAP session; wait for each to end
+	Accept  time.Duration // close the IMAP, LMTP and POP3 listeners; their accept loops return
+	Drain   time.Duration // BYE to every IMAP session, end POP3 and LMTP sessions; wait for each to end
 	Pollers time.Duration // cancel the poll loops (a poll in flight is aborted); wait for them
 	Store   time.Duration // admin requests in flight, then the store closes
 }
@@ -30,9 +30,14 @@ var (
 // shutdown stops the app in phases, each with its own budget and one log
 // line ("shutdown: ...", with phase, took and budget):
 //
-//  1. stop accepting: the IMAP listeners close, so no new session starts;
-//  2. drain IMAP sessions: each gets BYE once the response it is writing
-//     is out, and ends; at the budget's end the rest are cut;
+//  1. stop accepting: the IMAP, LMTP and POP3 listeners close, so no new
+//     session starts;
+//  2. drain sessions, all three faces at once: each IMAP session gets BYE
+//     once the response it is writing is out, a POP3 session "-ERR
+//     [SYS/TEMP]" between commands (a QUIT committing finishes first),
+//     an LMTP delivery in flight finishes (its 250 only once durable);
+//     at the budget's end the rest are cut (an LMTP message cut before
+//     its reply is retried by the MTA);
 //  3. stop pollers: the poll loops' context is cancelled, which aborts a
 //     poll in flight (what it stored stays, nothing unstored is deleted at
 //     the source), and they are waited for;
@@ -62,23 +67,15 @@ func (a *app) shutdown(b shutdownBudget) error {
 		var errs []error
 		for _, ln := range a.listeners {
 			if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-				errs = append(errs, fmt.Errorf("imap: close %s: %w", ln.Addr(), err))
+				errs = append(errs, fmt.Errorf("close listener %s: %w", ln.Addr(), err))
 			}
 		}
 		if err := waitCtx(ctx, &a.acceptWG); err != nil {
-			errs = append(errs, fmt.Errorf("imap: accept loops: %w", err))
+			errs = append(errs, fmt.Errorf("accept loops: %w", err))
 		}
 		return errors.Join(errs...)
 	})
-	run(2, "IMAP sessions drained", b.Drain, func(ctx context.Context) error {
-		if a.front == nil {
-			return nil
-		}
-		if err := a.front.Shutdown(ctx); err != nil {
-			return fmt.Errorf("imap: %w", err)
-		}
-		return nil
-	})
+	run(2, "sessions drained", b.Drain, a.drainSessions)
 	run(3, "pollers stopped", b.Pollers, func(ctx context.Context) error {
 		bgErr := a.stopBackground(ctx)
 		return errors.Join(a.syncer.Stop(ctx), bgErr)
@@ -118,4 +115,36 @@ func (a *app) stopAll() {
 	if err := a.shutdown(quickShutdown); err != nil {
 		a.log.Error("shutdown after failed start", "err", err)
 	}
+}
+
+// drainSessions ends the IMAP, POP3 and LMTP sessions at once, each face
+// with the whole phase budget.
+func (a *app) drainSessions(ctx context.Context) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	drain := func(name string, shutdown func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := shutdown(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	if a.front != nil {
+		drain("imap", a.front.Shutdown)
+	}
+	if a.pop3 != nil {
+		drain("pop3", a.pop3.Shutdown)
+	}
+	if a.lmtp != nil {
+		drain("lmtp", a.lmtp.Shutdown)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

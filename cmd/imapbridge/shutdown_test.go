@@ -119,7 +119,7 @@ func TestShutdownPhasesDuringLongFetch(t *testing.T) {
 	// The log: the phases in order, each once; the store after the pollers.
 	logs := e.logs.String()
 	last := -1
-	for _, msg := range []string{"shutting down", "shutdown: stopped accepting", "shutdown: IMAP sessions drained", "shutdown: pollers stopped", "shutdown: store closed", "stopped"} {
+	for _, msg := range []string{"shutting down", "shutdown: stopped accepting", "shutdown: sessions drained", "shutdown: pollers stopped", "shutdown: store closed", "stopped"} {
 		key := "msg=" + strconv.Quote(msg)
 		if !strings.Contains(msg, " ") {
 			key = "msg=" + msg

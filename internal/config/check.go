@@ -60,8 +60,10 @@ func (p *parser) check(c *Config) {
 		}
 	}
 
-	if len(c.Sources) == 0 && len(p.dropped["sources"]) == 0 {
-		p.errorf("sources", "at least one source is required")
+	p.checkLMTP(&c.LMTP)
+	p.checkPOP3(&c.POP3, &c.IMAP)
+	if len(c.Sources) == 0 && len(p.dropped["sources"]) == 0 && !c.LMTP.deliveryOnly() {
+		p.errorf("sources", "at least one source is required (or lmtp.listen, for mailboxes fed only by delivery)")
 	}
 	sources := map[string]*Source{}
 	usersOf := map[string]int{}
@@ -92,7 +94,7 @@ func (p *parser) check(c *Config) {
 		if c.Login.FoldCase {
 			u.Name = strings.ToLower(u.Name)
 		}
-		p.checkUser(key, u, sources)
+		p.checkUser(key, u, sources, c.LMTP.deliveryOnly())
 		if u.Name == "" {
 			continue
 		}
@@ -274,7 +276,7 @@ func otherType(t string) string {
 	return "mbox"
 }
 
-func (p *parser) checkUser(key string, u *User, sources map[string]*Source) {
+func (p *parser) checkUser(key string, u *User, sources map[string]*Source, deliveryOnly bool) {
 	if u.Name == "" {
 		p.errorf(key+".name", "required")
 	} else if len(u.Name) > MaxUserNameLength {
@@ -300,8 +302,8 @@ func (p *parser) checkUser(key string, u *User, sources map[string]*Source) {
 		p.checkAccounts(key, u, sources, sourcesComplete)
 		needHash = true
 	} else if len(u.Sources) == 0 && !overridesOnly(u, sources) {
-		if len(p.dropped[key+".sources"]) == 0 {
-			p.errorf(key+".sources", "at least one source is required")
+		if len(p.dropped[key+".sources"]) == 0 && !deliveryOnly {
+			p.errorf(key+".sources", "at least one source is required (or lmtp.listen, for a mailbox fed only by delivery)")
 		}
 		needHash = true
 	}

@@ -74,6 +74,34 @@ var configFileTests = []struct {
 	warnings []string
 }{
 	{file: "good_minimal.yaml"},
+	{file: "good_faces.yaml"},
+	{file: "good_delivery_only.yaml"},
+	{
+		file: "err_faces.yaml",
+		problems: []string{
+			`lmtp.socket_mode: only valid with a unix:/path listen`,
+			`lmtp.hostname: invalid name "two words" (no spaces)`,
+			`lmtp.max_message_size: must be between 1 and 2147483647`,
+			`lmtp.max_recipients: must be between 1 and 2147483647`,
+			`lmtp.max_connections: must be between 1 and 2147483647`,
+			`lmtp.timeout: must be a positive duration`,
+			`pop3.listen: needs a certificate for STLS: set imap.tls (or allow_insecure_auth with a loopback address)`,
+			`pop3.tls_listen: needs a certificate: set imap.tls`,
+			`pop3.dele: invalid value "purge" (want expunge or keep)`,
+			`pop3.max_connections: must be between 1 and 2147483647`,
+			`pop3.max_connections_per_address: must be between 1 and 2147483647`,
+			`pop3.max_connections_per_user: must be between 1 and 2147483647`,
+			`pop3.login_timeout: must be a positive duration`,
+		},
+		warnings: []string{`pop3.idle_timeout: 1m0s is below the 10 minutes RFC 1939 asks for: slow clients are logged out`},
+	},
+	{
+		file: "err_no_sources_without_lmtp.yaml",
+		problems: []string{
+			`sources: at least one source is required (or lmtp.listen, for mailboxes fed only by delivery)`,
+			`users[0].sources: at least one source is required (or lmtp.listen, for a mailbox fed only by delivery)`,
+		},
+	},
 	{
 		file:     "good_full.yaml",
 		warnings: []string{`sources[0].delete_after: ignored: delete_policy is "keep", not after_days`},
@@ -163,7 +191,7 @@ var configFileTests = []struct {
 			`sources[2].name: required`,
 			`sources[3].type: required (mbox or pop3)`,
 			`users[0].name: required`,
-			`users[1].sources: at least one source is required`,
+			`users[1].sources: at least one source is required (or lmtp.listen, for a mailbox fed only by delivery)`,
 			`users[1].password_hash: required (or password_hash_file, or $IMAPBRIDGE_PASSWORD_HASH_BOB); make one with imapbridge hash-password`,
 		},
 	},
@@ -238,7 +266,7 @@ var configFileTests = []struct {
 	{
 		file: "err_empty.yaml",
 		problems: []string{
-			`sources: at least one source is required`,
+			`sources: at least one source is required (or lmtp.listen, for mailboxes fed only by delivery)`,
 			`users: at least one user is required (or a pop3 source with auth passthrough, whose users log in with their POP3 password)`,
 		},
 	},
@@ -323,7 +351,7 @@ var configFileTests = []struct {
 		problems: []string{
 			`sources[0].lock: must name at least one lock (dotlock, fcntl)`,
 			`sources[1].lock[2]: "fcntl" listed twice`,
-			`users[1].sources: at least one source is required`,
+			`users[1].sources: at least one source is required (or lmtp.listen, for a mailbox fed only by delivery)`,
 		},
 	},
 }
@@ -384,6 +412,9 @@ func TestConfigDefaults(t *testing.T) {
 		},
 		Admin:     Admin{Listen: "127.0.0.1:9154"},
 		Readiness: Readiness{QuietPeriod: 168 * time.Hour},
+		LMTP:      LMTP{MaxMessageSize: 50 << 20, MaxRecipients: 100, MaxConnections: 100, Timeout: 5 * time.Minute},
+		POP3: POP3{Dele: "expunge", MaxConnections: 1000, MaxConnectionsPerAddress: 100, MaxConnectionsPerUser: 10,
+			LoginTimeout: time.Minute, IdleTimeout: 10 * time.Minute},
 		Sources: []Source{{
 			Name:             "spool",
 			Type:             "mbox",
@@ -430,6 +461,9 @@ func TestConfigFull(t *testing.T) {
 		},
 		Admin:     Admin{Listen: "127.0.0.1:9154"},
 		Readiness: Readiness{QuietPeriod: 168 * time.Hour},
+		LMTP:      LMTP{MaxMessageSize: 50 << 20, MaxRecipients: 100, MaxConnections: 100, Timeout: 5 * time.Minute},
+		POP3: POP3{Dele: "expunge", MaxConnections: 1000, MaxConnectionsPerAddress: 100, MaxConnectionsPerUser: 10,
+			LoginTimeout: time.Minute, IdleTimeout: 10 * time.Minute},
 		Sources: []Source{{
 			Name:             "spool",
 			Type:             "mbox",
@@ -845,7 +879,7 @@ func TestLoadConfig(t *testing.T) {
 		if !errors.As(err, &cerr) || cerr.File != path {
 			t.Fatalf("err = %#v", err)
 		}
-		want := "config " + path + `: 3 problems: colour: unknown key; sources: at least one source is required; users: at least one user is required (or a pop3 source with auth passthrough, whose users log in with their POP3 password)`
+		want := "config " + path + `: 3 problems: colour: unknown key; sources: at least one source is required (or lmtp.listen, for mailboxes fed only by delivery); users: at least one user is required (or a pop3 source with auth passthrough, whose users log in with their POP3 password)`
 		if err.Error() != want {
 			t.Errorf("Error() =\n%s\nwant\n%s", err, want)
 		}
@@ -963,7 +997,7 @@ func FuzzParseConfig(f *testing.F) {
 				t.Fatal("nil config without an error")
 			}
 			passthrough := slices.ContainsFunc(cfg.Sources, func(s Source) bool { return s.Type == "pop3" && s.Auth == "passthrough" })
-			if len(cfg.Sources) == 0 || (len(cfg.Users) == 0 && !passthrough) {
+			if (len(cfg.Sources) == 0 && cfg.LMTP.Listen == "") || (len(cfg.Users) == 0 && !passthrough) {
 				t.Errorf("valid config with %d sources, %d users and no passthrough source", len(cfg.Sources), len(cfg.Users))
 			}
 			return
@@ -1025,5 +1059,31 @@ func TestConfigIdleTimeoutBounds(t *testing.T) {
 			want = []string{tc.warning}
 		}
 		diffLines(t, tc.value+" warnings", warnings, want)
+	}
+}
+
+// TestConfigFaces: the lmtp and pop3 sections as written, the socket path
+// made relative to the config file, and a user with no source.
+func TestConfigFaces(t *testing.T) {
+	data, err := os.ReadFile("testdata/config/good_faces.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := parseTest(data, "/etc/imapbridge", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLMTP := LMTP{Listen: "unix:/etc/imapbridge/lmtp.sock", SocketMode: "0666", FileMode: 0o666, Hostname: "bridge.example.org",
+		MaxMessageSize: 10485760, MaxRecipients: 50, MaxConnections: 20, Timeout: 2 * time.Minute}
+	if cfg.LMTP != wantLMTP {
+		t.Errorf("lmtp = %+v, want %+v", cfg.LMTP, wantLMTP)
+	}
+	wantPOP3 := POP3{Listen: "127.0.0.1:1110", AllowInsecureAuth: true, Dele: "keep", MaxConnections: 200,
+		MaxConnectionsPerAddress: 20, MaxConnectionsPerUser: 3, LoginTimeout: 30 * time.Second, IdleTimeout: 10 * time.Minute}
+	if cfg.POP3 != wantPOP3 {
+		t.Errorf("pop3 = %+v, want %+v", cfg.POP3, wantPOP3)
+	}
+	if got := cfg.Users[1]; got.Name != "bob@example.org" || len(got.Sources) != 0 {
+		t.Errorf("users[1] = %q with sources %q, want bob@example.org with none", got.Name, got.Sources)
 	}
 }

@@ -60,6 +60,7 @@ func applyDefaults(c *Config, keys keyLookup) {
 	setDefault(has, "imap.max_mailboxes_per_user", &c.IMAP.MaxMailboxesPerUser, defaultMaxMailboxes)
 	setDefault(has, "admin.listen", &c.Admin.Listen, defaultAdminListen)
 	setDefault(has, "readiness.quiet_period", &c.Readiness.QuietPeriod, defaultQuietPeriod)
+	applyFaceDefaults(c, has)
 	for i := range c.Sources {
 		s, key := &c.Sources[i], keys.elem("sources", i)+"."
 		setDefault(has, key+"delete_policy", &s.DeletePolicy, defaultDeletePolicy)

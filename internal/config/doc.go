@@ -40,6 +40,7 @@
 //	decode.go    strict decoding: yaml.v3's errors turned into "key: problem"
 //	keyindex.go  where each key is in the document (for paths and defaults)
 //	check.go     the semantic checks, one method per section
+//	faces.go     the lmtp and pop3 sections: types, defaults, checks
 //	secrets.go   Secret values from *_file keys and the environment
 //	accounts.go  users[].accounts: logins at pop3 sources, each into a folder
 //

@@ -67,10 +67,12 @@ func (u User) Feed(s Source) FeedSettings {
 	return f
 }
 
-// SourcesOf returns the names of the sources that feed u: its sources, the
-// sources of its accounts (each once), or
-// for a user listed without sources (a passthrough user with overrides
-// only) every pop3 passthrough source, in config order.
+// SourcesOf returns the names of the sources that feed u: its sources;
+// the sources of its accounts (each once); for a user listed without
+// sources only for overrides, or one not in the config at all (the zero
+// User with Name ""), every pop3 passthrough source, in config order; and
+// for a configured user with neither sources nor overrides (a mailbox fed
+// only by LMTP delivery), none.
 func (c *Config) SourcesOf(u User) []string {
 	if len(u.Sources) > 0 {
 		return u.Sources
@@ -83,6 +85,9 @@ func (c *Config) SourcesOf(u User) []string {
 			}
 		}
 		return out
+	}
+	if u.Name != "" && len(u.Overrides) == 0 {
+		return nil
 	}
 	var out []string
 	for _, s := range c.Sources {

@@ -16,6 +16,8 @@ type Config struct {
 	Admin   Admin    `yaml:"admin"`
 	Secrets Secrets  `yaml:"secrets"`
 	Login   Login    `yaml:"login"`
+	LMTP    LMTP     `yaml:"lmtp"`
+	POP3    POP3     `yaml:"pop3"`
 	Sources []Source `yaml:"sources"`
 	Users   []User   `yaml:"users"`
 	// Readiness tunes the retirement verdicts (see retirement.go).
