@@ -138,6 +138,10 @@ type User struct {
 	// IMAPBRIDGE_SOURCE_PASSWORD_<USER>.
 	SourcePassword     Secret `yaml:"source_password"`
 	SourcePasswordFile string `yaml:"source_password_file"`
+	// SourceOAuth2 logs in to the user's static-auth pop3 sources with
+	// OAuth2 instead of SourcePassword (until per-user accounts carry
+	// their own oauth2).
+	SourceOAuth2 *OAuth2 `yaml:"source_oauth2"`
 }
 
 // Secret is a string that must not be printed or logged: fmt and slog show
