@@ -141,6 +141,14 @@ func (f *FakeIDP) Revoke(user string) {
 	}
 }
 
+// ForgetAccessTokens makes every access token issued so far inactive
+// before it expires (a provider that revoked them early).
+func (f *FakeIDP) ForgetAccessTokens() {
+	f.mu.Lock()
+	clear(f.access)
+	f.mu.Unlock()
+}
+
 // RefreshTokenValid reports whether t is a live refresh token.
 func (f *FakeIDP) RefreshTokenValid(t string) bool {
 	f.mu.Lock()
