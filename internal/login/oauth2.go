@@ -403,3 +403,38 @@ func (s *OAuth2Source) Open(ctx context.Context, acct bridge.Account) (bridge.So
 		return nil, err
 	}
 }
+
+// OAuth2AccountKey is the account part of a sealed token's name: the
+// source and the login there, which stay the same when the config's
+// accounts are reordered.
+func OAuth2AccountKey(source, sourceUser string) string { return source + "/" + sourceUser }
+
+// DeviceLogin gets a first refresh token with the device authorization
+// grant (RFC 8628) and stores it sealed: show is told the verification URI
+// (the complete one too, when the provider gives it) and the user code,
+// and the call waits, polling the token endpoint at the interval the
+// provider asks for, until the user has approved, refused, or the code
+// expired (or ctx ends).
+func (t *OAuth2Tokens) DeviceLogin(ctx context.Context, show func(uri, completeURI, userCode string)) error {
+	if t.p.DeviceAuthURL == "" {
+		return errors.New("oauth2: no device_auth_url configured")
+	}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, t.o.HTTPClient)
+	da, err := t.conf.DeviceAuth(ctx)
+	if err != nil {
+		return fmt.Errorf("oauth2: device authorization at %s: %s", t.p.DeviceAuthURL, refreshErrorText(err))
+	}
+	show(da.VerificationURI, da.VerificationURIComplete, da.UserCode)
+	tok, err := t.conf.DeviceAccessToken(ctx, da)
+	if err != nil {
+		return fmt.Errorf("oauth2: waiting for the user at %s: %s", t.p.TokenURL, refreshErrorText(err))
+	}
+	if tok.RefreshToken == "" {
+		return fmt.Errorf("oauth2: %s gave no refresh token (is offline_access among the scopes?)", t.p.TokenURL)
+	}
+	if err := t.Store(tok.RefreshToken); err != nil {
+		return err
+	}
+	t.o.Logger.Info("oauth2: refresh token stored", "user", t.o.User, "account", t.o.Account)
+	return nil
+}

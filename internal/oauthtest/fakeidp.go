@@ -274,7 +274,9 @@ func (f *FakeIDP) token(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *FakeIDP) device(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil || !f.clientOK(r) {
+	// A device authorization request names the client only (RFC 8628
+	// section 3.1).
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("client_id") != f.opts.ClientID {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client")
 		return
 	}
