@@ -10,6 +10,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/imapbridge/imapbridge/bridge"
 	"github.com/imapbridge/imapbridge/internal/config"
 	"github.com/imapbridge/imapbridge/internal/login"
 )
@@ -121,4 +124,44 @@ func newOAuth2Tokens(cfg *config.Config, u config.User, src config.Source, obser
 		Observe: observe,
 		Logger:  logger,
 	})
+}
+
+// oauth2Sources builds, for every user with source_oauth2, an OAuth2Source
+// for each of the user's pop3 sources with auth static: a pop3 source of
+// its own that logs in with the configured mechanism, and the account's
+// token source. It registers imapbridge_oauth2_refresh_total on reg.
+func oauth2Sources(cfg *config.Config, reg prometheus.Registerer, logger *slog.Logger) (map[string]map[string]bridge.Source, error) {
+	observe, err := login.NewOAuth2Metrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]config.Source{}
+	for _, s := range cfg.Sources {
+		byName[s.Name] = s
+	}
+	out := map[string]map[string]bridge.Source{}
+	for _, u := range cfg.Users {
+		if u.SourceOAuth2 == nil {
+			continue
+		}
+		for _, sn := range u.Sources {
+			sc, ok := byName[sn]
+			if !ok || sc.Type != "pop3" || sc.Auth != "static" {
+				continue
+			}
+			tok, err := newOAuth2Tokens(cfg, u, sc, observe, logger)
+			if err != nil {
+				return nil, err
+			}
+			inner, err := newSourceAuth(sc, u.SourceOAuth2.Mechanism, logger)
+			if err != nil {
+				return nil, err
+			}
+			if out[u.Name] == nil {
+				out[u.Name] = map[string]bridge.Source{}
+			}
+			out[u.Name][sn] = &login.OAuth2Source{Inner: inner, Tokens: tok}
+		}
+	}
+	return out, nil
 }

@@ -34,7 +34,11 @@ type Options struct {
 	Bridge  *bridge.Bridge
 	Syncer  *bridge.Syncer
 	Sources map[string]bridge.Source // by config name
-	Logger  *slog.Logger
+	// UserSources override Sources for one user: user → source name →
+	// source (an OAuth2Source over a pop3 source that logs in with
+	// XOAUTH2 or OAUTHBEARER).
+	UserSources map[string]map[string]bridge.Source
+	Logger      *slog.Logger
 	// Attempt, if set, is told the result of every login (Result*).
 	Attempt func(result string)
 	// PasswordAccepted, if set, reports whether a source's refusal of a
@@ -180,8 +184,12 @@ func (s *Service) feeds(name string, u config.User, password string) []bridge.Fe
 		if isPassthrough(sc) {
 			acct.SourceUser, acct.Password = name, password
 		}
+		src := s.opts.Sources[sn]
+		if o := s.opts.UserSources[name][sn]; o != nil {
+			src = o
+		}
 		out = append(out, bridge.Feed{
-			Source:           s.opts.Sources[sn],
+			Source:           src,
 			Account:          acct,
 			Policy:           bridge.DeletePolicy{Mode: bridge.DeleteMode(sc.DeletePolicy), After: sc.DeleteAfter},
 			PollInterval:     sc.PollInterval,
