@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -53,4 +54,36 @@ func TestOAuth2Config(t *testing.T) {
 			`users[1].source_oauth2: needs secrets.key_file (or $IMAPBRIDGE_SECRET_KEY): a rotated refresh token is stored sealed with it`,
 		})
 	})
+}
+
+// TestOAuth2READMESnippet loads the README's OAuth2 example exactly as
+// written (the secret key from the environment, which wins over key_file).
+func TestOAuth2READMESnippet(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "### OAuth2 toward POP3 hosts\n")
+	if !ok {
+		t.Fatal("README.md has no OAuth2 section")
+	}
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```\n")
+	if !ok || !ok2 {
+		t.Fatal("the README's OAuth2 section has no yaml block")
+	}
+	env := func(name string) (string, bool) {
+		if name == "IMAPBRIDGE_SECRET_KEY" {
+			return "a key", true
+		}
+		return "", false
+	}
+	cfg, warnings, err := parseTest([]byte(block), t.TempDir(), env)
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("README snippet: %v, warnings %q", err, warnings)
+	}
+	o := cfg.Users[0].SourceOAuth2
+	if o == nil || o.Mechanism != "xoauth2" || o.RefreshTokenFile != "/etc/imapbridge/alice-m365.refresh" || len(o.Scopes) != 2 || o.ClientSecret != "" {
+		t.Fatalf("source_oauth2 %+v", o)
+	}
 }

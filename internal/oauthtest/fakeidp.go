@@ -74,7 +74,6 @@ type grant struct {
 type device struct {
 	userCode string
 	user     string // set by Approve
-	denied   bool
 }
 
 // Endpoint paths.
