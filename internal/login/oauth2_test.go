@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/imapbridge/imapbridge/bridge"
 	"github.com/imapbridge/imapbridge/internal/oauthtest"
 )
 
@@ -196,5 +198,67 @@ imapbridge_oauth2_refresh_total{result="success"} 0
 	}
 	if probs, err := testutil.GatherAndLint(reg); err != nil || len(probs) > 0 {
 		t.Fatalf("lint: %v %v", probs, err)
+	}
+}
+
+// refusingSource is a bridge.Source that refuses every token but want,
+// counting the attempts.
+type refusingSource struct {
+	want     func() string
+	attempts int
+}
+
+func (s *refusingSource) Name() string { return "m365" }
+func (s *refusingSource) Open(ctx context.Context, acct bridge.Account) (bridge.SourceSession, error) {
+	s.attempts++
+	if acct.Password != s.want() {
+		return nil, fmt.Errorf("pop3 source %q: login: %w: -ERR Authentication failure", s.Name(), bridge.ErrSourceAuth)
+	}
+	return nil, nil
+}
+
+// TestOAuth2SourceRefusedToken: a cached token the host refuses is
+// replaced once in the same Open; a fresh token refused fails the Open
+// (one attempt, one refresh: the syncer's backoff does the rest, never a
+// loop); a revoked refresh token fails without reaching the host.
+func TestOAuth2SourceRefusedToken(t *testing.T) {
+	f := newOAuth2Fixture(t, false)
+	tok := f.tokens(t)
+	ctx := context.Background()
+	first, _, err := tok.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &refusingSource{want: func() string { return "never" }}
+	osrc := &OAuth2Source{Inner: src, Tokens: tok}
+	acct := bridge.Account{User: "alice", SourceUser: "alice@contoso.example"}
+
+	// The cached token is refused: one fresh one is tried, also refused.
+	if _, err := osrc.Open(ctx, acct); !errors.Is(err, bridge.ErrSourceAuth) || src.attempts != 2 || f.idp.Count("refresh") != 2 {
+		t.Fatalf("Open = %v after %d attempts, %d refreshes; want auth error, 2, 2", err, src.attempts, f.idp.Count("refresh"))
+	}
+	// Now the token is fresh and refused: one attempt, one refresh.
+	src.attempts = 0
+	if _, err := osrc.Open(ctx, acct); !errors.Is(err, bridge.ErrSourceAuth) || src.attempts != 1 || f.idp.Count("refresh") != 3 {
+		t.Fatalf("Open = %v after %d attempts, %d refreshes; want auth error, 1, 3", err, src.attempts, f.idp.Count("refresh"))
+	}
+	// A host that takes the token it is given.
+	var current string
+	src.want = func() string { return current }
+	current, _, _ = tok.Token(ctx)
+	if current == first {
+		t.Fatal("the refused token was reused")
+	}
+	src.attempts = 0
+	if _, err := osrc.Open(ctx, acct); err != nil || src.attempts != 1 {
+		t.Fatalf("Open = %v after %d attempts", err, src.attempts)
+	}
+	// Revoked: no attempt at the host.
+	f.idp.Revoke("alice@contoso.example")
+	tok.Invalidate()
+	src.attempts = 0
+	_, err = osrc.Open(ctx, acct)
+	if !errors.Is(err, ErrRefreshRevoked) || !errors.Is(err, bridge.ErrSourceAuth) || src.attempts != 0 || !strings.HasPrefix(err.Error(), `pop3 source "m365": source refused the credentials: oauth2: refresh at `) {
+		t.Fatalf("Open after revocation = %v (%d attempts at the host)", err, src.attempts)
 	}
 }
