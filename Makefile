@@ -8,7 +8,7 @@ FUZZTIME ?= 20s
 FUZZ     ?= .
 SOAK_DURATION ?= 4m
 
-.PHONY: all build run test bench bench-micro lint fuzz load soak clean help
+.PHONY: all build run test bench bench-micro lint fuzz load stress soak clean help
 
 all: lint test build
 
@@ -22,6 +22,7 @@ help:
 	@echo "make lint    gofmt, go vet, staticcheck $(STATICCHECK_VERSION) and the import arrows (scripts/check-imports.sh)"
 	@echo "make fuzz    run every fuzz target (matching FUZZ=regexp) for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make load    1,000 idle + 50 active IMAP sessions on one account; prints memory figures"
+	@echo "make stress  the state-checking IMAP stress client: 5 and 20 sessions x 60 s; prints ops/s and inconsistencies"
 	@echo "make soak    crash-safety campaign: SIGKILL rounds for SOAK_DURATION ($(SOAK_DURATION))"
 	@echo "make clean   remove bin/"
 
@@ -93,6 +94,14 @@ fuzz:
 # something; GOFLAGS=-race make load for the race detector (slow).
 load:
 	IMAPBRIDGE_LOAD=full $(GO) test -run '^TestLoadManySessionsOneAccount$$' -count=1 -v -timeout 5m ./imapfront/
+
+# The state-checking stress client (imapfront/stateclient_test.go) at full
+# size: 5, then 20 sessions of one user for 60 s each, two more in IDLE;
+# fails on any response inconsistent with a session's model. Without -race
+# so the operations/s mean something; GOFLAGS=-race make stress for the
+# race detector.
+stress:
+	IMAPFRONT_STRESS=full $(GO) test -run '^TestStressStateChecking$$' -count=1 -v -timeout 10m ./imapfront/
 
 # The built binary is killed with SIGKILL at random and chosen moments while
 # IMAP clients change mail and new mail arrives (POP3 via Dovecot and an mbox

@@ -517,8 +517,29 @@ func (m *Mailbox) addBatch(ctx context.Context, msgs []newMessage) ([]UID, error
 	if m.gone {
 		return nil, ErrNoSuchMailbox
 	}
+	// A client's APPEND (no origin) is held to the caps and the quota;
+	// mail from a source is always stored (it would be polled again and
+	// again otherwise, and it brings no keywords).
+	appended := true
+	var flagLists [][]string
+	var size int64
+	for _, nm := range msgs {
+		appended = appended && nm.origin == nil
+		flagLists = append(flagLists, nm.flags)
+		size += nm.blob.size
+	}
+	if appended {
+		if err := m.checkKeywordsLocked(flagLists...); err != nil {
+			return nil, fmt.Errorf("store: add to %q: %w", m.name, err)
+		}
+	}
 	entries := make([]entry, len(msgs))
 	err := m.b.write(ctx, func(tx *wtx) error {
+		if appended {
+			if err := m.user.checkQuota(ctx, tx, int64(len(msgs)), size); err != nil {
+				return err
+			}
+		}
 		blobs := make([]*pendingBlob, len(msgs))
 		for i := range msgs {
 			blobs[i] = msgs[i].blob
@@ -675,6 +696,13 @@ func (m *Mailbox) Store(ctx context.Context, uids []UID, op FlagOp, flags []stri
 	if len(changes) == 0 {
 		return out, nil
 	}
+	lists := make([][]string, len(changes))
+	for i, c := range changes {
+		lists[i] = c.flags
+	}
+	if err := m.checkKeywordsLocked(lists...); err != nil {
+		return nil, fmt.Errorf("store: flags in %q: %w", m.name, err)
+	}
 	modseq := m.highestModSeq
 	err := m.b.write(ctx, func(tx *wtx) error {
 		stmt, err := tx.PrepareContext(ctx, `UPDATE messages SET flags=?, modseq=? WHERE mailbox_id=? AND uid=?`)
@@ -734,6 +762,17 @@ func (m *Mailbox) Expunge(ctx context.Context, uids []UID) ([]UID, error) {
 	if len(del) == 0 {
 		return nil, nil
 	}
+	if err := m.removeLocked(ctx, del); err != nil {
+		return nil, err
+	}
+	return del, nil
+}
+
+// removeLocked deletes messages (uids ascending, every one in the
+// mailbox) in one transaction, as a user's expunge (an on_expunge source
+// deletes them at the host), then applies it to the index and tells the
+// observers. It returns once the change is durable. Called with m.mu held.
+func (m *Mailbox) removeLocked(ctx context.Context, del []UID) error {
 	err := m.b.write(ctx, func(tx *wtx) error {
 		if err := removeMessages(ctx, tx, m.id, del); err != nil {
 			return err
@@ -742,10 +781,10 @@ func (m *Mailbox) Expunge(ctx context.Context, uids []UID) ([]UID, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: expunge in %q: %w", m.name, err)
+		return fmt.Errorf("store: expunge in %q: %w", m.name, err)
 	}
 	m.expungedLocked(del)
-	return del, nil
+	return nil
 }
 
 // expungedLocked applies an expunge just committed (uids ascending, every
@@ -849,11 +888,28 @@ func (m *Mailbox) transfer(ctx context.Context, uids []UID, dest *Mailbox, move 
 	if len(src) == 0 {
 		return dest.uidValidity, nil, nil, nil
 	}
+	// A COPY adds to the user's usage and may bring keywords; a MOVE
+	// brings keywords but adds nothing to the usage (a user at the quota
+	// can still move mail to Trash).
+	lists := make([][]string, len(src))
+	var size int64
+	for i, e := range src {
+		lists[i] = e.flags
+		size += e.size
+	}
+	if err := dest.checkKeywordsLocked(lists...); err != nil {
+		return 0, nil, nil, fmt.Errorf("store: copy to %q: %w", dest.name, err)
+	}
 	var added []entry
 	var srcUIDs, dstUIDs []UID
 	next := dest.uidNext
 	modseq := dest.highestModSeq
 	err := m.b.write(ctx, func(tx *wtx) error {
+		if !move {
+			if err := m.user.checkQuota(ctx, tx, int64(len(src)), size); err != nil {
+				return err
+			}
+		}
 		for _, e := range src {
 			modseq++
 			ne := e

@@ -431,6 +431,16 @@ func TestRenameAndDeleteHierarchy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// CREATE subscribes nothing, the parent it made included; the client
+	// subscribes.
+	if got, want := mailboxNames(t, u), "INBOX* Archive* Drafts* Entwürfe Entwürfe/Alt INBOX/Lists Junk* Projekte Sent* Trash*"; got != want {
+		t.Fatalf("after CreateMailbox:\n got %s\nwant %s", got, want)
+	}
+	for _, name := range []string{"Entwürfe", "Entwürfe/Alt", "Projekte", "INBOX/Lists"} {
+		if err := u.SetSubscribed(ctx, name, true); err != nil {
+			t.Fatal(err)
+		}
+	}
 	appendTo(t, u, "Entwürfe/Alt", 1, []string{"$Old"}, time.Time{})
 	alt := mailbox(t, u, "Entwürfe/Alt")
 	uv := alt.Info().UIDValidity
@@ -441,21 +451,21 @@ func TestRenameAndDeleteHierarchy(t *testing.T) {
 	}{
 		{func() error { return u.DeleteMailbox(ctx, "Entwürfe") }, bridge.ErrHasChildren, ""},
 		{func() error { return u.RenameMailbox(ctx, "Entwürfe", "Archiv/Entwürfe") }, nil,
-			"INBOX* Archiv* Archiv/Entwürfe* Archiv/Entwürfe/Alt* Archive* Drafts* INBOX/Lists* Junk* Projekte* Sent* Trash*"},
+			"INBOX* Archiv Archiv/Entwürfe* Archiv/Entwürfe/Alt* Archive* Drafts* INBOX/Lists* Junk* Projekte* Sent* Trash*"},
 		{func() error {
 			// A renamed child is the same mailbox: same UIDVALIDITY and messages.
 			if info := alt.Info(); info.Name != "Archiv/Entwürfe/Alt" || info.UIDValidity != uv || info.Messages != 1 {
 				return fmt.Errorf("renamed child: %+v, UIDVALIDITY was %d", info, uv)
 			}
 			return nil
-		}, nil, "INBOX* Archiv* Archiv/Entwürfe* Archiv/Entwürfe/Alt* Archive* Drafts* INBOX/Lists* Junk* Projekte* Sent* Trash*"},
+		}, nil, "INBOX* Archiv Archiv/Entwürfe* Archiv/Entwürfe/Alt* Archive* Drafts* INBOX/Lists* Junk* Projekte* Sent* Trash*"},
 		{func() error { return u.RenameMailbox(ctx, "Projekte", "Archiv") }, bridge.ErrMailboxExists, ""},
 		{func() error { return u.RenameMailbox(ctx, "Archiv", "Archiv/Sub") }, bridge.ErrInvalidName, ""},
 		{func() error { return u.RenameMailbox(ctx, "Nope", "Other") }, bridge.ErrNoSuchMailbox, ""},
 		{func() error { return u.SetSubscribed(ctx, "Projekte", false) }, nil,
-			"INBOX* Archiv* Archiv/Entwürfe* Archiv/Entwürfe/Alt* Archive* Drafts* INBOX/Lists* Junk* Projekte Sent* Trash*"},
+			"INBOX* Archiv Archiv/Entwürfe* Archiv/Entwürfe/Alt* Archive* Drafts* INBOX/Lists* Junk* Projekte Sent* Trash*"},
 		{func() error { return u.DeleteMailbox(ctx, "Archiv/Entwürfe/Alt") }, nil,
-			"INBOX* Archiv* Archiv/Entwürfe* Archive* Drafts* INBOX/Lists* Junk* Projekte Sent* Trash*"},
+			"INBOX* Archiv Archiv/Entwürfe* Archive* Drafts* INBOX/Lists* Junk* Projekte Sent* Trash*"},
 	}
 	for i, s := range steps {
 		err := s.do()
@@ -567,7 +577,7 @@ func TestMigrateFromSchema2(t *testing.T) {
 
 // undoInlineBodies turns the store in dir (closed) into one of schema 4:
 // every inline body written out as a file under blobs/, as schema 4 kept
-// every body, and migration 5 undone. It returns the open database.
+// every body, and migrations 7, 6 and 5 undone. It returns the open database.
 func undoInlineBodies(t *testing.T, dir string) *sql.DB {
 	t.Helper()
 	ctx := context.Background()
@@ -607,11 +617,13 @@ func undoInlineBodies(t *testing.T, dir string) *sql.DB {
 	return db
 }
 
-// undoStatus undoes migration 6 (the status tables) in db, leaving a
-// store of schema 5.
+// undoStatus undoes migrations 7 (the POP3 face's columns) and 6 (the
+// status tables) in db, leaving a store of schema 5.
 func undoStatus(t *testing.T, db *sql.DB) {
 	t.Helper()
 	for _, q := range []string{
+		`DROP TABLE pop3_hidden`,
+		`ALTER TABLE blobs DROP COLUMN pop3_size`,
 		`DROP TABLE feeds`,
 		`DROP TABLE feed_history`,
 		`DROP TABLE clients`,

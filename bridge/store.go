@@ -33,8 +33,22 @@ type Options struct {
 	Logger *slog.Logger
 	// Index is called once per stored blob. Nil stores no index.
 	Index Indexer
+	// IndexCurrent tells which stored indexes Index would write as they
+	// are; Reindex rewrites the others. Nil: Reindex does nothing.
+	IndexCurrent IndexCurrent
 	// Metrics receives counts; nil means none are kept.
 	Metrics *Metrics
+	// MaxKeywordsPerMailbox caps the distinct keywords in use in one
+	// mailbox: a STORE, APPEND or COPY that would bring more fails with a
+	// LimitError. 0 means DefaultMaxKeywordsPerMailbox; negative, no cap.
+	MaxKeywordsPerMailbox int
+	// MaxMailboxesPerUser caps one user's mailboxes (INBOX and the
+	// special-use ones included). 0 means DefaultMaxMailboxesPerUser;
+	// negative, no cap.
+	MaxMailboxesPerUser int
+	// Quota returns a user's quota (APPEND and COPY past it fail with a
+	// QuotaError; mail from the sources is always stored). Nil: none.
+	Quota func(user string) Quota
 	// NoSyncFS makes a batch of fetched messages durable file by file
 	// (fsync of each blob and of each directory) even where one syncfs(2)
 	// of the data directory's filesystem could do it. For a data directory
@@ -50,6 +64,9 @@ type Bridge struct {
 	log     *slog.Logger
 	index   Indexer
 	metrics *Metrics
+	limits  limits
+	// indexCurrent: see Options.IndexCurrent.
+	indexCurrent IndexCurrent
 	// syncfs: one syncfs(2) makes a batch of blob files durable (see
 	// syncBlobs); otherwise each file is fsync'd when it is written.
 	syncfs bool
@@ -85,6 +102,7 @@ type Bridge struct {
 	observers []Observer
 	storeID   string
 	writeErr  error // last write failure, for readiness
+	dirLock   *dirLock
 }
 
 const (
@@ -106,22 +124,39 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	for _, d := range []string{opts.DataDir, filepath.Join(opts.DataDir, blobDir), filepath.Join(opts.DataDir, tmpDir)} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("store: create %s: %w", d, err)
-		}
+	if err := securePermissions(opts.DataDir, logger); err != nil {
+		return nil, err
 	}
+	// One process at a time: a second one would sweep the first one's
+	// blobs in flight and interleave its UIDs.
+	lock, err := lockDataDir(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	b, err := openLocked(ctx, opts, logger)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	b.dirLock = lock
+	return b, nil
+}
+
+// openLocked is Open once the data directory is locked.
+func openLocked(ctx context.Context, opts Options, logger *slog.Logger) (*Bridge, error) {
 	b := &Bridge{
-		dir:       opts.DataDir,
-		log:       logger,
-		index:     opts.Index,
-		metrics:   opts.Metrics.fill(),
-		syncfs:    syncfsUsable() && !opts.NoSyncFS,
-		users:     make(map[string]*User),
-		mailboxes: make(map[MailboxID]*Mailbox),
-		blobDirs:  make(map[string]bool),
-		known:     newKnownCache(knownBudget),
-		now:       time.Now,
+		dir:          opts.DataDir,
+		log:          logger,
+		index:        opts.Index,
+		indexCurrent: opts.IndexCurrent,
+		limits:       newLimits(opts),
+		metrics:      opts.Metrics.fill(),
+		syncfs:       syncfsUsable() && !opts.NoSyncFS,
+		users:        make(map[string]*User),
+		mailboxes:    make(map[MailboxID]*Mailbox),
+		blobDirs:     make(map[string]bool),
+		known:        newKnownCache(knownBudget),
+		now:          time.Now,
 	}
 	path := filepath.Join(opts.DataDir, dbFile)
 	dsn := "file:" + sqliteURIPath(path) + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
@@ -134,7 +169,6 @@ func Open(ctx context.Context, opts Options) (*Bridge, error) {
 		b.db.Close()
 		return nil, err
 	}
-	_ = os.Chmod(path, 0o600)
 	if b.rd, err = sql.Open("sqlite", "file:"+sqliteURIPath(path)+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)"); err != nil {
 		b.db.Close()
 		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
@@ -180,6 +214,7 @@ func (b *Bridge) Close() error {
 		errs = append(errs, b.rd.Close())
 	}
 	errs = append(errs, b.db.Close())
+	b.dirLock.release()
 	return errors.Join(errs...)
 }
 
@@ -348,6 +383,8 @@ var schema = []string{
 		last_seen INTEGER NOT NULL,
 		PRIMARY KEY(user_id, name, version)
 	) WITHOUT ROWID;`,
+	// 7: the POP3 face's sizes and hidden messages (pop3face.go).
+	pop3FaceSchema,
 }
 
 func (b *Bridge) migrate(ctx context.Context) error {

@@ -86,7 +86,7 @@ func (b *Bridge) User(ctx context.Context, name string) (*User, error) {
 					continue
 				}
 			}
-			if _, err := insertMailbox(ctx, tx, u.id, d.name, d.use); err != nil {
+			if _, err := insertMailbox(ctx, tx, u.id, d.name, d.use, true); err != nil {
 				return err
 			}
 		}
@@ -109,7 +109,11 @@ func (b *Bridge) User(ctx context.Context, name string) (*User, error) {
 // character after "/".
 const childEnd = "0"
 
-func insertMailbox(ctx context.Context, tx *wtx, userID int64, name, use string) (MailboxID, error) {
+// insertMailbox adds a mailbox; subscribe also subscribes it (the default
+// mailboxes of a new user). A client's CREATE does not subscribe: a
+// subscription is the client's to make (RFC 3501 section 6.3.6), and
+// clients that show only subscribed mailboxes SUBSCRIBE after CREATE.
+func insertMailbox(ctx context.Context, tx *wtx, userID int64, name, use string, subscribe bool) (MailboxID, error) {
 	v, err := nextUIDValidity(ctx, tx.Tx)
 	if err != nil {
 		return 0, err
@@ -119,8 +123,9 @@ func insertMailbox(ctx context.Context, tx *wtx, userID int64, name, use string)
 		return 0, err
 	}
 	id, _ := res.LastInsertId()
-	// A new mailbox is subscribed, so clients that show only subscribed
-	// mailboxes show it on every device.
+	if !subscribe {
+		return MailboxID(id), nil
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO subscriptions(user_id, name) VALUES (?, ?)`, userID, name); err != nil {
 		return 0, err
 	}
@@ -299,7 +304,8 @@ func (u *User) Mailbox(ctx context.Context, name string) (*Mailbox, error) {
 }
 
 // CreateMailbox creates a mailbox, and any missing parent levels of its
-// name. specialUse may be empty or one of the Special* attributes.
+// name, none of them subscribed. specialUse may be empty or one of the
+// Special* attributes.
 func (u *User) CreateMailbox(ctx context.Context, name, specialUse string) error {
 	cn, err := CanonicalName(name)
 	if err != nil {
@@ -313,6 +319,9 @@ func (u *User) CreateMailbox(ctx context.Context, name, specialUse string) error
 	defer u.mu.Unlock()
 	return u.b.write(ctx, func(tx *wtx) error {
 		levels := strings.Split(cn, Delimiter)
+		if err := u.checkMailboxes(ctx, tx, missingLevels(ctx, tx, u.id, levels)); err != nil {
+			return err
+		}
 		for i := range levels {
 			n := strings.Join(levels[:i+1], Delimiter)
 			var count int
@@ -329,12 +338,29 @@ func (u *User) CreateMailbox(ctx context.Context, name, specialUse string) error
 			if i == len(levels)-1 {
 				mbUse = use
 			}
-			if _, err := insertMailbox(ctx, tx, u.id, n, mbUse); err != nil {
+			if _, err := insertMailbox(ctx, tx, u.id, n, mbUse, false); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// missingLevels counts the levels of a name (its parents and itself) that
+// do not exist yet: the mailboxes CreateMailbox would make. A failed query
+// counts as none missing; the insert then fails on its own.
+func missingLevels(ctx context.Context, tx *wtx, userID int64, levels []string) int {
+	n := 0
+	for i := range levels {
+		var count int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE user_id=? AND name=?`, userID, strings.Join(levels[:i+1], Delimiter)).Scan(&count); err != nil {
+			return 0
+		}
+		if count == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // DeleteMailbox deletes a mailbox and its messages. INBOX cannot be
@@ -476,7 +502,7 @@ func (u *User) RenameMailbox(ctx context.Context, from, to string) error {
 				return err
 			}
 			if n == 0 {
-				if _, err := insertMailbox(ctx, tx, u.id, p, ""); err != nil {
+				if _, err := insertMailbox(ctx, tx, u.id, p, "", false); err != nil {
 					return err
 				}
 			}

@@ -59,6 +59,12 @@ var bridgeMetrics = map[string]string{
 	"imapbridge_store_rollbacks_detected_total":        "counter",
 	"imapbridge_store_uidvalidity_resets_total":        "counter",
 	"imapbridge_panics_recovered_total":                "counter",
+	"imapbridge_users_ready":                           "gauge",
+	"imapbridge_users":                                 "gauge",
+	"imapbridge_source_messages_pending":               "gauge",
+	"imapbridge_source_messages_would_delete":          "gauge",
+	"imapbridge_source_host_messages":                  "gauge",
+	"imapbridge_source_foreign_deletions_total":        "counter",
 }
 
 // otherMetrics are the families of client_golang's default Go and process
@@ -116,6 +122,7 @@ var requiredAlerts = []string{
 	"ImapbridgeStoreWriteErrors",
 	"ImapbridgeUIDValidityReset",
 	"ImapbridgePanics",
+	"ImapbridgeForeignDeletionsAfterSwitch",
 }
 
 // ---- files ----------------------------------------------------------------
@@ -863,7 +870,8 @@ func TestExampleConfig(t *testing.T) {
 		"imap.listen", "imap.tls_listen", "imap.tls.cert_file", "imap.tls.key_file", "imap.allow_insecure_auth",
 		"imap.max_connections", "imap.max_connections_per_address", "imap.max_connections_per_user", "imap.append_limit",
 		"imap.login_timeout", "imap.idle_timeout",
-		"admin.listen", "secrets.key_file",
+		"admin.listen", "admin.token_file", "secrets.key_file", "login.fold_case", "readiness.quiet_period",
+		"sources.mode", "users.overrides",
 		"sources.name", "sources.type", "sources.path", "sources.lock", "sources.poll_interval",
 		"sources.idle_poll_interval", "sources.delete_policy", "sources.address", "sources.tls",
 		"sources.tls_skip_verify", "sources.auth", "sources.timeout",

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 )
@@ -57,7 +56,7 @@ func bodyStructure(h textproto.Header, r io.Reader) imap.BodyStructure {
 		br := bufio.NewReader(bytes.NewReader(body))
 		inner, _ := textproto.ReadHeader(br)
 		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-			Envelope:      imapserver.ExtractEnvelope(inner),
+			Envelope:      extractEnvelope(inner),
 			BodyStructure: bodyStructure(inner, br),
 			NumLines:      int64(bytes.Count(body, []byte("\n"))),
 		}

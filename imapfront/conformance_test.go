@@ -70,6 +70,8 @@ func TestConformanceCreate(t *testing.T) {
 		# needed for the CREATE command to be successfully completed"
 		C: a1 CREATE Projects/2026/Q1
 		S: a1 OK CREATE completed
+		C: a1a SUBSCRIBE Projects/2026/Q1
+		S: a1a OK SUBSCRIBE completed
 		C: a2 LIST "" "Projects*"
 		S: * LIST (\HasChildren) "/" "Projects"
 		S: * LIST (\HasChildren) "/" "Projects/2026"
@@ -104,11 +106,11 @@ func TestConformanceCreate(t *testing.T) {
 		S: b7 NO [CANNOT] Invalid mailbox name: contains wildcard '%'
 		C: b8 CREATE ${long}
 		S: b8 NO [CANNOT] Invalid mailbox name: longer than 512 bytes
-		# Modified UTF-7 that does not decode. go-imap refuses it while
-		# parsing, before the server sees the name (a NO, nothing created;
-		# the text is go-imap's).
+		# Modified UTF-7 that does not decode. go-imap would refuse it while
+		# parsing with NO [SERVERBUG]; the guard answers first and says
+		# why (nothing created).
 		C: b9 CREATE "&Jjo"
-		S: b9 NO [SERVERBUG] Internal server error
+		S: b9 NO [CANNOT] Mailbox name is not valid modified UTF-7 (RFC 3501 section 5.1.3): write "&" as "&-"
 		C: b10 LIST "" "*"
 		S: * LIST (\HasNoChildren) "/" INBOX
 		S: * LIST (\HasNoChildren \Archive) "/" "Archive"
@@ -285,6 +287,14 @@ func TestConformanceSubscriptions(t *testing.T) {
 	tr.run(`
 		C: a1 CREATE Lists/Go
 		S: a1 OK CREATE completed
+		# CREATE subscribes nothing, not even the parent it makes: the
+		# client subscribes (RFC 3501 section 6.3.6).
+		C: a1a LSUB "" "Lists*"
+		S: a1a OK LSUB completed
+		C: a1b SUBSCRIBE Lists
+		S: a1b OK SUBSCRIBE completed
+		C: a1c SUBSCRIBE Lists/Go
+		S: a1c OK SUBSCRIBE completed
 		C: a2 UNSUBSCRIBE Lists/Go
 		S: a2 OK UNSUBSCRIBE completed
 		# "This command returns a tagged OK response if the unsubscription
@@ -334,6 +344,8 @@ func TestConformanceSubscriptions(t *testing.T) {
 		# subscribed child the pattern does not match.
 		C: b1 CREATE Old/Box
 		S: b1 OK CREATE completed
+		C: b1a SUBSCRIBE Old/Box
+		S: b1a OK SUBSCRIBE completed
 		C: b2 DELETE Old/Box
 		S: b2 OK DELETE completed
 		C: b3 DELETE Old
@@ -341,7 +353,7 @@ func TestConformanceSubscriptions(t *testing.T) {
 		C: b4 UNSUBSCRIBE Old
 		S: b4 OK UNSUBSCRIBE completed
 		C: b5 LIST (SUBSCRIBED RECURSIVEMATCH) "" "O%"
-		S: * LIST (\NonExistent) "/" "Old" (CHILDINFO ("SUBSCRIBED"))
+		S: * LIST (\NonExistent) "/" "Old" ("CHILDINFO" ("SUBSCRIBED"))
 		S: b5 OK LIST completed
 		C: b6 LIST (SUBSCRIBED) "" "O%"
 		S: b6 OK LIST completed
@@ -368,6 +380,8 @@ func TestConformanceList(t *testing.T) {
 	tr.run(`
 		C: a1 CREATE Projects/2026/Q1
 		S: a1 OK CREATE completed
+		C: a1a SUBSCRIBE Projects/2026/Q1
+		S: a1a OK SUBSCRIBE completed
 		C: a2 UNSUBSCRIBE Junk
 		S: a2 OK UNSUBSCRIBE completed
 		C: a3 UNSUBSCRIBE Projects
@@ -428,7 +442,7 @@ func TestConformanceList(t *testing.T) {
 		S: * LIST (\HasNoChildren \Subscribed) "/" INBOX
 		S: * LIST (\HasNoChildren \Subscribed \Archive) "/" "Archive"
 		S: * LIST (\HasNoChildren \Subscribed \Drafts) "/" "Drafts"
-		S: * LIST (\HasChildren) "/" "Projects" (CHILDINFO ("SUBSCRIBED"))
+		S: * LIST (\HasChildren) "/" "Projects" ("CHILDINFO" ("SUBSCRIBED"))
 		S: * LIST (\HasNoChildren \Subscribed \Sent) "/" "Sent"
 		S: * LIST (\HasNoChildren \Subscribed \Trash) "/" "Trash"
 		S: c3 OK LIST completed
@@ -516,6 +530,7 @@ func TestConformanceAppend(t *testing.T) {
 		# INBOX selected.
 		C: a2 NOOP
 		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label \*)] Permanent flags
 		S: * 1 EXISTS
 		S: * 1 RECENT
 		S: a2 OK NOOP completed
@@ -566,6 +581,7 @@ func TestConformanceCopy(t *testing.T) {
 	` + selected(1, "a1", 3, 3, 1, 4, "uvInbox", "") + `
 		C: a2 STORE 2 +FLAGS.SILENT (\Flagged $Keep)
 		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Keep)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Keep \*)] Permanent flags
 		S: a2 OK STORE completed
 		C: a3 COPY 2:3 Archive
 		S: a3 OK [COPYUID ${uvArch} 2:3 1:2] COPY completed
@@ -573,6 +589,7 @@ func TestConformanceCopy(t *testing.T) {
 		S: a4 OK [COPYUID ${uvArch} 1 3] COPY completed
 		C2: b2 NOOP
 		S2: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Keep)
+		S2: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Keep \*)] Permanent flags
 		S2: * 2 EXISTS
 		S2: * 2 RECENT
 		S2: * 3 EXISTS
@@ -631,6 +648,7 @@ func TestConformanceMove(t *testing.T) {
 		S2: * 2 EXPUNGE
 		C3: c2 NOOP
 		S3: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Todo)
+		S3: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Todo \*)] Permanent flags
 		S3: * 2 EXISTS
 		S3: * 2 RECENT
 		S3: c2 OK NOOP completed
@@ -689,8 +707,9 @@ func TestConformanceStore(t *testing.T) {
 		C2: b1 SELECT INBOX
 	` + selected(2, "b1", 3, 0, 1, 4, "uv", "") + `
 		C: a2 STORE 1 +FLAGS (\Seen $Important)
-		S: * 1 FETCH (FLAGS ($Important \Seen \Recent))
 		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Important)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Important \*)] Permanent flags
+		S: * 1 FETCH (FLAGS ($Important \Seen \Recent))
 		S: a2 OK STORE completed
 		C: a3 STORE 1:2 -FLAGS.SILENT ($Important)
 		S: a3 OK STORE completed
@@ -704,6 +723,7 @@ func TestConformanceStore(t *testing.T) {
 		# The other session hears of every change, in order.
 		C2: b2 NOOP
 		S2: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Important)
+		S2: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Important \*)] Permanent flags
 		S2: * 1 FETCH (UID 1 FLAGS ($Important \Seen))
 		S2: * 1 FETCH (UID 1 FLAGS (\Seen))
 		S2: * 2 FETCH (UID 2 FLAGS (\Flagged))
@@ -1220,8 +1240,10 @@ func TestConformancePiledUpUpdates(t *testing.T) {
 		S2: * 2 EXPUNGE
 		C: a5 UID STORE 4 +FLAGS.SILENT ($Later)
 		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Later)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Later \*)] Permanent flags
 		S: a5 OK UID STORE completed
 		S2: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Later)
+		S2: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Later \*)] Permanent flags
 		S2: * 2 FETCH (UID 4 FLAGS ($Later))
 	`)
 	e.deliver("alice", simpleMsg(5))

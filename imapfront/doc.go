@@ -69,16 +69,37 @@
 //     before the client sends it.
 //   - MaxBadCommands (20) BAD answers in a row: "* BYE Too many invalid
 //     commands", so a client streaming junk is cut off after a few lines.
+//     One unknown command, or a line without a tag, is only answered BAD,
+//     before login too.
+//   - MaxSearchDepth (100) levels of SEARCH nesting (NOT, OR, parentheses):
+//     deeper gets BAD before go-imap's recursive parser sees it (10,000
+//     levels cost it ~36 MB); deeper after a literal, where the guard
+//     cannot answer in order, gets "* BYE SEARCH nested too deeply".
+//   - A literal over 4096 bytes outside APPEND gets "NO [TOOBIG]" (go-imap
+//     would refuse it and then wait for the rest of the line forever), or
+//     BYE later in a command.
+//   - Client-supplied values in log lines (user and mailbox names, ID
+//     values, go-imap's own lines) are clipped to 256 bytes with their
+//     length ("alice…[45012 bytes]"), see Clip.
 //   - Plaintext pipelined after STARTTLS in the same packet (the command
-//     injection of CVE-2011-0411) closes the connection; it is never
-//     answered (go-imap would feed it to the TLS handshake, which fails).
+//     injection of CVE-2011-0411) closes the connection after the
+//     STARTTLS answer; it is never answered.
 //
 // All but the first three are enforced by a guard between the socket and
 // go-imap (guard.go) that follows the IMAP framing in both directions —
 // lines, and the literals they announce, and whether the server accepted
-// a synchronizing literal with "+" — without buffering anything; after
-// STARTTLS it sits below TLS and only notes activity. With implicit TLS
-// the guard does the TLS layer itself, below it. A per-session watchdog
+// a synchronizing literal with "+". At the start of a command it holds the
+// line (at most MaxCommandLength; literal data is never held) until it is
+// whole and go-imap has answered the command before, then hands it on,
+// rewrites it, or answers it itself in order (cmdcheck.go): ID (RFC 2971,
+// with the ID capability added to go-imap's list), unknown commands,
+// names and dates go-imap would answer "NO [SERVERBUG]". The guard does
+// the TLS layer itself, below it, for implicit TLS and for STARTTLS alike
+// (which go-imap would otherwise put above it, out of its sight): go-imap
+// is told of neither, allows LOGIN, and the session refuses it with "NO
+// [PRIVACYREQUIRED]" until STARTTLS unless insecure authentication is
+// allowed; the guard completes go-imap's capability lists (STARTTLS,
+// LOGINDISABLED, ID) to match. A per-session watchdog
 // goroutine enforces the timeouts. TLS below 1.2 is refused whatever the
 // caller's tls.Config says.
 //
@@ -88,13 +109,18 @@
 // The bridge's sentinel errors become IMAP response codes here and only
 // here; any other failure is logged and answered with a generic NO.
 //
+// LSUB with "%" lists a level that is not subscribed but has a subscribed
+// child \Noselect (RFC 3501 section 6.3.9); CREATE subscribes nothing.
+// go-imap writes LIST's CHILDINFO tag as an atom; the guard writes it
+// quoted, as RFC 5258's examples do.
+//
 // Known deviations, all from go-imap v2 beta.8 parsing a command before the
 // session is called: a mailbox name that is not valid modified UTF-7, an
-// invalid date-time or an unknown search key is answered "NO [SERVERBUG]
-// Internal server error" rather than BAD (nothing is changed); SEARCH RETURN
-// (SAVE) with no other return option still sends an ESEARCH response; in
-// UTF-8 mode a "&" in a mailbox name is still written and read as "&-"; and
-// there is no MULTIAPPEND.
+// invalid date or an unknown search key sent in a literal (where the guard
+// does not look) is still answered "NO [SERVERBUG] Internal server error"
+// (nothing is changed); SEARCH RETURN (SAVE) with no other return option
+// still sends an ESEARCH response; in UTF-8 mode a "&" in a mailbox name is
+// still written and read as "&-"; and there is no MULTIAPPEND.
 //
 // It owns the IMAP protocol: sessions, TLS, limits and IMAP metrics hooks.
 // It imports bridge and go-imap; it must not import pop3, mboxstore, a

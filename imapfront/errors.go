@@ -69,15 +69,24 @@ func (s *session) imapErr(cmd, mailbox string, err error, dest bool) error {
 		return noErr(imap.ResponseCodeHasChildren, "Mailbox has child mailboxes; delete them first")
 	case errors.Is(err, bridge.ErrNoSuchMessage):
 		return noErr(codeExpungeIssued, "Message has been expunged")
+	case errors.As(err, new(*bridge.LimitError)):
+		var le *bridge.LimitError
+		errors.As(err, &le)
+		s.log.Info("imap: "+cmd+": limit reached", "mailbox", mailbox, "limit", le.What, "max", le.Limit)
+		return noErr(imap.ResponseCodeLimit, capitalize(le.Error()))
+	case errors.As(err, new(*bridge.QuotaError)):
+		var qe *bridge.QuotaError
+		errors.As(err, &qe)
+		return noErr(imap.ResponseCodeOverQuota, capitalize(qe.Error()))
 	case errors.Is(err, bridge.ErrTooBig):
 		return noErr(imap.ResponseCodeTooBig, "Message too big")
 	case errors.Is(err, bridge.ErrStoreClosed), errors.Is(err, bridge.ErrStoreNotWritable):
-		s.log.Error("imap: "+cmd+": store unavailable", "mailbox", mailbox, "err", err)
+		s.log.Error("imap: "+cmd+": store unavailable", "mailbox", Clip(mailbox), "err", err)
 		return errUnavailable
 	case errors.Is(err, context.Canceled) && s.ctx.Err() != nil:
 		return noErr(imap.ResponseCodeUnavailable, "Server shutting down")
 	}
-	s.log.Error("imap: "+cmd+" failed", "mailbox", mailbox, "err", err)
+	s.log.Error("imap: "+cmd+" failed", "mailbox", Clip(mailbox), "err", err)
 	return errInternal
 }
 

@@ -83,30 +83,30 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, options *ima
 		}
 	}
 
-	var failed error
-	j := 0
-	for i := range msgs {
-		m := &msgs[i]
-		for j < len(refs) && refs[j].uid < m.UID {
-			j++
-		}
-		if j == len(refs) || refs[j].uid != m.UID {
-			continue
-		}
-		err := s.fetchOne(w, refs[j].seq, m, options, changed[m.UID])
+	// The flags just read may hold a keyword new to the mailbox, whose
+	// FLAGS update is queued: it goes out first.
+	if err := sel.announceFlags(); err != nil {
+		return fmt.Errorf("%w: %w", errWrite, err)
+	}
+	var failed, fatal error
+	joinRefs(refs, msgs, func(ref msgRef, m *bridge.Message) bool {
+		err := s.fetchOne(w, ref.seq, m, options, changed[m.UID])
 		var ie *imap.Error
 		switch {
 		case err == nil:
-		case errors.As(err, &ie):
-			return err
+		case errors.As(err, &ie), errors.Is(err, errWrite):
+			fatal = err
+			return false
 		case errors.Is(err, bridge.ErrNoSuchMessage):
 			// Expunged since the command started: nothing to say about it.
-		case errors.Is(err, errWrite):
-			return err
 		default:
 			s.log.Error("imap: fetch failed", "mailbox", sel.mb.Name(), "uid", m.UID, "err", err)
 			failed = errInternal
 		}
+		return true
+	})
+	if fatal != nil {
+		return fatal
 	}
 	return failed
 }
@@ -195,11 +195,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 	}
 	binSections := make([]section, len(options.BinarySection))
 	for i, bs := range options.BinarySection {
-		raw, err := body.bytes()
-		if err != nil {
-			return err
-		}
-		data, err := binarySection(raw, bs.Part)
+		data, err := body.binary(bs.Part)
 		if err != nil {
 			return err
 		}
@@ -208,11 +204,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 	}
 	binSizes := make([]uint32, len(options.BinarySectionSize))
 	for i, bs := range options.BinarySectionSize {
-		raw, err := body.bytes()
-		if err != nil {
-			return err
-		}
-		data, err := binarySection(raw, bs.Part)
+		data, err := body.binary(bs.Part)
 		if err != nil {
 			return err
 		}
@@ -220,6 +212,15 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 	}
 
 	rw := w.CreateMessage(seq)
+	// go-imap's encoder stays locked until the message writer is closed:
+	// a write error must close it too, or the session blocks for good in
+	// its next response (and a shutdown waits out its drain budget).
+	closed := false
+	defer func() {
+		if !closed {
+			rw.Close()
+		}
+	}()
 	if options.UID {
 		rw.WriteUID(imap.UID(m.UID))
 	}
@@ -264,6 +265,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 	for i, bs := range options.BinarySectionSize {
 		rw.WriteBinarySectionSize(bs, binSizes[i])
 	}
+	closed = true
 	if err := rw.Close(); err != nil {
 		return fmt.Errorf("%w: %w", errWrite, err)
 	}
@@ -300,6 +302,31 @@ type messageBody struct {
 	uid bridge.UID
 	f   bridge.Body
 	raw []byte
+	// bin are the decoded parts BINARY and BINARY.SIZE asked for, by part
+	// path: a part named by both is decoded once.
+	bin map[string][]byte
+}
+
+// binary returns a part's content with its transfer encoding undone
+// (RFC 3516), for BINARY[part] and BINARY.SIZE[part].
+func (b *messageBody) binary(part []int) ([]byte, error) {
+	key := fmt.Sprint(part)
+	if data, ok := b.bin[key]; ok {
+		return data, nil
+	}
+	raw, err := b.bytes()
+	if err != nil {
+		return nil, err
+	}
+	data, err := binarySection(raw, part)
+	if err != nil {
+		return nil, err
+	}
+	if b.bin == nil {
+		b.bin = map[string][]byte{}
+	}
+	b.bin[key] = data
+	return data, nil
 }
 
 func (b *messageBody) open() error {

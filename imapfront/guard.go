@@ -55,31 +55,40 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		c.SetReadDeadline(time.Now().Add(l.srv.opts.LoginTimeout))
 		c = tls.Server(c, l.tlsConfig)
 	}
-	g := &guardConn{Conn: c, srv: l.srv, remote: remote, startTLS: l.startTLS, pendingSync: -1}
+	g := &guardConn{Conn: c, srv: l.srv, remote: remote, pendingSync: -1}
+	if l.startTLS {
+		g.startTLS = l.srv.opts.TLSConfig
+		g.insecureAuth = l.srv.opts.AllowInsecureAuth
+	}
 	g.touch()
 	return g, nil
 }
 
 // guardConn sits between a client and go-imap. It follows the framing of
 // the IMAP stream in both directions (lines, and the literals they
-// announce) without buffering anything, and
+// announce), holds each command's first line until it is whole (process,
+// cmdcheck.go), and
 //   - says BYE to a command longer than MaxCommandLength, before go-imap
 //     has read it all;
 //   - says BYE to a non-synchronizing literal over 4096 bytes, which
 //     LITERAL- forbids and which go-imap would refuse and then read the
 //     literal's bytes as commands;
-//   - closes a connection on which plaintext follows STARTTLS in the same
-//     packet (command injection, CVE-2011-0411 style; go-imap would feed
-//     those bytes to the TLS handshake, which fails too);
+//   - does STARTTLS itself, and closes a connection on which plaintext
+//     follows STARTTLS in the same packet (command injection,
+//     CVE-2011-0411 style);
 //   - notes the time of the last byte in either direction, for the idle
 //     timeout.
-//
-// After STARTTLS it only counts activity: it is then below TLS.
 type guardConn struct {
 	net.Conn
-	srv      *Server
-	remote   net.Addr
-	startTLS bool
+	srv    *Server
+	remote net.Addr
+	// startTLS is set on a plain listener that offers STARTTLS, which the
+	// guard does itself (go-imap would put TLS above the guard, out of its
+	// sight); tlsConn is the TLS layer once it is up. insecureAuth:
+	// Options.AllowInsecureAuth.
+	startTLS     *tls.Config
+	tlsConn      atomic.Pointer[tls.Conn]
+	insecureAuth bool
 
 	lastActive atomic.Int64 // unix nanoseconds of the last read or write
 	sess       atomic.Pointer[session]
@@ -89,18 +98,34 @@ type guardConn struct {
 	// writes: go-imap flushes after every response line, one syscall (and
 	// one TLS record) each, which for a FETCH of 10,000 messages was a
 	// quarter of its time. Guarded by wmu.
-	holding bool
-	held    []byte
-	heldErr error
+	holding   bool
+	held      []byte
+	heldErr   error
+	childInfo bool // see quoteChildInfo
 
 	mu          sync.Mutex
 	in, out     framer
 	pendingSync int64  // size of a synchronizing literal awaiting "+", or -1
 	pendingTag  string // tag of the command that announced it
-	passthrough bool   // STARTTLS done: the bytes here are TLS records
 	refusal     *refusal
 	refused     bool
 	bad         int // commands answered BAD in a row
+
+	// What the client sent and go-imap has not read yet: inbuf[:ready] may
+	// go to go-imap, the framer has looked at inbuf[:scanned] of the rest.
+	// At the start of a command nothing goes on before its line is whole
+	// (at most MaxCommandLength), so that the guard can inspect it.
+	inbuf   []byte
+	ready   int
+	scanned int
+	readErr error // from the socket, returned once inbuf is used up
+	// busy: go-imap has a command (busyTag, busyName) whose tagged answer
+	// has not gone out; what the client sends meanwhile belongs to it.
+	busy     bool
+	busyTag  string
+	busyName string
+	search   *searchScan // the nesting check of a SEARCH still being read
+	own      *ownedCmd   // a command the guard answers itself, being read
 }
 
 // refusal is a limit a client ran into; the guard acts on it at the next
@@ -113,49 +138,442 @@ type refusal struct {
 func (g *guardConn) touch() { g.lastActive.Store(time.Now().UnixNano()) }
 
 func (g *guardConn) Read(p []byte) (int, error) {
-	g.mu.Lock()
-	r := g.refusal
-	g.mu.Unlock()
-	if r != nil {
-		return 0, g.refuse(r)
-	}
-	n, err := g.Conn.Read(p)
-	if n <= 0 {
-		return n, err
-	}
-	g.touch()
-	g.mu.Lock()
-	if !g.passthrough && g.startTLS {
-		if s := g.sess.Load(); s != nil && s.conn.NetConn() != net.Conn(g) {
-			g.passthrough = true // go-imap replaced us by a *tls.Conn over us
+	for {
+		g.mu.Lock()
+		if g.ready > 0 {
+			// Before any refusal: go-imap answers what came before it.
+			n := copy(p, g.inbuf[:g.ready])
+			g.consume(n)
+			g.ready -= n
+			g.mu.Unlock()
+			return n, nil
+		}
+		if r := g.refusal; r != nil {
+			g.mu.Unlock()
+			return 0, g.refuse(r)
+		}
+		if lit := g.in.lit; lit > 0 && len(g.inbuf) == 0 && g.readErr == nil {
+			// Literal data go-imap awaits (an APPEND's message): straight
+			// into its buffer.
+			g.mu.Unlock()
+			n, err := g.wire().Read(p[:min(int64(len(p)), lit)])
+			if n > 0 {
+				g.touch()
+				g.mu.Lock()
+				g.in.lit -= int64(n)
+				g.mu.Unlock()
+			}
+			return n, err
+		}
+		var act guardAction
+		progress := false
+		if g.readErr == nil || len(g.inbuf) > 0 {
+			progress, act = g.process()
+		}
+		g.mu.Unlock()
+		if act.id != nil {
+			// Before the answer: once the client has it, the ID is known.
+			if s := g.sess.Load(); s != nil {
+				s.clientIDSeen(*act.id)
+			}
+		}
+		if len(act.reply) > 0 {
+			if err := g.writeReply(act.reply); err != nil {
+				return 0, err
+			}
+		}
+		if act.startTLS {
+			if err := g.handshake(); err != nil {
+				return 0, err
+			}
+		}
+		if progress || g.hasRefusal() {
+			continue
+		}
+		g.mu.Lock()
+		if err := g.readErr; err != nil {
+			// Once: after a timeout the connection may be read again.
+			g.readErr = nil
+			g.mu.Unlock()
+			return 0, err
+		}
+		g.mu.Unlock()
+		if err := g.fill(); err != nil {
+			g.mu.Lock()
+			g.readErr = err
+			g.mu.Unlock()
 		}
 	}
-	if g.passthrough {
-		g.mu.Unlock()
-		return n, err
+}
+
+func (g *guardConn) hasRefusal() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.refusal != nil
+}
+
+// guardReadSize is how much the guard asks of the socket at a time.
+const guardReadSize = 4096
+
+// fill reads once from the client into inbuf.
+func (g *guardConn) fill() error {
+	g.mu.Lock()
+	if cap(g.inbuf)-len(g.inbuf) < guardReadSize {
+		// Unconsumed bytes are at most a command line and a read.
+		nb := make([]byte, len(g.inbuf), max(2*cap(g.inbuf), len(g.inbuf)+guardReadSize))
+		copy(nb, g.inbuf)
+		g.inbuf = nb
 	}
-	k, r := g.scanIn(p[:n])
-	if r != nil {
-		g.refusal = r
-	}
+	buf := g.inbuf[len(g.inbuf) : len(g.inbuf)+guardReadSize]
 	g.mu.Unlock()
-	if r != nil && k == 0 {
-		return 0, g.refuse(r)
+	n, err := g.wire().Read(buf)
+	if n > 0 {
+		g.touch()
+		g.mu.Lock()
+		g.inbuf = g.inbuf[:len(g.inbuf)+n]
+		g.mu.Unlock()
 	}
-	return k, err
+	if n > 0 && err != nil {
+		// Hand on what arrived first; the error comes back at the next read.
+		g.mu.Lock()
+		g.readErr = err
+		g.mu.Unlock()
+		return nil
+	}
+	return err
+}
+
+// consume drops the first n bytes of inbuf. Called with mu held.
+func (g *guardConn) consume(n int) {
+	g.inbuf = g.inbuf[n:]
+	g.scanned = max(0, g.scanned-n)
+	if len(g.inbuf) == 0 {
+		if cap(g.inbuf) > 2*guardReadSize {
+			g.inbuf = nil // a long line's buffer is not kept
+		} else {
+			g.inbuf = g.inbuf[:0:cap(g.inbuf)]
+		}
+	}
+}
+
+// writeReply writes an answer the guard gives itself, in the order of the
+// client's commands: go-imap has answered everything before it.
+func (g *guardConn) writeReply(b []byte) error {
+	g.touch()
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	g.Conn.SetWriteDeadline(time.Now().Add(guardWriteTimeout))
+	defer g.Conn.SetWriteDeadline(time.Time{})
+	if err := g.writeHeldLocked(); err != nil {
+		return err
+	}
+	_, err := g.wire().Write(b)
+	return err
+}
+
+// wire is what the guard reads and writes: the TLS layer once STARTTLS is
+// done, else the connection.
+func (g *guardConn) wire() net.Conn {
+	if tc := g.tlsConn.Load(); tc != nil {
+		return tc
+	}
+	return g.Conn
+}
+
+// isTLS reports whether the client's bytes are encrypted: implicit TLS
+// (done below the guard) or STARTTLS (done by it).
+func (g *guardConn) isTLS() bool {
+	if g.tlsConn.Load() != nil {
+		return true
+	}
+	_, ok := g.Conn.(*tls.Conn)
+	return ok
+}
+
+// authNeedsTLS reports whether LOGIN and AUTHENTICATE must wait for
+// STARTTLS (go-imap, which does not see the guard's TLS, is told to allow
+// them).
+func (g *guardConn) authNeedsTLS() bool {
+	return g.startTLS != nil && !g.insecureAuth && !g.isTLS()
+}
+
+// handshake starts TLS after the guard answered STARTTLS, bounded by the
+// login timeout.
+func (g *guardConn) handshake() error {
+	tc := tls.Server(g.Conn, g.startTLS)
+	g.Conn.SetDeadline(time.Now().Add(g.srv.opts.LoginTimeout))
+	err := tc.Handshake()
+	g.Conn.SetWriteDeadline(time.Time{})
+	if err != nil {
+		g.srv.log.Info("imap: STARTTLS handshake failed", "remote", g.remote.String(), "err", err)
+		return fmt.Errorf("imapfront: STARTTLS handshake: %w", err)
+	}
+	g.tlsConn.Store(tc)
+	return nil
+}
+
+// guardWriteTimeout bounds one answer the guard writes itself.
+const guardWriteTimeout = 30 * time.Second
+
+// guardAction is what process leaves for Read to do once mu is released.
+type guardAction struct {
+	reply    []byte    // an answer to write to the client
+	id       *ClientID // the client's ID, for the session
+	startTLS bool      // after reply: start TLS
+}
+
+// process moves inbuf on by one step: literal data go-imap awaits, or one
+// complete line, which at the start of a command is inspected (cmdcheck.go)
+// and passed on, rewritten, or answered by the guard itself. It reports
+// whether it made progress; without progress more input is needed.
+// Called with mu held and ready == 0.
+func (g *guardConn) process() (bool, guardAction) {
+	var act guardAction
+	f := &g.in
+	if len(g.inbuf) == 0 {
+		return false, act
+	}
+	if o := g.own; o != nil && o.lit > 0 {
+		k := int(min(o.lit, int64(len(g.inbuf))))
+		if o.keep {
+			o.buf = append(o.buf, g.inbuf[:k]...)
+		}
+		o.lit -= int64(k)
+		g.consume(k)
+		return true, act
+	}
+	if f.lit > 0 {
+		g.ready = int(min(f.lit, int64(len(g.inbuf))))
+		f.lit -= int64(g.ready)
+		return true, act
+	}
+	end, ok := f.line(g.inbuf[g.scanned:], MaxCommandLength)
+	if !ok {
+		g.refusal = &refusal{limit: "command_length", text: fmt.Sprintf("Command line too long (limit %d bytes)", MaxCommandLength)}
+		return false, act
+	}
+	if end < 0 {
+		g.scanned = len(g.inbuf)
+		return false, act
+	}
+	n := g.scanned + end
+	g.scanned = 0
+	line := g.inbuf[:n]
+	marker, nonSync, size := f.marker, f.nonSync, f.size
+	f.marker = false
+	switch {
+	case g.own != nil:
+		act = g.ownLine(line, marker, nonSync, size)
+		g.consume(n)
+		return true, act
+	case g.busy:
+		// A later line of the command go-imap is reading, or what a command
+		// reads itself (IDLE's DONE, an AUTHENTICATE response).
+		if g.search != nil {
+			if err := g.search.feedLine(line); err != nil {
+				g.refusal = &refusal{limit: "search_depth", text: err.Error()}
+				return false, act
+			}
+		}
+		if marker && !nonSync && size > maxNonSyncLiteral && g.busyName != "APPEND" {
+			// go-imap refuses such a literal and then waits for the rest of
+			// the line, which the client never sends.
+			g.refusal = &refusal{limit: "literal_size", text: fmt.Sprintf("Literal of %d bytes refused (limit %d bytes outside APPEND)", size, maxNonSyncLiteral)}
+			return false, act
+		}
+	default:
+		c := inspectCommand(line, marker, nonSync, size, g.sess.Load())
+		switch {
+		case c.own != nil:
+			g.own = c.own
+			act = g.ownLine(line, marker, nonSync, size)
+			g.consume(n)
+			return true, act
+		case c.rewrite != nil:
+			rest := g.inbuf[n:]
+			nb := make([]byte, 0, len(c.rewrite)+len(rest)+guardReadSize)
+			nb = append(append(nb, c.rewrite...), rest...)
+			g.inbuf = nb
+			n = len(c.rewrite)
+		}
+		if g.startTLS != nil && c.name == "STARTTLS" {
+			return true, g.doStartTLS(c, line, n)
+		}
+		g.busy, g.busyTag, g.busyName = true, c.tag, c.name
+		g.search = c.search
+	}
+	g.ready = n
+	if marker {
+		switch {
+		case nonSync && size > maxNonSyncLiteral:
+			// Stop before the line's end: go-imap never sees it whole.
+			g.ready = n - 1
+			g.refusal = &refusal{limit: "literal_size", text: fmt.Sprintf("Non-synchronizing literal of %d bytes refused (LITERAL- allows %d)", size, maxNonSyncLiteral)}
+		case nonSync:
+			f.lit = size
+		default:
+			g.pendingSync, g.pendingTag = size, g.busyTag
+		}
+	} else {
+		f.reset()
+		g.search = nil // the command's last line: nothing more to check
+	}
+	return true, act
+}
+
+// doStartTLS answers STARTTLS (RFC 3501 section 6.2.1) on a listener that
+// offers it. Called with mu held; line is inbuf[:n].
+func (g *guardConn) doStartTLS(c cmdCheck, line []byte, n int) guardAction {
+	var act guardAction
+	_, _, rest, _ := parseHead(line)
+	s := g.sess.Load()
+	switch {
+	case len(trimEOL(rest)) != 0:
+		act.reply = badLine(c.tag, "[CLIENTBUG] Syntax error: STARTTLS takes no arguments")
+	case g.isTLS() || (s != nil && s.authed.Load()):
+		act.reply = badLine(c.tag, "STARTTLS not available")
+	default:
+		act.reply = statusLine(c.tag, "OK", "Begin TLS negotiation now")
+		act.startTLS = true
+		if len(g.inbuf) > n {
+			// Plaintext pipelined behind STARTTLS would be read as if it
+			// came over TLS: close after the answer (CVE-2011-0411).
+			g.refusal = &refusal{limit: "starttls_injection"}
+			act.startTLS = false
+			g.consume(len(g.inbuf))
+			g.in.reset()
+			return act
+		}
+	}
+	g.consume(n)
+	g.in.reset()
+	g.countReply(act.reply)
+	return act
+}
+
+// ownLine takes one line of a command the guard answers itself. Called
+// with mu held.
+func (g *guardConn) ownLine(line []byte, marker, nonSync bool, size int64) guardAction {
+	o := g.own
+	var act guardAction
+	if o.keep {
+		if len(o.buf)+len(line) > maxOwnedCommand {
+			o.keep, o.buf = false, nil
+			o.reply = badLine(o.tag, "Command too long")
+		} else {
+			o.buf = append(o.buf, line...)
+		}
+	}
+	if marker && o.keep && size > o.maxLiteral {
+		o.keep, o.buf = false, nil
+		o.reply = badLine(o.tag, fmt.Sprintf("Literal of %d bytes too long for %s (limit %d bytes)", size, o.name, o.maxLiteral))
+	}
+	switch {
+	case marker && nonSync:
+		o.lit = size
+		return act
+	case marker && o.keep:
+		act.reply = []byte("+ Ready for literal data\r\n")
+		o.lit = size
+		return act
+	}
+	// The command ends here (a synchronizing literal the guard refuses
+	// is never sent).
+	g.own = nil
+	g.in.reset()
+	if o.keep {
+		o.reply, act.id = o.finish(o.buf)
+	}
+	act.reply = o.reply
+	g.countReply(o.reply)
+	return act
+}
+
+// countReply counts a BAD the guard answered towards MaxBadCommands (and
+// any other answer as the end of a run of them). Called with mu held.
+func (g *guardConn) countReply(reply []byte) {
+	last := reply
+	if i := bytes.LastIndex(bytes.TrimSuffix(reply, []byte("\r\n")), []byte("\r\n")); i >= 0 {
+		last = reply[i+2:]
+	}
+	if bytes.HasPrefix(last, []byte("* BAD ")) {
+		g.bad++
+		if g.bad >= MaxBadCommands && g.refusal == nil {
+			g.refusal = &refusal{limit: "bad_commands", text: "Too many invalid commands"}
+		}
+		return
+	}
+	g.tagged(last)
 }
 
 func (g *guardConn) Write(p []byte) (int, error) {
 	g.touch()
 	g.mu.Lock()
-	if !g.passthrough {
-		g.scanOut(p)
-	}
+	g.scanOut(p)
 	g.mu.Unlock()
+	if q := g.fixCaps(p); len(q) != len(p) {
+		if _, err := g.write(q); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return g.write(p)
+}
+
+var (
+	capLine = []byte("* CAPABILITY ")
+	capCode = []byte(" OK [CAPABILITY ")
+)
+
+// fixCaps completes a capability list go-imap writes (p is one response as
+// go-imap flushes it) with what the guard does itself: ID (cmdcheck.go),
+// which go-imap does not know, and before TLS on a STARTTLS listener
+// STARTTLS and, unless insecure authentication is allowed, LOGINDISABLED
+// instead of AUTH=PLAIN, as go-imap would list them had it done STARTTLS.
+func (g *guardConn) fixCaps(p []byte) []byte {
+	var start, end int // the list: p[start:end]
+	switch {
+	case bytes.HasPrefix(p, capLine) && bytes.HasSuffix(p, []byte("\r\n")) && bytes.IndexByte(p, '\n') == len(p)-1:
+		start, end = len(capLine)-1, len(p)-2
+	default:
+		i := bytes.Index(p, capCode)
+		if i < 0 || i > 64 || bytes.IndexByte(p[:i], '\n') >= 0 {
+			return p
+		}
+		j := bytes.IndexByte(p[i:], ']')
+		if j < 0 {
+			return p
+		}
+		start, end = i+len(capCode)-1, i+j
+	}
+	list := p[start:end]
+	q := make([]byte, 0, len(p)+32)
+	q = append(q, p[:start]...)
+	if g.startTLS != nil && !g.isTLS() {
+		auth := []byte(" AUTH=PLAIN")
+		repl := " STARTTLS AUTH=PLAIN"
+		if !g.insecureAuth {
+			repl = " STARTTLS LOGINDISABLED"
+		}
+		if k := bytes.Index(list, auth); k >= 0 {
+			q = append(q, list[:k]...)
+			q = append(q, repl...)
+			q = append(q, list[k+len(auth):]...)
+		} else {
+			q = append(q, list...)
+		}
+	} else {
+		q = append(q, list...)
+	}
+	q = append(q, " ID"...)
+	return append(q, p[end:]...)
+}
+
+func (g *guardConn) write(p []byte) (int, error) {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	if !g.holding {
-		return g.Conn.Write(p)
+		return g.wire().Write(p)
 	}
 	if g.heldErr != nil {
 		return 0, g.heldErr
@@ -165,7 +583,7 @@ func (g *guardConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		if len(p) >= maxHeldWrites/2 {
-			return g.Conn.Write(p) // a large literal: no copy
+			return g.wire().Write(p) // a large literal: no copy
 		}
 	}
 	g.held = append(g.held, p...)
@@ -189,13 +607,54 @@ func (g *guardConn) releaseWrites() error {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	err := g.writeHeldLocked()
-	g.holding, g.heldErr = false, nil
+	g.holding, g.heldErr, g.childInfo = false, nil, false
 	return err
 }
 
+// quoteChildInfo makes the writes held until releaseWrites spell LIST's
+// CHILDINFO extended item as RFC 5258's examples do, ("CHILDINFO"
+// ("SUBSCRIBED")); go-imap writes the tag as an atom.
+func (g *guardConn) quoteChildInfo() {
+	g.wmu.Lock()
+	g.childInfo = true
+	g.wmu.Unlock()
+}
+
+var (
+	childInfoAtom   = []byte(` (CHILDINFO ("SUBSCRIBED"))`)
+	childInfoQuoted = []byte(` ("CHILDINFO" ("SUBSCRIBED"))`)
+)
+
+// fixChildInfo rewrites the CHILDINFO item at the end of "* LIST" lines.
+func fixChildInfo(b []byte) []byte {
+	if !bytes.Contains(b, childInfoAtom) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+64)
+	for len(b) > 0 {
+		line := b
+		if i := bytes.Index(b, []byte("\r\n")); i >= 0 {
+			line = b[:i+2]
+		}
+		b = b[len(line):]
+		body := bytes.TrimSuffix(line, []byte("\r\n"))
+		if bytes.HasPrefix(body, []byte("* LIST ")) && bytes.HasSuffix(body, childInfoAtom) {
+			out = append(out, body[:len(body)-len(childInfoAtom)]...)
+			out = append(out, childInfoQuoted...)
+			out = append(out, line[len(body):]...)
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out
+}
+
 func (g *guardConn) writeHeldLocked() error {
+	if g.childInfo && len(g.held) > 0 {
+		g.held = fixChildInfo(g.held)
+	}
 	if g.heldErr == nil && len(g.held) > 0 {
-		_, g.heldErr = g.Conn.Write(g.held)
+		_, g.heldErr = g.wire().Write(g.held)
 	}
 	if cap(g.held) > maxHeldWrites {
 		g.held = nil
@@ -218,14 +677,14 @@ func (g *guardConn) refuse(r *refusal) error {
 		g.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		err := g.writeHeldLocked()
 		if err == nil {
-			_, err = g.Conn.Write([]byte("* BYE " + r.text + "\r\n"))
+			_, err = g.wire().Write([]byte("* BYE " + r.text + "\r\n"))
 		}
 		g.wmu.Unlock()
 		if err == nil {
 			// A client still sending would get a reset on Close, which
 			// can discard the BYE before it reads it: send FIN and give it
 			// a moment first (net/http does the same).
-			if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
+			if cw, ok := g.wire().(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()
 			}
 			time.Sleep(rstAvoidanceDelay)
@@ -240,42 +699,6 @@ func (g *guardConn) refuse(r *refusal) error {
 // rstAvoidanceDelay is how long a refused connection stays half-closed
 // before it is closed.
 const rstAvoidanceDelay = 250 * time.Millisecond
-
-// scanIn follows the client's bytes. It returns how many of them go-imap
-// may have and, if the client broke a limit, the refusal.
-func (g *guardConn) scanIn(p []byte) (int, *refusal) {
-	f := &g.in
-	for i := 0; i < len(p); {
-		if f.lit > 0 {
-			i += f.skipLiteral(len(p) - i)
-			continue
-		}
-		end, ok := f.line(p[i:], MaxCommandLength)
-		if !ok {
-			return i + end, &refusal{limit: "command_length", text: fmt.Sprintf("Command line too long (limit %d bytes)", MaxCommandLength)}
-		}
-		if end < 0 {
-			break // the line goes on in the next read
-		}
-		i += end
-		switch {
-		case !f.marker:
-			if g.startTLS && f.isCommand("STARTTLS") && i < len(p) {
-				return i, &refusal{limit: "starttls_injection"}
-			}
-			f.reset()
-		case f.nonSync && f.size > maxNonSyncLiteral:
-			// Stop before the line's end: go-imap never sees it whole.
-			return i - 1, &refusal{limit: "literal_size", text: fmt.Sprintf("Non-synchronizing literal of %d bytes refused (LITERAL- allows %d)", f.size, maxNonSyncLiteral)}
-		case f.nonSync:
-			f.lit = f.size
-		default:
-			g.pendingSync, g.pendingTag = f.size, f.tag()
-		}
-		f.marker = false
-	}
-	return len(p), nil
-}
 
 // scanOut follows the server's bytes, to learn whether a synchronizing
 // literal the client announced was accepted ("+") or refused (tagged).
@@ -299,6 +722,7 @@ func (g *guardConn) scanOut(p []byte) {
 		h := f.head()
 		if len(h) > 0 && h[0] != '*' && h[0] != '+' {
 			g.tagged(h)
+			g.busy, g.search = false, nil // go-imap answers in order
 		}
 		if g.pendingSync >= 0 {
 			switch {
@@ -441,44 +865,6 @@ func (f *framer) reset() { f.n, f.hdN, f.ms = 0, 0, msNone }
 
 // head is the start of the current command (up to 64 bytes).
 func (f *framer) head() []byte { return f.hd[:f.hdN] }
-
-// tag is the command's first word.
-func (f *framer) tag() string {
-	h := f.head()
-	for i, b := range h {
-		if b == ' ' {
-			return string(h[:i])
-		}
-	}
-	return ""
-}
-
-// isCommand reports whether the line just ended is "<tag> <name>" with
-// nothing after the name.
-func (f *framer) isCommand(name string) bool {
-	h := f.head()
-	t := f.tag()
-	if t == "" || f.hdN >= len(f.hd) {
-		return false
-	}
-	rest := h[len(t)+1:]
-	for len(rest) > 0 && (rest[len(rest)-1] == '\n' || rest[len(rest)-1] == '\r' || rest[len(rest)-1] == ' ') {
-		rest = rest[:len(rest)-1]
-	}
-	if len(rest) != len(name) {
-		return false
-	}
-	for i := range rest {
-		c := rest[i]
-		if 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		if c != name[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // hostOf is the address part of a remote address, the key of the
 // per-address connection count.

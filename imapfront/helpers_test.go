@@ -41,6 +41,8 @@ type testEnv struct {
 	src      *bridgetest.Source
 	metrics  *testMetrics
 	serveErr chan error
+	stop     sync.Once
+	stopFn   func()
 }
 
 type testMetrics struct {
@@ -82,6 +84,18 @@ func withoutIndex() envOption {
 	return func(_ *imapfront.Options, b *bridge.Options) { b.Index = nil }
 }
 
+func withDataDir(dir string) envOption {
+	return func(_ *imapfront.Options, b *bridge.Options) { b.DataDir = dir }
+}
+
+func withIndexer(index bridge.Indexer, current bridge.IndexCurrent) envOption {
+	return func(_ *imapfront.Options, b *bridge.Options) { b.Index, b.IndexCurrent = index, current }
+}
+
+func withBridge(f func(*bridge.Options)) envOption {
+	return func(_ *imapfront.Options, b *bridge.Options) { f(b) }
+}
+
 func withServer(f func(*imapfront.Options)) envOption {
 	return func(o *imapfront.Options, _ *bridge.Options) { f(o) }
 }
@@ -95,7 +109,7 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	ctx := context.Background()
-	bopts := bridge.Options{DataDir: t.TempDir(), Index: imapfront.Index, Logger: testLogger(t)}
+	bopts := bridge.Options{DataDir: t.TempDir(), Index: imapfront.Index, IndexCurrent: imapfront.IndexCurrent, Logger: testLogger(t)}
 	m := &testMetrics{commands: map[string]int{}, auth: map[string]int{}}
 	var b *bridge.Bridge
 	sopts := imapfront.Options{
@@ -124,7 +138,7 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	}
 	e := &testEnv{t: t, ctx: ctx, b: b, srv: srv, addr: ln.Addr().String(), src: bridgetest.NewSource("test"), metrics: m, serveErr: make(chan error, 1)}
 	go func() { e.serveErr <- srv.Serve(ln) }()
-	t.Cleanup(func() {
+	e.stopFn = func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
@@ -137,9 +151,14 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 			t.Errorf("%d panics recovered", n)
 		}
 		b.Close()
-	})
+	}
+	t.Cleanup(e.close)
 	return e
 }
+
+// close shuts the server down and closes the store, once (a test may do it
+// early, to reopen the data directory).
+func (e *testEnv) close() { e.stop.Do(e.stopFn) }
 
 func (e *testEnv) user(name string) *bridge.User {
 	u, err := e.b.User(e.ctx, name)

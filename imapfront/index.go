@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/imapbridge/imapbridge/bridge"
@@ -24,11 +23,22 @@ import (
 // new layout gets a new version byte; records of an unknown version are
 // ignored (FETCH falls back to parsing the body, SEARCH to reading the
 // header). Version 1 records, written before the search fields, are read as
-// they are.
+// they are. Version 3 has the layout of version 2; its ENVELOPE keeps group
+// markers (an address with an empty host), which versions 1 and 2 dropped:
+// their ENVELOPE and BODYSTRUCTURE are not used (FETCH parses the message)
+// until Bridge.Reindex has rewritten them (IndexCurrent tells which).
 const (
 	indexVersion1 = 1
 	indexVersion2 = 2
+	indexVersion3 = 3
 )
+
+// IndexCurrent reports whether an index was written by this version of
+// Index: it is the bridge.Options.IndexCurrent to pass with Index, so that
+// Bridge.Reindex re-derives the records of older versions.
+func IndexCurrent(idx []byte) bool {
+	return len(idx) > 0 && idx[0] == indexVersion3
+}
 
 // searchFields are the header fields the index keeps for SEARCH (FROM, TO,
 // CC, BCC, SUBJECT): every occurrence, value as in the message, unfolded.
@@ -61,18 +71,24 @@ var _ bridge.Indexer = Index
 // bridge.Indexer to pass in bridge.Options.Index; FETCH decodes the result
 // instead of re-parsing the message.
 func Index(r io.Reader) ([]byte, error) {
+	return indexWith(r, indexVersion3, extractEnvelope)
+}
+
+// indexWith writes an index record of the given version with the ENVELOPE
+// extract gives (the upgrade tests write older records with it).
+func indexWith(r io.Reader, version byte, extract func(textproto.Header) *imap.Envelope) ([]byte, error) {
 	br := bufio.NewReader(r)
 	header, err := textproto.ReadHeader(br)
 	if err != nil {
 		return nil, fmt.Errorf("imapfront: index: read header: %w", err)
 	}
-	env := imapserver.ExtractEnvelope(header)
+	env := extract(header)
 	bs := sanitizeBodyStructure(bodyStructure(header, br), 0)
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, fmt.Errorf("imapfront: index: read body: %w", err)
 	}
 	var w indexWriter
-	w.buf = append(w.buf, indexVersion2)
+	w.buf = append(w.buf, version)
 	w.searchFields(header)
 	w.envelope(env)
 	w.body(bs, 0)
@@ -91,6 +107,9 @@ var errBadIndex = errors.New("imapfront: malformed index")
 func decodeIndex(b []byte) (*messageIndex, error) {
 	if len(b) == 0 {
 		return nil, errBadIndex
+	}
+	if !IndexCurrent(b) {
+		return nil, fmt.Errorf("%w: version %d, from before groups were kept", errBadIndex, b[0])
 	}
 	r, ok := openIndex(b)
 	if !ok {
@@ -124,7 +143,7 @@ func openIndex(b []byte) (r *indexReader, ok bool) {
 	r = &indexReader{buf: b[1:]}
 	switch b[0] {
 	case indexVersion1:
-	case indexVersion2:
+	case indexVersion2, indexVersion3:
 		n := r.count()
 		r.buf = r.buf[n:]
 	default:
@@ -139,7 +158,7 @@ type indexField struct{ key, value string }
 // indexSearchFields returns the search fields of a version 2 index; ok is
 // false for an older or unreadable record, whose message must be read.
 func indexSearchFields(b []byte) (fields []indexField, ok bool) {
-	if len(b) == 0 || b[0] != indexVersion2 {
+	if len(b) == 0 || (b[0] != indexVersion2 && b[0] != indexVersion3) {
 		return nil, false
 	}
 	r := indexReader{buf: b[1:]}

@@ -3,6 +3,7 @@ package imapfront
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -103,7 +104,7 @@ func TestIndexMatchesExtract(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Index: %v", err)
 			}
-			if b[0] != indexVersion2 {
+			if b[0] != indexVersion3 {
 				t.Fatalf("version byte %d", b[0])
 			}
 			idx, err := decodeIndex(b)
@@ -115,7 +116,7 @@ func TestIndexMatchesExtract(t *testing.T) {
 				t.Fatal(err)
 			}
 			gotEnv, gotOff := normalizeEnvelope(idx.Envelope)
-			wantEnv, wantOff := normalizeEnvelope(imapserver.ExtractEnvelope(h))
+			wantEnv, wantOff := normalizeEnvelope(extractEnvelope(h))
 			if !reflect.DeepEqual(gotEnv, wantEnv) || gotOff != wantOff {
 				t.Errorf("envelope:\n got %+v (%d)\nwant %+v (%d)", gotEnv, gotOff, wantEnv, wantOff)
 			}
@@ -145,31 +146,44 @@ func TestIndexMatchesExtract(t *testing.T) {
 	}
 }
 
-// TestIndexVersion1 reads a record as written before the search fields: its
-// envelope and body structure as they are, and no search fields, so SEARCH
-// reads the message's header instead.
-func TestIndexVersion1(t *testing.T) {
+// TestIndexOlderVersions: records written before version 3 (version 1,
+// before the search fields; version 2, before groups were kept) are not
+// used for ENVELOPE or BODYSTRUCTURE (FETCH parses the message, and
+// IndexCurrent tells Bridge.Reindex to rewrite them), while their Date
+// and, from version 2, their search fields still serve SEARCH.
+func TestIndexOlderVersions(t *testing.T) {
 	raw := readTestdata(t)["multipart.eml"]
-	v2, err := Index(bytes.NewReader(raw))
+	v3, err := Index(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := indexReader{buf: v2[1:]}
+	if !IndexCurrent(v3) {
+		t.Fatalf("IndexCurrent(Index(...)) is false; version byte %d", v3[0])
+	}
+	r := indexReader{buf: v3[1:]}
 	n := r.count()
 	v1 := append([]byte{indexVersion1}, r.buf[n:]...)
-	a, err := decodeIndex(v1)
+	v2 := append([]byte{indexVersion2}, v3[1:]...)
+	cur, err := decodeIndex(v3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := decodeIndex(v2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(a, b) {
-		t.Errorf("version 1 decodes to %+v, version 2 to %+v", a, b)
+	for name, old := range map[string][]byte{"version 1": v1, "version 2": v2} {
+		if IndexCurrent(old) {
+			t.Errorf("%s: IndexCurrent is true", name)
+		}
+		if _, err := decodeIndex(old); !errors.Is(err, errBadIndex) {
+			t.Errorf("%s: decodeIndex = %v, want errBadIndex", name, err)
+		}
+		if d, ok := indexSentDate(old); !ok || !d.Equal(cur.Envelope.Date) {
+			t.Errorf("%s: sent date %v %v, want %v", name, d, ok, cur.Envelope.Date)
+		}
 	}
 	if _, ok := indexSearchFields(v1); ok {
 		t.Error("search fields read from a version 1 record")
+	}
+	if f, ok := indexSearchFields(v2); !ok || len(f) == 0 {
+		t.Error("no search fields read from a version 2 record")
 	}
 }
 

@@ -513,7 +513,7 @@ func TestLimitsOverImplicitTLS(t *testing.T) {
 		return c
 	}
 	c := dial()
-	if got := c.ok("CAPABILITY"); got[0] != "* CAPABILITY IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN" {
+	if got := c.ok("CAPABILITY"); got[0] != "* CAPABILITY IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN ID" {
 		t.Errorf("capabilities over TLS: %q", got)
 	}
 	c.login("alice")
@@ -542,12 +542,12 @@ func TestSilentTLSClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	go e.srv.ServeTLS(ln)
+	start := time.Now() // before the server can accept: its timer starts there
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	start := time.Now()
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	n, err := conn.Read(make([]byte, 1))
 	if n != 0 || err == nil {

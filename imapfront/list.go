@@ -1,6 +1,7 @@
 package imapfront
 
 import (
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -80,6 +81,51 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		return false
 	}
 
+	// LSUB with "%" (RFC 3501 section 6.3.9): a level the pattern stops at
+	// that is not subscribed itself but has a subscribed child the pattern
+	// does not match is listed \Noselect, so that the client can walk down.
+	noSelect := make(map[string]bool)
+	if isLSub(w) {
+		subscribed := make(map[string]bool)
+		for _, info := range infos {
+			if info.Subscribed {
+				subscribed[info.Name] = true
+			}
+		}
+		for _, info := range infos {
+			if !info.Subscribed || matches(info.Name) {
+				continue
+			}
+			for p := parentName(info.Name); p != ""; p = parentName(p) {
+				if !subscribed[p] && !noSelect[p] && matches(p) {
+					noSelect[p] = true
+				}
+			}
+		}
+		if len(noSelect) > 0 {
+			listed := make(map[string]bool, len(infos))
+			for _, info := range infos {
+				listed[info.Name] = true
+			}
+			for p := range noSelect {
+				if !listed[p] {
+					infos = append(infos, bridge.MailboxInfo{Name: p})
+				}
+			}
+			sortInfos(infos)
+		}
+	}
+
+	if options.SelectRecursiveMatch && s.guard != nil {
+		s.guard.holdWrites()
+		s.guard.quoteChildInfo()
+		defer func() {
+			if werr := s.guard.releaseWrites(); err == nil && werr != nil {
+				err = werr
+			}
+		}()
+	}
+
 	hasChildren := make(map[string]bool)
 	subscribedBelow := make(map[string]bool) // has a subscribed descendant the patterns do not match
 	for _, info := range infos {
@@ -99,6 +145,12 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 			continue
 		}
 		if options.SelectSpecialUse && info.SpecialUse == "" {
+			continue
+		}
+		if noSelect[info.Name] {
+			if err := w.WriteList(&imap.ListData{Mailbox: info.Name, Delim: delim, Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}}); err != nil {
+				return err
+			}
 			continue
 		}
 		var childInfo *imap.ListDataChildInfo
@@ -137,6 +189,14 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		}
 	}
 	return nil
+}
+
+// isLSub reports whether w writes LSUB responses: go-imap calls List for
+// LSUB with the options of LIST (SUBSCRIBED) and says which only in the
+// writer's unexported field (TestLSubNoselect fails if that changes).
+func isLSub(w *imapserver.ListWriter) bool {
+	v := reflect.ValueOf(w).Elem().FieldByName("lsub")
+	return v.IsValid() && v.Kind() == reflect.Bool && v.Bool()
 }
 
 // sortInfos orders mailboxes as ListMailboxes does: INBOX first, then by

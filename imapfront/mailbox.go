@@ -32,6 +32,9 @@ func (s *session) Select(name string, options *imap.SelectOptions) (data *imap.S
 	readOnly := options != nil && options.ReadOnly
 	rev1 := !s.conn.EnabledCaps().Has(imap.CapIMAP4rev2)
 	sel, snap, err := s.srv.hub.open(s.ctx, mb, readOnly, rev1)
+	if sel != nil {
+		sel.conn = s.conn
+	}
 	if err != nil {
 		return nil, s.imapErr(cmd, cn, err, false)
 	}
@@ -54,10 +57,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (data *imap.S
 	sel.st.mu.Unlock()
 	numMessages := uint32(len(snap.UIDs))
 
-	permanent := []imap.Flag{}
-	if !readOnly {
-		permanent = append(append(permanent, flags...), imap.FlagWildcard)
-	}
+	permanent := permanentFlags(flags, readOnly)
 	data = &imap.SelectData{
 		Flags:             flags,
 		PermanentFlags:    permanent,
@@ -70,7 +70,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (data *imap.S
 	if s.conn.EnabledCaps().Has(imap.CapIMAP4rev2) {
 		data.List = &imap.ListData{Mailbox: info.Name, Delim: delim, Attrs: specialUseAttrs(info.SpecialUse)}
 	}
-	s.log.Debug("imap: selected", "mailbox", info.Name, "read_only", readOnly, "messages", numMessages)
+	s.log.Debug("imap: selected", "mailbox", Clip(info.Name), "read_only", readOnly, "messages", numMessages)
 	return data, nil
 }
 

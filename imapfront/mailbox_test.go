@@ -16,8 +16,11 @@ func TestList(t *testing.T) {
 	c.login("alice")
 	c.ok("CREATE Projects/2024/Q1")
 	c.ok(`CREATE "Entw&APw-rfe"`) // modified UTF-7 for "Entwürfe"
+	// CREATE subscribes nothing: the client does.
+	c.ok("SUBSCRIBE Projects/2024")
+	c.ok("SUBSCRIBE Projects/2024/Q1")
+	c.ok(`SUBSCRIBE "Entw&APw-rfe"`)
 	c.ok("UNSUBSCRIBE Junk")
-	c.ok("UNSUBSCRIBE Projects")
 
 	tests := []struct {
 		name string
@@ -71,7 +74,7 @@ func TestList(t *testing.T) {
 			`* LIST (\HasNoChildren \Subscribed \Archive) "/" "Archive"`,
 			`* LIST (\HasNoChildren \Subscribed \Drafts) "/" "Drafts"`,
 			`* LIST (\HasNoChildren \Subscribed) "/" "Entw&APw-rfe"`,
-			`* LIST (\HasChildren) "/" "Projects" (CHILDINFO ("SUBSCRIBED"))`,
+			`* LIST (\HasChildren) "/" "Projects" ("CHILDINFO" ("SUBSCRIBED"))`,
 			`* LIST (\HasNoChildren \Subscribed \Sent) "/" "Sent"`,
 			`* LIST (\HasNoChildren \Subscribed \Trash) "/" "Trash"`,
 		}},

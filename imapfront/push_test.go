@@ -123,10 +123,13 @@ func TestPiledUpUpdates(t *testing.T) {
 	a.ok("UID STORE 3 +FLAGS.SILENT (\\Deleted)")
 	a.ok("UID EXPUNGE 3") // UID 3 (message 2) goes
 
+	// FLAGS goes first, ahead of the queue: it names no sequence number,
+	// and a FETCH in the queue may show the keyword it announces.
 	want := []string{
+		`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Todo)`,
+		`* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Todo \*)] Permanent flags`,
 		`* 1 FETCH (UID 1 FLAGS (\Deleted))`,
 		`* 1 EXPUNGE`,
-		`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Todo)`,
 		`* 3 FETCH (UID 4 FLAGS ($Todo))`,
 		`* 5 EXISTS`,
 		`* 2 FETCH (UID 3 FLAGS (\Deleted))`,
@@ -242,8 +245,10 @@ func TestAppendPush(t *testing.T) {
 	a.send(msg) // the literal, then the command line's CRLF
 	// The keyword is new to INBOX: FLAGS first. A selected INBOX first:
 	// the new message is recent in A, not in B.
-	expectLines(t, a, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label)`, "* 1 EXISTS", "* 1 RECENT", "a1 OK [APPENDUID "+uv+" 1] APPEND completed")
-	expectLines(t, b, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label)`, "* 1 EXISTS")
+	perm := `* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label \*)] Permanent flags`
+	expectLines(t, a, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label)`, perm, "* 1 EXISTS", "* 1 RECENT", "a1 OK [APPENDUID "+uv+" 1] APPEND completed")
+	// B has INBOX open read-only (EXAMINE): it may set nothing.
+	expectLines(t, b, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Label)`, `* OK [PERMANENTFLAGS ()] Permanent flags`, "* 1 EXISTS")
 	stopIdle(t, b)
 	if got := b.ok("FETCH 1 (FLAGS)"); got[0] != `* 1 FETCH (FLAGS ($Label \Seen))` {
 		t.Errorf("flags %q", got)

@@ -46,25 +46,17 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	data = &imap.SearchData{}
 	var seqSet imap.SeqSet
 	var uidSet imap.UIDSet
-	j := 0
-	for i := range msgs {
-		m := &msgs[i]
-		for j < len(refs) && refs[j].uid < m.UID {
-			j++
-		}
-		if j == len(refs) || refs[j].uid != m.UID {
-			continue
-		}
-		cand := &candidate{ref: refs[j], m: m}
+	joinRefs(refs, msgs, func(ref msgRef, m *bridge.Message) bool {
+		cand := &candidate{ref: ref, m: m}
 		ok := se.match(criteria, cand)
 		if se.err != nil {
-			break
+			return false
 		}
 		if !ok {
-			continue
+			return true
 		}
 		uidSet.AddNum(imap.UID(m.UID))
-		num := refs[j].seq
+		num := ref.seq
 		if kind == imapserver.NumKindUID {
 			num = uint32(m.UID)
 		} else {
@@ -77,7 +69,8 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 			data.Max = num
 		}
 		data.Count++
-	}
+		return true
+	})
 	if se.err != nil {
 		return nil, s.imapErr(cmd, sel.mb.Name(), se.err, false)
 	}
@@ -90,6 +83,25 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		s.searchRes = savedResult(options, uidSet, data, kind, refs)
 	}
 	return data, nil
+}
+
+// joinRefs calls fn for each message of msgs with the client's reference
+// to it (both ascend by UID; a message missing from either side, expunged
+// meanwhile, is skipped), until fn returns false.
+func joinRefs(refs []msgRef, msgs []bridge.Message, fn func(ref msgRef, m *bridge.Message) bool) {
+	j := 0
+	for i := range msgs {
+		m := &msgs[i]
+		for j < len(refs) && refs[j].uid < m.UID {
+			j++
+		}
+		if j == len(refs) || refs[j].uid != m.UID {
+			continue
+		}
+		if !fn(refs[j], m) {
+			return
+		}
+	}
 }
 
 // savedResult is what RETURN (SAVE) keeps for "$" (RFC 5182 section 2.4):
@@ -121,40 +133,38 @@ func savedResult(options *imap.SearchOptions, all imap.UIDSet, data *imap.Search
 }
 
 func usesModSeq(c *imap.SearchCriteria) bool {
-	if c.ModSeq != nil {
-		return true
-	}
-	for i := range c.Not {
-		if usesModSeq(&c.Not[i]) {
-			return true
-		}
-	}
-	for i := range c.Or {
-		if usesModSeq(&c.Or[i][0]) || usesModSeq(&c.Or[i][1]) {
-			return true
-		}
-	}
-	return false
+	return anyCriterion(c, func(c *imap.SearchCriteria) bool { return c.ModSeq != nil })
 }
 
 // needsIndex tells whether the criteria use what the ingest index keeps:
 // the Date header or a search field.
 func needsIndex(c *imap.SearchCriteria) bool {
-	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
-		return true
-	}
-	for _, h := range c.Header {
-		if isSearchField(stdtextproto.CanonicalMIMEHeaderKey(h.Key)) {
+	return anyCriterion(c, func(c *imap.SearchCriteria) bool {
+		if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
 			return true
 		}
+		for _, h := range c.Header {
+			if isSearchField(stdtextproto.CanonicalMIMEHeaderKey(h.Key)) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// anyCriterion reports whether pred holds for c or for any criteria nested
+// in it (NOT, OR), whatever their polarity.
+func anyCriterion(c *imap.SearchCriteria, pred func(*imap.SearchCriteria) bool) bool {
+	if pred(c) {
+		return true
 	}
 	for i := range c.Not {
-		if needsIndex(&c.Not[i]) {
+		if anyCriterion(&c.Not[i], pred) {
 			return true
 		}
 	}
 	for i := range c.Or {
-		if needsIndex(&c.Or[i][0]) || needsIndex(&c.Or[i][1]) {
+		if anyCriterion(&c.Or[i][0], pred) || anyCriterion(&c.Or[i][1], pred) {
 			return true
 		}
 	}
@@ -282,11 +292,8 @@ func (se *searcher) text(cand *candidate) *searchText {
 	if cand.text != nil || se.err != nil {
 		return cand.text
 	}
-	f, err := se.sel.mb.Open(se.s.ctx, cand.m.UID)
-	if err != nil {
-		if !errors.Is(err, bridge.ErrNoSuchMessage) {
-			se.err = err
-		}
+	f := se.open(cand)
+	if f == nil {
 		return nil
 	}
 	defer f.Close()
@@ -297,6 +304,20 @@ func (se *searcher) text(cand *candidate) *searchText {
 	}
 	cand.text = extractSearchText(buf.Bytes())
 	return cand.text
+}
+
+// open opens a candidate's message, or returns nil: for a message expunged
+// meanwhile (which matches nothing), and for any other failure, which is
+// kept in se.err and stops the search.
+func (se *searcher) open(cand *candidate) bridge.Body {
+	f, err := se.sel.mb.Open(se.s.ctx, cand.m.UID)
+	if err != nil {
+		if !errors.Is(err, bridge.ErrNoSuchMessage) {
+			se.err = err
+		}
+		return nil
+	}
+	return f
 }
 
 // headerValues returns the values of a header field: from the ingest index
@@ -335,11 +356,8 @@ func (se *searcher) header(cand *candidate) *textproto.Header {
 		return cand.hdr
 	}
 	cand.hdrLoaded = true
-	f, err := se.sel.mb.Open(se.s.ctx, cand.m.UID)
-	if err != nil {
-		if !errors.Is(err, bridge.ErrNoSuchMessage) {
-			se.err = err
-		}
+	f := se.open(cand)
+	if f == nil {
 		return nil
 	}
 	defer f.Close()
@@ -385,7 +403,12 @@ func (se *searcher) sentDate(cand *candidate) (time.Time, bool) {
 }
 
 // headerMatches: the field exists and, unless the value is empty, one of
-// its decoded values contains it (case-insensitively).
+// its decoded values contains it (case-insensitively). An address field
+// (FROM, TO, CC, BCC, and HEADER Sender or Reply-To) matches too where its
+// addresses as a mail client shows them do (addressText): an address
+// written with a quoted local part ("user"@domain.org), with spaces or
+// comments around "@", or named in a comment is found by the address as
+// the user sees it.
 func headerMatches(values []string, h imap.SearchCriteriaHeaderField) bool {
 	if len(values) == 0 {
 		return false
@@ -394,10 +417,28 @@ func headerMatches(values []string, h imap.SearchCriteriaHeaderField) bool {
 		return true
 	}
 	want := strings.ToLower(h.Value)
+	addr := isAddressField(h.Key)
 	for _, v := range values {
 		if containsFold(decodeWords(v), want) {
 			return true
 		}
+		if addr && containsFold(addressText(v), want) {
+			return true
+		}
+		// An address written inside an encoded word (a broken mailer's
+		// "=?utf-8?q?user=40domain.org?=") is shown decoded.
+		if addr && strings.Contains(v, "=?") && containsFold(addressText(decodeWords(v)), want) {
+			return true
+		}
+	}
+	return false
+}
+
+// isAddressField tells whether a header field holds an address list.
+func isAddressField(key string) bool {
+	switch stdtextproto.CanonicalMIMEHeaderKey(key) {
+	case "From", "To", "Cc", "Bcc", "Sender", "Reply-To":
+		return true
 	}
 	return false
 }

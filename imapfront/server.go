@@ -50,7 +50,9 @@ type Options struct {
 	// Authenticate checks a user's credentials and returns the bridge user.
 	// Bad credentials must be reported with an error wrapping ErrAuthFailed
 	// (the client gets NO [AUTHENTICATIONFAILED]); any other error is logged
-	// and answered NO [UNAVAILABLE]. Required.
+	// and answered NO [UNAVAILABLE], except an *imap.Error, which is the
+	// answer (a login refused before any check, e.g. for its name).
+	// Required.
 	Authenticate func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error)
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
@@ -89,6 +91,17 @@ type Options struct {
 	MaxIdleDuration time.Duration
 	// Metrics receives what operators watch; nil keeps nothing.
 	Metrics *Metrics
+	// Version is the server version the ID response names (RFC 2971);
+	// "" takes the main module's version from the build information.
+	Version string
+	// LoggedIn, if set, is called on the session's goroutine each time a
+	// LOGIN or AUTHENTICATE succeeds, with the bridge user's name and the
+	// client's address. It must not block.
+	LoggedIn func(user string, remote net.Addr, at time.Time)
+	// ClientSeen, if set, is called when a logged-in session knows what
+	// client it serves: after an ID command of a logged-in session, or at
+	// login when the client sent ID before. It must not block.
+	ClientSeen func(user string, id ClientID, at time.Time)
 }
 
 // Metrics are the hooks through which the server reports what operators
@@ -113,8 +126,8 @@ type Metrics struct {
 	// Limit is called each time a limit ends or refuses something, with
 	// the limit's name: "max_connections", "max_connections_per_address",
 	// "max_connections_per_user", "login_timeout", "idle_timeout",
-	// "idle_duration", "command_length", "literal_size", "bad_commands"
-	// or "starttls_injection".
+	// "idle_duration", "command_length", "literal_size", "bad_commands",
+	// "search_depth" or "starttls_injection".
 	Limit func(limit string)
 }
 
@@ -123,7 +136,7 @@ type Metrics struct {
 var Limits = []string{
 	"max_connections", "max_connections_per_address", "max_connections_per_user",
 	"login_timeout", "idle_timeout", "idle_duration",
-	"command_length", "literal_size", "bad_commands", "starttls_injection",
+	"command_length", "literal_size", "bad_commands", "search_depth", "starttls_injection",
 }
 
 func (m *Metrics) commandDone(cmd, result string, took time.Duration) {
@@ -279,8 +292,13 @@ func (s *Server) serve(ln *guardListener, label string) error {
 	// With implicit TLS the guard hides the *tls.Conn from go-imap, which
 	// would then offer STARTTLS and refuse LOGIN: that listener gets no
 	// STARTTLS and no LOGINDISABLED, as it is all TLS.
+	//
+	// STARTTLS the guard does itself, so that it stays above TLS: go-imap
+	// is not told of TLS there either, and allows authentication, which
+	// the session refuses until STARTTLS unless insecure authentication is
+	// allowed (guardConn.authNeedsTLS).
 	tlsConfig, insecureAuth := s.opts.TLSConfig, s.opts.AllowInsecureAuth
-	if ln.tlsConfig != nil {
+	if ln.tlsConfig != nil || ln.startTLS {
 		tlsConfig, insecureAuth = nil, true
 	}
 	srv := imapserver.New(&imapserver.Options{
@@ -450,7 +468,7 @@ func (s *Server) sessionClosed(sess *session) {
 type goimapLogger struct{ s *Server }
 
 func (l goimapLogger) Printf(format string, args ...any) {
-	msg := strings.TrimSpace(fmt.Sprintf(format, args...))
+	msg := Clip(strings.TrimSpace(fmt.Sprintf(format, args...)))
 	if strings.HasPrefix(format, "panic") {
 		l.s.metrics.recovered()
 		l.s.log.Error("imap: panic recovered", "err", msg)

@@ -3,6 +3,8 @@ package imapfront_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -16,8 +18,8 @@ import (
 )
 
 const (
-	capsPreAuth  = "IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN"
-	capsPostAuth = "IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- UNSELECT ENABLE IDLE UTF8=ACCEPT NAMESPACE UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE STATUS=SIZE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE APPENDLIMIT=67108864"
+	capsPreAuth  = "IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN ID"
+	capsPostAuth = "IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- UNSELECT ENABLE IDLE UTF8=ACCEPT NAMESPACE UIDPLUS ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS MOVE STATUS=SIZE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE APPENDLIMIT=67108864 ID"
 )
 
 func TestCapabilities(t *testing.T) {
@@ -35,7 +37,7 @@ func TestCapabilities(t *testing.T) {
 	}
 	for _, c := range strings.Fields(capsPostAuth) {
 		switch c {
-		case "CONDSTORE", "SORT", "THREAD", "ID", "QRESYNC", "BINARY":
+		case "CONDSTORE", "SORT", "THREAD", "QRESYNC", "BINARY":
 			t.Errorf("advertises %s", c)
 		}
 	}
@@ -102,7 +104,7 @@ func TestLoginWithClient(t *testing.T) {
 func TestLoginDisabledWithoutTLS(t *testing.T) {
 	e := newEnv(t, withServer(func(o *imapfront.Options) { o.AllowInsecureAuth = false }))
 	c := e.raw()
-	if got := c.ok("CAPABILITY"); got[0] != "* CAPABILITY IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- LOGINDISABLED" {
+	if got := c.ok("CAPABILITY"); got[0] != "* CAPABILITY IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- LOGINDISABLED ID" {
 		t.Errorf("capabilities %q", got)
 	}
 	if _, got := c.cmd("LOGIN alice " + password); got != "NO [PRIVACYREQUIRED] TLS is required to authenticate" {
@@ -121,7 +123,7 @@ func TestStartTLSAndImplicitTLS(t *testing.T) {
 	}))
 
 	raw := e.raw()
-	if got := raw.ok("CAPABILITY"); got[0] != "* CAPABILITY IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- STARTTLS LOGINDISABLED" {
+	if got := raw.ok("CAPABILITY"); got[0] != "* CAPABILITY IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- STARTTLS LOGINDISABLED ID" {
 		t.Errorf("plain capabilities %q", got)
 	}
 
@@ -132,6 +134,25 @@ func TestStartTLSAndImplicitTLS(t *testing.T) {
 	defer c.Close()
 	if err := c.Login("alice", password).Wait(); err != nil {
 		t.Fatalf("login after STARTTLS: %v", err)
+	}
+	// The guard does STARTTLS itself and stays above TLS: ID, the SEARCH
+	// nesting cap and the rest of its checks hold over STARTTLS too.
+	if caps, err := c.Capability().Wait(); err != nil || !caps.Has("ID") || caps.Has("STARTTLS") || caps.Has("LOGINDISABLED") {
+		t.Errorf("capabilities after STARTTLS: %v, %v", caps, err)
+	}
+	if id, err := c.ID(&imap.IDData{Name: "test-client"}).Wait(); err != nil || id.Name != "imapbridge" {
+		t.Errorf("ID over STARTTLS: %+v, %v", id, err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	deep := &imap.SearchCriteria{}
+	for range 150 {
+		deep = &imap.SearchCriteria{Not: []imap.SearchCriteria{*deep}}
+	}
+	_, err = c.Search(deep, nil).Wait()
+	if ie := (*imap.Error)(nil); !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeBad || ie.Text != "SEARCH nested too deeply (limit 100 levels)" {
+		t.Errorf("deep SEARCH over STARTTLS: %v", err)
 	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
@@ -236,5 +257,35 @@ func TestCommandMetrics(t *testing.T) {
 		e.metrics.mu.Lock()
 		t.Errorf("metrics %v", e.metrics.commands)
 		e.metrics.mu.Unlock()
+	}
+}
+
+// TestShutdownDuringFetch: Shutdown during a FETCH of many large messages
+// to a client that keeps reading. BYE goes out between two messages and
+// the connection closes, so the FETCH's next write fails part-way through
+// a message: that must still release go-imap's encoder, or the session
+// blocks for good in its next response and Shutdown waits out its context.
+func TestShutdownDuringFetch(t *testing.T) {
+	e := newEnv(t)
+	big := strings.Repeat("x", 76) + "\r\n"
+	for i := 0; i < 40; i++ {
+		e.deliver("alice", fmt.Sprintf("Subject: big %d\r\n\r\n%s", i, strings.Repeat(big, 1<<14)))
+	}
+	c := e.raw()
+	c.login("alice")
+	c.ok("SELECT INBOX")
+	c.send("f1 FETCH 1:* BODY[]")
+	if got := c.line(); !strings.HasPrefix(got, "* 1 FETCH ") {
+		t.Fatalf("FETCH: %q", got)
+	}
+	// The server is now blocked writing the first message. Shutdown asks
+	// for BYE, which waits for that message; then the client reads on.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- e.srv.Shutdown(ctx) }()
+	go io.Copy(io.Discard, c.r)
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown with a FETCH in flight: %v", err)
 	}
 }

@@ -45,11 +45,18 @@ type session struct {
 	searchRes imap.UIDSet
 	// authFailures counts failed LOGIN/AUTHENTICATE on this connection.
 	authFailures int
+	// clientID is what the client said with ID, nil before; set and read
+	// on the connection's goroutine.
+	clientID *ClientID
 
 	mu     sync.Mutex
 	closed bool
 	idleWG sync.WaitGroup
 }
+
+// errPrivacyRequired refuses LOGIN and AUTHENTICATE before STARTTLS, with
+// go-imap's words.
+var errPrivacyRequired = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired, Text: "TLS is required to authenticate"}
 
 // maxAuthFailures is how many failed logins a connection gets before the
 // server says BYE.
@@ -143,9 +150,19 @@ func numSetCmd(set imap.NumSet, name string) string {
 // go-imap's default SASL server).
 func (s *session) Login(username, password string) (err error) {
 	defer func(start time.Time) { err = s.done("LOGIN", start, err) }(time.Now())
-	log := s.log.With("user", username)
+	if s.guard != nil && s.guard.authNeedsTLS() {
+		return errPrivacyRequired
+	}
+	log := s.log.With("user", Clip(username))
 	u, err := s.srv.opts.Authenticate(s.ctx, username, password, s.remote)
+	var refusal *imap.Error
 	switch {
+	case errors.As(err, &refusal):
+		// A refusal whose answer the authenticator chose (a name that
+		// is no login name): no password was checked.
+		s.srv.metrics.authAttempt("failure")
+		s.log.Info("imap: login refused", "text", refusal.Text) // not the name: it is what was wrong
+		return refusal
 	case errors.Is(err, ErrAuthFailed), errors.Is(err, bridge.ErrSourceAuth):
 		// ErrSourceAuth: a passthrough check where the legacy host itself
 		// refused the password.
@@ -170,7 +187,7 @@ func (s *session) Login(username, password string) (err error) {
 		// Not a failure (the password was right, and no BYE follows) nor a
 		// success: counted as a limit only.
 		max := s.srv.opts.MaxConnectionsPerUser
-		s.srv.limitHit("max_connections_per_user", s.remote, "login refused: too many sessions for this user", "user", u.Name(), "max", max)
+		s.srv.limitHit("max_connections_per_user", s.remote, "login refused: too many sessions for this user", "user", Clip(u.Name()), "max", max)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
 			Text: fmt.Sprintf("Too many connections for this user (limit %d); log out elsewhere and try again", max)}
 	}
@@ -179,8 +196,12 @@ func (s *session) Login(username, password string) (err error) {
 	s.user = u
 	s.authed.Store(true)
 	s.wake()
-	s.log = s.log.With("user", u.Name())
+	s.log = s.log.With("user", Clip(u.Name()))
 	s.log.Info("imap: logged in", "listener", s.listener)
+	s.srv.loggedIn(u.Name(), s.remote)
+	if s.clientID != nil {
+		s.srv.clientSeen(u.Name(), *s.clientID)
+	}
 	u.PollNow()
 	return nil
 }

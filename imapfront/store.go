@@ -54,6 +54,10 @@ func (s *session) Store(w *imapserver.FetchWriter, set imap.NumSet, flags *imap.
 	if flags.Silent {
 		return nil
 	}
+	// A keyword new to the mailbox is announced before a FETCH shows it.
+	if err := sel.announceFlags(); err != nil {
+		return err
+	}
 	_, withUID := set.(imap.UIDSet)
 	for _, mf := range result {
 		seq := sel.clientSeq(mf.UID)

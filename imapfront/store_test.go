@@ -25,8 +25,8 @@ func TestStore(t *testing.T) {
 		want   []string
 		status string
 	}{
-		{`STORE 1 FLAGS (\seen \FLAGGED $Custom)`, []string{`* 1 FETCH (FLAGS ($Custom \Flagged \Seen \Recent))`, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Custom)`}, "OK STORE completed"},
-		{`STORE 1 +FLAGS (\answered $custom NonJunk)`, []string{`* 1 FETCH (FLAGS ($Custom NonJunk \Answered \Flagged \Seen \Recent))`, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Custom NonJunk)`}, "OK STORE completed"},
+		{`STORE 1 FLAGS (\seen \FLAGGED $Custom)`, []string{`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Custom)`, `* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Custom \*)] Permanent flags`, `* 1 FETCH (FLAGS ($Custom \Flagged \Seen \Recent))`}, "OK STORE completed"},
+		{`STORE 1 +FLAGS (\answered $custom NonJunk)`, []string{`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Custom NonJunk)`, `* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Custom NonJunk \*)] Permanent flags`, `* 1 FETCH (FLAGS ($Custom NonJunk \Answered \Flagged \Seen \Recent))`}, "OK STORE completed"},
 		{`STORE 1 -FLAGS ($CUSTOM \Flagged)`, []string{`* 1 FETCH (FLAGS (NonJunk \Answered \Seen \Recent))`}, "OK STORE completed"},
 		{`UID STORE 1:2 +FLAGS (\Draft)`, []string{`* 1 FETCH (UID 1 FLAGS (NonJunk \Answered \Draft \Seen \Recent))`, `* 2 FETCH (UID 2 FLAGS (\Draft \Recent))`}, "OK UID STORE completed"},
 		{`STORE 2 +FLAGS.SILENT (\Seen)`, nil, "OK STORE completed"},

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -85,6 +86,13 @@ type selection struct {
 	// queued updates, IDLE takes it and polls. A token left over while the
 	// session was busy only causes one extra, empty, poll.
 	notify chan struct{}
+
+	// conn is the session's connection, for what go-imap's writers do not
+	// offer (see announceFlags). Set before the first poll.
+	conn *imapserver.Conn
+	// flagsQueued is set while the queue holds a FLAGS update: the cheap
+	// test announceFlags makes before every FETCH response.
+	flagsQueued atomic.Bool
 
 	// Guarded by st.mu.
 	queue []update
@@ -201,6 +209,9 @@ func (h *hub) close(sel *selection) {
 // with st.mu held.
 func (sel *selection) push(u update) {
 	sel.queue = append(sel.queue, u)
+	if u.kind == updMailboxFlags {
+		sel.flagsQueued.Store(true)
+	}
 	select {
 	case sel.notify <- struct{}{}:
 	default:
@@ -562,6 +573,12 @@ func (sel *selection) clientSeq(uid bridge.UID) uint32 {
 // SEARCH) only those before the first EXPUNGE, which must wait. The queue
 // is taken under the lock and written without it.
 func (sel *selection) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	// FLAGS first: a queued FETCH may show a keyword whose FLAGS update
+	// is queued after it (FlagsChanged brings the session's own older
+	// updates up to date, keywords and all).
+	if err := sel.announceFlags(); err != nil {
+		return err
+	}
 	st := sel.st
 	st.mu.Lock()
 	n := len(sel.queue)
@@ -598,7 +615,7 @@ func (sel *selection) poll(w *imapserver.UpdateWriter, allowExpunge bool) error 
 		case updRecent:
 			err = w.WriteNumRecent(u.num)
 		case updMailboxFlags:
-			err = w.WriteMailboxFlags(u.flags)
+			err = sel.writeMailboxFlags(u.flags)
 		case updFetch:
 			err = w.WriteMessageFlags(u.num, imap.UID(u.uid), u.flags)
 		}

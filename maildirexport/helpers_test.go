@@ -142,17 +142,29 @@ func newFixture(t *testing.T) *fixture {
 	appendMsg("Drafts", "a draft", time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), bridge.FlagDraft)
 	appendMsg("Trash", "thrown away", time.Date(2024, 6, 7, 8, 9, 10, 0, time.UTC), bridge.FlagSeen, bridge.FlagDeleted)
 	// A nested folder with a non-ASCII name, keywords.
+	// CREATE subscribes nothing; a client subscribes what it creates
+	// (Thunderbird does, parents included).
+	subscribe := func(name string) {
+		parts := strings.Split(name, "/")
+		for i := range parts {
+			must(u.SetSubscribed(ctx, strings.Join(parts[:i+1], "/"), true))
+		}
+	}
 	must(u.CreateMailbox(ctx, nested, ""))
+	subscribe(nested)
 	appendMsg(nested, "über alles", time.Date(2021, 7, 8, 9, 10, 11, 0, time.UTC), "Wichtig", "$Label1")
 	appendMsg(nested, "noch eins", time.Date(2021, 8, 9, 10, 11, 12, 0, time.UTC), bridge.FlagSeen, "Wichtig")
 	// A folder below INBOX (Maildir++: .INBOX.Ablage).
 	must(u.CreateMailbox(ctx, "INBOX/Ablage", ""))
+	subscribe("INBOX/Ablage")
 	appendMsg("INBOX/Ablage", "filed away", time.Date(2023, 3, 3, 3, 3, 3, 0, time.UTC), bridge.FlagSeen, "Project-X")
 	// Names Maildir++ cannot spell as they are: "." (its separator),
 	// "\\", a leading "~" (stored escaped, read by listescape).
 	must(u.CreateMailbox(ctx, "Mr. Smith/v1.2", ""))
+	subscribe("Mr. Smith/v1.2")
 	appendMsg("Mr. Smith/v1.2", "release notes", time.Date(2023, 4, 4, 4, 4, 4, 0, time.UTC), "Wichtig")
 	must(u.CreateMailbox(ctx, `~home\dir`, ""))
+	subscribe(`~home\dir`)
 	// Unsubscribed folders: one made so, one the user never wanted.
 	must(u.CreateMailbox(ctx, "Ungelesen", ""))
 	must(u.SetSubscribed(ctx, "Ungelesen", false))
@@ -160,6 +172,7 @@ func newFixture(t *testing.T) *fixture {
 	appendMsg("Ungelesen", "nobody reads this", time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
 	// A subscription that outlived its mailbox.
 	must(u.CreateMailbox(ctx, "Alt", ""))
+	subscribe("Alt")
 	must(u.DeleteMailbox(ctx, "Alt"))
 	// A copy of a host message in Archive keeps its origin.
 	_, _, _, err = inbox.CopyTo(ctx, []bridge.UID{3}, f.mailbox(u, "Archive"))

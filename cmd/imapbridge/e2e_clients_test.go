@@ -497,6 +497,8 @@ INBOX <tb-5@example.org>
 
 	sync("push")
 	state := clState(t, b.imapAddr)
+	// mbsync CREATEs Projects and does not SUBSCRIBE it; CREATE subscribes
+	// nothing (as Dovecot, and as RFC 3501 leaves subscriptions to clients).
 	want := `INBOX (\HasNoChildren) subscribed uidnext=6
   1 <tb-1@example.org> (\Flagged)
   3 <tb-3@example.org> ()
@@ -505,7 +507,7 @@ Archive (\HasNoChildren \Archive) subscribed uidnext=2
   1 <tb-2@example.org> (\Seen)
 Drafts (\HasNoChildren \Drafts) subscribed uidnext=1
 Junk (\HasNoChildren \Junk) subscribed uidnext=1
-Projects (\HasNoChildren) subscribed uidnext=2
+Projects (\HasNoChildren) uidnext=2
   1 <mb-plan@example.org> ()
 Sent (\HasNoChildren \Sent) subscribed uidnext=1
 Trash (\HasNoChildren \Trash) subscribed uidnext=1

@@ -48,6 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runHealth(rest, stdout, stderr)
 	case "oauth2-login":
 		return runOAuth2Login(rest, stdout, stderr)
+	case "status":
+		return runStatus(rest, stdout, stderr)
 	case "version":
 		return runVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -71,6 +73,8 @@ commands:
   health [-url URL]    exit 0 if the bridge's /readyz answers ready (container HEALTHCHECK)
   oauth2-login -config FILE -user NAME -account N
                        get a user's first OAuth2 refresh token (device sign-in) and store it sealed
+  status -config FILE [-json] [-user NAME]
+                       show every user's readiness, read from the running server's admin listener
   version              print the version
 `)
 }

@@ -35,6 +35,8 @@ type metrics struct {
 	rollbacks      prometheus.Counter
 	uvResets       prometheus.Counter
 	recovered      prometheus.Counter
+
+	retirement *retirementCollector // retirement_metrics.go
 }
 
 var pollResults = []string{"success", "error", "busy", "auth"}
@@ -66,7 +68,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}),
 		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "imap_limits_total",
-			Help: "IMAP connections, logins and sessions refused or ended by a limit, by limit: max_connections, max_connections_per_address, max_connections_per_user, login_timeout, idle_timeout, idle_duration (one IDLE over 30 minutes), command_length, literal_size, bad_commands, starttls_injection.",
+			Help: "IMAP connections, logins and sessions refused or ended by a limit, by limit: max_connections, max_connections_per_address, max_connections_per_user, login_timeout, idle_timeout, idle_duration (one IDLE over 30 minutes), command_length, literal_size, bad_commands, search_depth (SEARCH nesting after a literal), starttls_injection.",
 		}, []string{"limit"}),
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "source_polls_total",
@@ -142,6 +144,9 @@ func (m *metrics) knownSource(name string) {
 	m.fetchedBytes.WithLabelValues(name)
 	m.deleted.WithLabelValues(name)
 	m.lastSuccess.WithLabelValues(name)
+	if m.retirement != nil {
+		m.retirement.knownSource(name)
+	}
 }
 
 func (m *metrics) authAttempt(result string) { m.authAttempts.WithLabelValues(result).Inc() }

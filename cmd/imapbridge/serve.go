@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imapbridge/imapbridge/bridge"
@@ -54,6 +55,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		logger.Error("start failed", "err", err)
 		return 1
 	}
+	a.watchReloads(ctx, *configPath)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	if err := a.shutdown(serveShutdown); err != nil {
@@ -90,6 +92,11 @@ type app struct {
 	listeners []net.Listener // the IMAP listeners, closed first at shutdown
 	acceptWG  sync.WaitGroup // their accept loops
 	ready     readiness
+
+	bgCancel context.CancelFunc // background work on the store (reindex)
+	bgWG     sync.WaitGroup
+	live     liveConfig     // what SIGHUP reloads (reload.go)
+	logins   *loginRecorder // IMAP logins and clients to the store (logins.go)
 }
 
 // startApp opens the store, starts the poll loops of configured users and
@@ -99,12 +106,15 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 	m := newMetrics(reg)
 	a := &app{log: logger, metrics: m, serveErr: make(chan error, 4)}
 
-	b, err := bridge.Open(ctx, bridge.Options{
-		DataDir: cfg.DataDir,
-		Logger:  logger,
-		Index:   imapfront.Index,
-		Metrics: m.bridgeHooks(),
-	})
+	opts := bridge.Options{
+		DataDir:      cfg.DataDir,
+		Logger:       logger,
+		Index:        imapfront.Index,
+		IndexCurrent: imapfront.IndexCurrent,
+		Metrics:      m.bridgeHooks(),
+	}
+	storeLimits(cfg, &opts, a.live.cfg.Load)
+	b, err := bridge.Open(ctx, opts)
 	if err != nil {
 		// SQLite says "unable to open database file" for a read-only
 		// directory: say what is wrong with it.
@@ -114,6 +124,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		return nil, err
 	}
 	a.bridge = b
+	a.startReindex()
 	m.watchStore(b)
 	a.syncer = bridge.NewSyncer(b, bridge.SyncerOptions{Logger: logger})
 
@@ -132,7 +143,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		a.closeStore()
 		return nil, err
 	}
-	a.login = login.New(login.Options{
+	loginOpts := login.Options{
 		Config:           cfg,
 		Bridge:           b,
 		Syncer:           a.syncer,
@@ -141,7 +152,10 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		Logger:           logger,
 		Attempt:          m.authAttempt,
 		PasswordAccepted: pop3PasswordAccepted,
-	})
+	}
+	a.login = login.New(loginOpts)
+	a.live.start(cfg, loginOpts, a.login)
+	m.watchRetirement(b, a.live.quietPeriod, sources)
 	if err := a.login.StartPolls(ctx); err != nil {
 		a.closeStore()
 		return nil, err
@@ -157,9 +171,10 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 		go certs.reloadOnSIGHUP(ctx)
 	}
+	a.logins = newLoginRecorder(b, logger, &a.wg)
 	a.front = imapfront.New(imapfront.Options{
 		Bridge:                   b,
-		Authenticate:             imapAuthenticate(a.login),
+		Authenticate:             imapAuthenticate(a.live.loginService),
 		Logger:                   logger,
 		TLSConfig:                tlsConfig,
 		AllowInsecureAuth:        cfg.IMAP.AllowInsecureAuth,
@@ -170,6 +185,9 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		LoginTimeout:             cfg.IMAP.LoginTimeout,
 		IdleTimeout:              cfg.IMAP.IdleTimeout,
 		Metrics:                  m.frontHooks(),
+		LoggedIn:                 a.logins.loggedIn,
+		ClientSeen:               a.logins.clientSeen,
+		Version:                  buildVersion(),
 	})
 
 	if cfg.IMAP.Listen != "" {
@@ -195,6 +213,7 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 			Registerer: reg,
 			Ready:      a.readyCheck,
 			Pprof:      cfg.Admin.Pprof,
+			Routes:     a.statusRoutes(),
 		})
 		if err != nil {
 			a.stopAll()
@@ -231,12 +250,20 @@ func newSourceAuth(s config.Source, auth string, logger *slog.Logger) (bridge.So
 	return nil, fmt.Errorf("source %q: unknown type %q", s.Name, s.Type)
 }
 
-// imapAuthenticate is imapfront's Authenticate hook: the login service,
-// with its ErrFailed told to imapfront as ErrAuthFailed.
-func imapAuthenticate(s *login.Service) func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
+// imapAuthenticate is imapfront's Authenticate hook: the login service of
+// the running config (svc: a SIGHUP replaces it), with its ErrFailed told
+// to imapfront as ErrAuthFailed.
+func imapAuthenticate(svc func() *login.Service) func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
 	return func(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
-		u, err := s.Authenticate(ctx, username, password, remote)
-		if errors.Is(err, login.ErrFailed) {
+		u, err := svc().Authenticate(ctx, username, password, remote)
+		switch {
+		case errors.Is(err, login.ErrBadName):
+			// Its text says what is wrong with the name ("login name
+			// refused: contains a space or a control character").
+			text := err.Error()
+			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed,
+				Text: strings.ToUpper(text[:1]) + text[1:]}
+		case errors.Is(err, login.ErrFailed):
 			return nil, authFailed{err}
 		}
 		return u, err
@@ -364,6 +391,7 @@ func (r *readiness) probeDue() bool {
 }
 
 func (a *app) closeStore() {
+	a.stopBackground(context.Background())
 	a.syncer.Stop(context.Background())
 	a.bridge.Close()
 }

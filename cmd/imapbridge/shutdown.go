@@ -79,7 +79,10 @@ func (a *app) shutdown(b shutdownBudget) error {
 		}
 		return nil
 	})
-	run(3, "pollers stopped", b.Pollers, a.syncer.Stop)
+	run(3, "pollers stopped", b.Pollers, func(ctx context.Context) error {
+		bgErr := a.stopBackground(ctx)
+		return errors.Join(a.syncer.Stop(ctx), bgErr)
+	})
 	run(4, "store closed", b.Store, func(ctx context.Context) error {
 		var errs []error
 		if a.admin != nil {
@@ -87,6 +90,7 @@ func (a *app) shutdown(b shutdownBudget) error {
 				errs = append(errs, fmt.Errorf("admin: %w", err))
 			}
 		}
+		a.logins.stop() // no session is left to log in
 		if err := waitCtx(ctx, &a.wg); err != nil {
 			errs = append(errs, fmt.Errorf("listeners: %w", err))
 		}

@@ -30,7 +30,7 @@ var (
 	pop3OnlyKeys = []string{"address", "tls", "tls_skip_verify", "auth", "timeout"}
 
 	reSourceName  = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$`)
-	reUserName    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}$`)
+	reUserName    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._@+-]*$`)
 	rePlaceholder = regexp.MustCompile(`\{[^{}]*\}`)
 	reBcrypt      = regexp.MustCompile(`^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$`)
 )
@@ -79,20 +79,29 @@ func (p *parser) check(c *Config) {
 		sources[s.Name] = s
 	}
 
-	if len(c.Users) == 0 && len(p.dropped["users"]) == 0 {
-		p.errorf("users", "at least one user is required")
+	passthrough := slices.ContainsFunc(c.Sources, func(s Source) bool { return s.Type == "pop3" && s.Auth == "passthrough" })
+	if len(c.Users) == 0 && len(p.dropped["users"]) == 0 && !passthrough {
+		p.errorf("users", "at least one user is required (or a pop3 source with auth passthrough, whose users log in with their POP3 password)")
 	}
 	users := map[string]bool{}
 	envUsers := map[string]string{}
 	for i := range c.Users {
 		u := &c.Users[i]
 		key := p.elem("users", i)
+		orig := u.Name
+		if c.Login.FoldCase {
+			u.Name = strings.ToLower(u.Name)
+		}
 		p.checkUser(key, u, sources)
 		if u.Name == "" {
 			continue
 		}
 		if users[u.Name] {
-			p.errorf(key+".name", "duplicate user name %q", u.Name)
+			if orig != u.Name {
+				p.errorf(key+".name", "duplicate user name %q (login.fold_case takes it as %q)", orig, u.Name)
+			} else {
+				p.errorf(key+".name", "duplicate user name %q", u.Name)
+			}
 			continue
 		}
 		users[u.Name] = true
@@ -110,6 +119,8 @@ func (p *parser) check(c *Config) {
 		}
 		envUsers[en] = u.Name
 	}
+
+	p.checkRetirement(c, sources)
 
 	for i := range c.Sources {
 		s := &c.Sources[i]
@@ -167,6 +178,8 @@ func (p *parser) checkIMAP(m *IMAP) {
 		p.warnf("imap.max_connections_per_address", "%d is more than max_connections %d, so one address can take every connection", m.MaxConnectionsPerAddress, m.MaxConnections)
 	}
 	p.positive("imap.append_limit", m.AppendLimit, math.MaxUint32)
+	p.positive("imap.max_keywords_per_mailbox", int64(m.MaxKeywordsPerMailbox), 100000)
+	p.positive("imap.max_mailboxes_per_user", int64(m.MaxMailboxesPerUser), 1000000)
 	p.positiveDuration("imap.login_timeout", m.LoginTimeout)
 	if p.positiveDuration("imap.idle_timeout", m.IdleTimeout) {
 		switch {
@@ -267,18 +280,26 @@ func otherType(t string) string {
 func (p *parser) checkUser(key string, u *User, sources map[string]*Source) {
 	if u.Name == "" {
 		p.errorf(key+".name", "required")
+	} else if len(u.Name) > MaxUserNameLength {
+		p.errorf(key+".name", "longer than %d bytes", MaxUserNameLength)
 	} else if !reUserName.MatchString(u.Name) {
 		p.errorf(key+".name", "invalid name %s (use letters, digits, '.', '_', '@', '+' and '-')", quoteShort(u.Name))
 	}
 	if u.SourceUser == "" {
 		u.SourceUser = u.Name
 	}
+	if u.Quota.Bytes < 0 {
+		p.errorf(key+".quota.bytes", "must not be negative (0 or absent is no limit)")
+	}
+	if u.Quota.Messages < 0 {
+		p.errorf(key+".quota.messages", "must not be negative (0 or absent is no limit)")
+	}
 
 	// A source that failed to decode is not in sources: do not call the
 	// names that refer to it unknown.
 	sourcesComplete := len(p.dropped["sources"]) == 0 && !p.isBad("sources")
 	needHash, needPassword := false, ""
-	if len(u.Sources) == 0 {
+	if len(u.Sources) == 0 && !overridesOnly(u, sources) {
 		if len(p.dropped[key+".sources"]) == 0 {
 			p.errorf(key+".sources", "at least one source is required")
 		}

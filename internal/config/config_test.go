@@ -222,7 +222,32 @@ var configFileTests = []struct {
 		file: "err_empty.yaml",
 		problems: []string{
 			`sources: at least one source is required`,
-			`users: at least one user is required`,
+			`users: at least one user is required (or a pop3 source with auth passthrough, whose users log in with their POP3 password)`,
+		},
+	},
+	// Passthrough without a user list (issue 12 C).
+	{file: "good_passthrough_only.yaml"},
+	{
+		file:     "err_static_only_no_users.yaml",
+		problems: []string{`users: at least one user is required (or a pop3 source with auth passthrough, whose users log in with their POP3 password)`},
+	},
+	// login.fold_case: names folded, so "Alice" and "ALICE" are one user
+	// (issue 12 B6); names are capped at 256 bytes.
+	{
+		file: "err_fold_case.yaml",
+		problems: []string{
+			`users[1].name: duplicate user name "ALICE" (login.fold_case takes it as "alice")`,
+			`users[2].name: longer than 256 bytes`,
+		},
+	},
+	// Caps must be positive; a quota of 0 is none, a negative one an error.
+	{
+		file: "err_caps.yaml",
+		problems: []string{
+			`imap.max_keywords_per_mailbox: must be between 1 and 100000`,
+			`imap.max_mailboxes_per_user: must be between 1 and 1000000`,
+			`users[0].quota.bytes: must not be negative (0 or absent is no limit)`,
+			`users[0].quota.messages: must not be negative (0 or absent is no limit)`,
 		},
 	},
 	{
@@ -337,8 +362,11 @@ func TestConfigDefaults(t *testing.T) {
 			AppendLimit:              52428800,
 			LoginTimeout:             time.Minute,
 			IdleTimeout:              30 * time.Minute,
+			MaxKeywordsPerMailbox:    256,
+			MaxMailboxesPerUser:      1000,
 		},
-		Admin: Admin{Listen: "127.0.0.1:9154"},
+		Admin:     Admin{Listen: "127.0.0.1:9154"},
+		Readiness: Readiness{QuietPeriod: 168 * time.Hour},
 		Sources: []Source{{
 			Name:             "spool",
 			Type:             "mbox",
@@ -347,6 +375,7 @@ func TestConfigDefaults(t *testing.T) {
 			PollInterval:     5 * time.Second,
 			IdlePollInterval: 5 * time.Second,
 			DeletePolicy:     "keep",
+			Mode:             "serve",
 		}},
 		Users: []User{{
 			Name:         "alice",
@@ -379,8 +408,11 @@ func TestConfigFull(t *testing.T) {
 			AppendLimit:              10485760,
 			LoginTimeout:             30 * time.Second,
 			IdleTimeout:              35 * time.Minute,
+			MaxKeywordsPerMailbox:    100,
+			MaxMailboxesPerUser:      50,
 		},
-		Admin: Admin{Listen: "127.0.0.1:9154"},
+		Admin:     Admin{Listen: "127.0.0.1:9154"},
+		Readiness: Readiness{QuietPeriod: 168 * time.Hour},
 		Sources: []Source{{
 			Name:             "spool",
 			Type:             "mbox",
@@ -390,6 +422,7 @@ func TestConfigFull(t *testing.T) {
 			IdlePollInterval: 2 * time.Second,
 			DeletePolicy:     "keep",
 			DeleteAfter:      720 * time.Hour,
+			Mode:             "serve",
 		}, {
 			Name:             "legacy",
 			Type:             "pop3",
@@ -401,6 +434,7 @@ func TestConfigFull(t *testing.T) {
 			IdlePollInterval: 15 * time.Second,
 			DeletePolicy:     "after_days",
 			DeleteAfter:      720 * time.Hour,
+			Mode:             "serve",
 		}},
 		Users: []User{{
 			Name:         "alice",
@@ -413,6 +447,7 @@ func TestConfigFull(t *testing.T) {
 			Sources:        []string{"spool", "legacy"},
 			SourceUser:     "bob",
 			SourcePassword: "correct horse battery staple",
+			Quota:          Quota{Bytes: 1000000, Messages: 500},
 		}},
 	}
 	assertConfig(t, cfg, want)
@@ -434,11 +469,11 @@ func TestConfigPOP3Defaults(t *testing.T) {
 		sources: []Source{{
 			Name: "legacy", Type: "pop3", Address: "pop.example.net:110",
 			TLS: "starttls", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep",
+			PollInterval: time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep", Mode: "serve",
 		}, {
 			Name: "secure", Type: "pop3", Address: "pop.example.net:995",
 			TLS: "implicit", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: 10 * time.Second, IdlePollInterval: 10 * time.Second, DeletePolicy: "keep",
+			PollInterval: 10 * time.Second, IdlePollInterval: 10 * time.Second, DeletePolicy: "keep", Mode: "serve",
 		}},
 	}, {
 		file:    "good_anchors.yaml",
@@ -447,11 +482,11 @@ func TestConfigPOP3Defaults(t *testing.T) {
 		sources: []Source{{
 			Name: "one", Type: "pop3", Address: "pop.example.com:995",
 			TLS: "implicit", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: 2 * time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep",
+			PollInterval: 2 * time.Minute, IdlePollInterval: 15 * time.Second, DeletePolicy: "keep", Mode: "serve",
 		}, {
 			Name: "two", Type: "pop3", Address: "pop.example.com:995",
 			TLS: "implicit", Auth: "passthrough", Timeout: 30 * time.Second,
-			PollInterval: 2 * time.Minute, IdlePollInterval: time.Minute, DeletePolicy: "keep",
+			PollInterval: 2 * time.Minute, IdlePollInterval: time.Minute, DeletePolicy: "keep", Mode: "serve",
 		}},
 	}} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -793,7 +828,7 @@ func TestLoadConfig(t *testing.T) {
 		if !errors.As(err, &cerr) || cerr.File != path {
 			t.Fatalf("err = %#v", err)
 		}
-		want := "config " + path + `: 3 problems: colour: unknown key; sources: at least one source is required; users: at least one user is required`
+		want := "config " + path + `: 3 problems: colour: unknown key; sources: at least one source is required; users: at least one user is required (or a pop3 source with auth passthrough, whose users log in with their POP3 password)`
 		if err.Error() != want {
 			t.Errorf("Error() =\n%s\nwant\n%s", err, want)
 		}
@@ -910,8 +945,9 @@ func FuzzParseConfig(f *testing.F) {
 			if cfg == nil {
 				t.Fatal("nil config without an error")
 			}
-			if len(cfg.Sources) == 0 || len(cfg.Users) == 0 {
-				t.Errorf("valid config with %d sources, %d users", len(cfg.Sources), len(cfg.Users))
+			passthrough := slices.ContainsFunc(cfg.Sources, func(s Source) bool { return s.Type == "pop3" && s.Auth == "passthrough" })
+			if len(cfg.Sources) == 0 || (len(cfg.Users) == 0 && !passthrough) {
+				t.Errorf("valid config with %d sources, %d users and no passthrough source", len(cfg.Sources), len(cfg.Users))
 			}
 			return
 		}

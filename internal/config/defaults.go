@@ -15,6 +15,8 @@ const (
 	defaultMaxConnsPerUser   = 50
 	defaultMaxConnsPerAddr   = 100 // a tenth of max_connections; an office behind NAT
 	defaultAppendLimit       = 50 << 20
+	defaultMaxKeywords       = 256  // bridge.DefaultMaxKeywordsPerMailbox
+	defaultMaxMailboxes      = 1000 // bridge.DefaultMaxMailboxesPerUser
 	defaultLoginTimeout      = time.Minute
 	defaultIdleTimeout       = 30 * time.Minute // RFC 3501 section 5.4: at least 30 minutes
 	maxUsefulIdleTimeout     = 35 * time.Minute // go-imap closes a silent session then, without a word
@@ -25,6 +27,8 @@ const (
 	defaultMboxLock          = "fcntl"
 	defaultPOP3Auth          = "passthrough"
 	defaultDeletePolicy      = "keep"
+	defaultSourceMode        = "serve"
+	defaultQuietPeriod       = 7 * 24 * time.Hour
 	defaultDataDir           = "./data"
 	defaultLogLevel          = "info"
 	defaultLogFormat         = "text"
@@ -52,10 +56,14 @@ func applyDefaults(c *Config, keys keyLookup) {
 	setDefault(has, "imap.append_limit", &c.IMAP.AppendLimit, defaultAppendLimit)
 	setDefault(has, "imap.login_timeout", &c.IMAP.LoginTimeout, defaultLoginTimeout)
 	setDefault(has, "imap.idle_timeout", &c.IMAP.IdleTimeout, defaultIdleTimeout)
+	setDefault(has, "imap.max_keywords_per_mailbox", &c.IMAP.MaxKeywordsPerMailbox, defaultMaxKeywords)
+	setDefault(has, "imap.max_mailboxes_per_user", &c.IMAP.MaxMailboxesPerUser, defaultMaxMailboxes)
 	setDefault(has, "admin.listen", &c.Admin.Listen, defaultAdminListen)
+	setDefault(has, "readiness.quiet_period", &c.Readiness.QuietPeriod, defaultQuietPeriod)
 	for i := range c.Sources {
 		s, key := &c.Sources[i], keys.elem("sources", i)+"."
 		setDefault(has, key+"delete_policy", &s.DeletePolicy, defaultDeletePolicy)
+		setDefault(has, key+"mode", &s.Mode, defaultSourceMode)
 		switch s.Type {
 		case "mbox":
 			setDefault(has, key+"poll_interval", &s.PollInterval, defaultMboxPollInterval)

@@ -15,8 +15,11 @@ type Config struct {
 	IMAP    IMAP     `yaml:"imap"`
 	Admin   Admin    `yaml:"admin"`
 	Secrets Secrets  `yaml:"secrets"`
+	Login   Login    `yaml:"login"`
 	Sources []Source `yaml:"sources"`
 	Users   []User   `yaml:"users"`
+	// Readiness tunes the retirement verdicts (see retirement.go).
+	Readiness Readiness `yaml:"readiness"`
 }
 
 // Log configures log/slog.
@@ -66,6 +69,12 @@ type IMAP struct {
 	// connection may send no command before it is logged out. A session in
 	// IDLE is not subject to it; one IDLE command may last 30 minutes.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxKeywordsPerMailbox caps the distinct keywords one mailbox may
+	// hold; a change bringing one more is answered NO [LIMIT].
+	MaxKeywordsPerMailbox int `yaml:"max_keywords_per_mailbox"`
+	// MaxMailboxesPerUser caps a user's mailboxes (INBOX and the
+	// special-use ones count); CREATE past it is answered NO [LIMIT].
+	MaxMailboxesPerUser int `yaml:"max_mailboxes_per_user"`
 }
 
 // TLSFiles names a PEM certificate chain and its private key.
@@ -81,7 +90,26 @@ type Admin struct {
 	// Pprof serves Go's profiler under /debug/pprof/ on the admin
 	// listener. Off by default: it shows internals to whoever can reach it.
 	Pprof bool `yaml:"pprof"`
+	// TokenFile holds the bearer token that /status and /status.json
+	// require; required when Listen is not a loopback address.
+	TokenFile string `yaml:"token_file"`
+	// Token is read from TokenFile; "" when it is not set.
+	Token Secret `yaml:"-"`
 }
+
+// Login configures how login names are taken.
+type Login struct {
+	// FoldCase takes every login name in lower case ("Alice", "ALICE"
+	// and "alice" are one user), for hosts that ignore case in user
+	// names. users[].name are folded too; two that fold to one name are
+	// an error. Off by default: a host that tells case apart would see
+	// two of its users as one.
+	FoldCase bool `yaml:"fold_case"`
+}
+
+// MaxUserNameLength is the longest user name, in bytes: of users[].name,
+// and of any name given at login.
+const MaxUserNameLength = 256
 
 // Secrets configures the key the bridge uses for secrets it stores.
 type Secrets struct {
@@ -110,6 +138,9 @@ type Source struct {
 	Timeout       time.Duration `yaml:"timeout"`         // deadline of each network step
 
 	// both
+	// Mode is serve (the default) or shadow: in shadow the bridge never
+	// changes the host, whatever DeletePolicy says.
+	Mode         string        `yaml:"mode"`
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// IdlePollInterval is the poll interval while a client of the user
 	// is in IMAP IDLE.
@@ -142,6 +173,21 @@ type User struct {
 	// OAuth2 instead of SourcePassword (until per-user accounts carry
 	// their own oauth2).
 	SourceOAuth2 *OAuth2 `yaml:"source_oauth2"`
+	// Overrides change, for this user only, settings of the named sources
+	// (see retirement.go).
+	Overrides map[string]Override `yaml:"overrides"`
+	// Quota bounds what the user's mailboxes may hold; APPEND and COPY
+	// past it are answered NO [OVERQUOTA] (and an LMTP delivery 552
+	// 5.2.2). Zero fields are no limit.
+	Quota Quota `yaml:"quota"`
+}
+
+// Quota is a per-user allowance over all the user's mailboxes.
+type Quota struct {
+	// Bytes is the total size of the user's messages, every copy counted.
+	Bytes int64 `yaml:"bytes"`
+	// Messages is the number of the user's messages, every copy counted.
+	Messages int64 `yaml:"messages"`
 }
 
 // Secret is a string that must not be printed or logged: fmt and slog show

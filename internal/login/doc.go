@@ -1,7 +1,9 @@
 // Package login owns who may log in: a configured user's bcrypt hash
-// (static), or the legacy POP3 host itself (auth: passthrough); the
-// failure limiter that slows and then refuses guessing per user and per
-// client address; and the passthrough credentials, sealed at rest
+// (static), or the legacy POP3 host itself (auth: passthrough); what a
+// login name may be (CheckName, login.fold_case); the failure limiter,
+// which refuses guessing per client address and per address and user
+// name, and only slows it per user name (so that strangers cannot lock a
+// user out); and the passthrough credentials, sealed at rest
 // (AES-256-GCM under secrets.key_file) so that a user's polls resume after
 // a restart before the user logs in again. It also owns OAuth2 toward
 // source hosts (oauth2.go): OAuth2Tokens refreshes an account's access

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,12 +46,16 @@ type Options struct {
 	// session still proves the password right: POP3's [IN-USE] or
 	// [LOGIN-DELAY] in answer to PASS (RFC 2449). Such a login is good.
 	PasswordAccepted func(err error) bool
+	// Limits of the failure limiter; zero fields take DefaultLimits.
+	Limits Limits
 }
 
 // Service checks logins: against the bcrypt hash of a configured user, or
 // (auth: passthrough) against the POP3 host itself. Failures are slowed
-// and then refused per user and per client address, with the same answer
-// and delay whether or not the user exists. A passthrough login that
+// and then refused per client address and per address and user, slowed
+// only per user name (see Limiter), with the same answer and delay
+// whether or not the user exists. A user not in the config is checked at
+// every pop3 source with auth: passthrough, and fed by them all. A passthrough login that
 // succeeds starts (or updates) the user's polls with that password.
 type Service struct {
 	opts    Options
@@ -59,19 +64,18 @@ type Service struct {
 	users   map[string]config.User
 	limiter *Limiter
 	sealer  *Sealer // nil: passthrough credentials stay in memory only
+	fold    bool    // login.fold_case: names are taken in lower case
+
+	// dummyHash is compared against when the user is unknown, so an
+	// unknown user costs the same time as a wrong password: made at the
+	// highest cost among the configured hashes, on first use (commands
+	// that never check a login don't pay for it).
+	dummyHash func() []byte
 
 	// passthrough lists the pop3 sources with auth: passthrough, in
 	// config order; any user such a host accepts may log in.
 	passthrough []string
 }
-
-// dummyHash is compared against when the user is unknown, so an unknown
-// user costs the same time as a wrong password. Made on first use, so
-// commands that never check a login don't pay for it.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("imapbridge-dummy-password"), bcrypt.DefaultCost)
-	return h
-})
 
 // New returns a Service for opts.Config's users and sources.
 func New(opts Options) *Service {
@@ -89,7 +93,8 @@ func New(opts Options) *Service {
 		log:     opts.Logger,
 		sources: make(map[string]config.Source),
 		users:   make(map[string]config.User),
-		limiter: NewLimiter(),
+		limiter: NewLimiter(opts.Limits),
+		fold:    opts.Config.Login.FoldCase,
 	}
 	for _, sc := range opts.Config.Sources {
 		s.sources[sc.Name] = sc
@@ -97,9 +102,20 @@ func New(opts Options) *Service {
 			s.passthrough = append(s.passthrough, sc.Name)
 		}
 	}
+	cost := 0 // the highest among the configured hashes; bcrypt's default without any
 	for _, u := range opts.Config.Users {
 		s.users[u.Name] = u
+		if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil && c > cost {
+			cost = c
+		}
 	}
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	s.dummyHash = sync.OnceValue(func() []byte {
+		h, _ := bcrypt.GenerateFromPassword([]byte("imapbridge-dummy-password"), cost)
+		return h
+	})
 	if key := opts.Config.Secrets.Key; key != "" {
 		if sealer, err := NewSealer(string(key)); err == nil {
 			s.sealer = sealer
@@ -159,7 +175,7 @@ func (s *Service) resumePassthrough(ctx context.Context) error {
 // pollsWithoutLogin: every source of u can be polled with what the config
 // holds (mbox, or pop3 with static credentials).
 func (s *Service) pollsWithoutLogin(u config.User) bool {
-	for _, name := range u.Sources {
+	for _, name := range s.opts.Config.SourcesOf(u) {
 		if isPassthrough(s.sources[name]) {
 			return false
 		}
@@ -170,10 +186,7 @@ func (s *Service) pollsWithoutLogin(u config.User) bool {
 // feeds builds the feeds of a user. password is the login password, used
 // for passthrough sources.
 func (s *Service) feeds(name string, u config.User, password string) []bridge.Feed {
-	names := u.Sources
-	if len(names) == 0 {
-		names = s.passthrough
-	}
+	names := s.opts.Config.SourcesOf(u)
 	var out []bridge.Feed
 	for _, sn := range names {
 		sc := s.sources[sn]
@@ -188,13 +201,7 @@ func (s *Service) feeds(name string, u config.User, password string) []bridge.Fe
 		if o := s.opts.UserSources[name][sn]; o != nil {
 			src = o
 		}
-		out = append(out, bridge.Feed{
-			Source:           src,
-			Account:          acct,
-			Policy:           bridge.DeletePolicy{Mode: bridge.DeleteMode(sc.DeletePolicy), After: sc.DeleteAfter},
-			PollInterval:     sc.PollInterval,
-			IdlePollInterval: sc.IdlePollInterval,
-		})
+		out = append(out, feedOf(src, acct, u.Feed(sc)))
 	}
 	return out
 }
@@ -203,12 +210,37 @@ func (s *Service) feeds(name string, u config.User, password string) []bridge.Fe
 // failures, give an error wrapping ErrFailed (after a delay that grows
 // with the failures); a password that could not be checked (the POP3
 // host is down) gives another error.
+//
+// A name that is no login name at all (see CheckName) is refused before
+// anything else with an error wrapping ErrBadName, whose text says why.
+// With login.fold_case the name is taken in lower case. Failures are
+// refused per client address and per address and user name; per user
+// name alone they only slow the check down (see Limiter), so a stranger
+// cannot lock a user out.
 func (s *Service) Authenticate(ctx context.Context, username, password string, remote net.Addr) (*bridge.User, error) {
 	host := remoteHost(remote)
-	if !s.limiter.Allow(username, host) {
+	if err := CheckName(username); err != nil {
+		s.limiter.FailAddress(host)
+		s.opts.Attempt(ResultFailure)
+		// The name itself is not logged: it is what was wrong.
+		s.log.Info("login refused: bad name", "remote", host, "name_bytes", len(username), "err", err)
+		return nil, err
+	}
+	if s.fold {
+		username = strings.ToLower(username)
+	}
+	wait, ok := s.limiter.Check(username, host)
+	if !ok {
 		s.opts.Attempt(ResultRateLimited)
 		s.log.Warn("login refused: too many failures", "user", username, "remote", host)
 		return nil, fmt.Errorf("%w: too many failed attempts, try again later", ErrFailed)
+	}
+	if wait > 0 {
+		// This name has failed from elsewhere: slow its checks down (a
+		// passthrough check costs the POP3 host a login), whoever asks.
+		if err := sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("login of %q: %w", username, err)
+		}
 	}
 	u, err := s.check(ctx, username, password)
 	if err != nil && !errors.Is(err, errBadCredentials) {
@@ -223,13 +255,9 @@ func (s *Service) Authenticate(ctx context.Context, username, password string, r
 		delay := s.limiter.Fail(username, host)
 		s.opts.Attempt(ResultFailure)
 		s.log.Info("login failed", "user", username, "remote", host, "err", err)
-		// The same delay whether the user exists or not.
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
+		// The same delay whether the user exists or not. A cancelled
+		// context cuts it short, not the answer.
+		sleep(ctx, delay)
 		return nil, ErrFailed
 	}
 	s.limiter.Succeed(username, host)
@@ -249,7 +277,7 @@ func (s *Service) check(ctx context.Context, username, password string) (*bridge
 		return s.opts.Bridge.User(ctx, username)
 	}
 	if len(s.passthrough) == 0 || (known && s.pollsWithoutLogin(uc)) {
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password))
 		return nil, errBadCredentials
 	}
 	return s.passthroughLogin(ctx, username, password, uc, known)
@@ -261,7 +289,7 @@ func (s *Service) check(ctx context.Context, username, password string) (*bridge
 func (s *Service) passthroughLogin(ctx context.Context, username, password string, uc config.User, known bool) (*bridge.User, error) {
 	names := s.passthrough
 	if known {
-		names = uc.Sources
+		names = s.opts.Config.SourcesOf(uc)
 	}
 	var checked []string
 	for _, sn := range names {
@@ -301,6 +329,18 @@ func (s *Service) passthroughLogin(ctx context.Context, username, password strin
 		}
 	}
 	return u, nil
+}
+
+// sleep waits d, or until ctx is done (then it returns ctx's error).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func remoteHost(addr net.Addr) string {
