@@ -20,7 +20,11 @@
 //     refuses further commands (ErrClosed) rather than misread replies.
 //   - RetrMany pipelines RETR commands when the server advertises
 //     PIPELINING.
-//   - Passwords never appear in errors or logs.
+//   - Passwords and bearer tokens never appear in errors or logs.
+//   - AUTH XOAUTH2 and AUTH OAUTHBEARER (RFC 7628) send the token in a
+//     continuation after "+ " (Microsoft 365 refuses it on the AUTH line)
+//     and answer a server's error challenge before its -ERR
+//     (TokenRefusedError, ErrTokenRefused).
 //
 // A Client is not safe for concurrent use, except that Close may be called
 // from another goroutine to abort a blocked call.

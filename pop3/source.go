@@ -40,6 +40,11 @@ const (
 	AuthPlain = "plain"
 	// AuthAPOP: APOP; the greeting must carry a timestamp.
 	AuthAPOP = "apop"
+	// AuthXOAUTH2: AUTH XOAUTH2; Account.Password is the bearer token.
+	AuthXOAUTH2 = "xoauth2"
+	// AuthOAuthBearer: AUTH OAUTHBEARER (RFC 7628); Account.Password is
+	// the bearer token.
+	AuthOAuthBearer = "oauthbearer"
 )
 
 // SourceConfig configures a POP3 source.
@@ -117,9 +122,9 @@ func (s *Source) open(ctx context.Context, acct bridge.Account) (*Session, error
 		return nil, s.errorf("tls mode %q is not one of %q, %q, %q", s.cfg.TLS, TLSImplicit, TLSStartTLS, TLSNone)
 	}
 	switch s.cfg.Auth {
-	case AuthAuto, AuthUser, AuthPlain, AuthAPOP:
+	case AuthAuto, AuthUser, AuthPlain, AuthAPOP, AuthXOAUTH2, AuthOAuthBearer:
 	default:
-		return nil, s.errorf("auth method %q is not one of %q, %q, %q or empty", s.cfg.Auth, AuthUser, AuthPlain, AuthAPOP)
+		return nil, s.errorf("auth method %q is not one of %q, %q, %q, %q, %q or empty", s.cfg.Auth, AuthUser, AuthPlain, AuthAPOP, AuthXOAUTH2, AuthOAuthBearer)
 	}
 	log := s.log.With("user", acct.User, "remote", s.cfg.Address)
 	serverName := s.cfg.ServerName
@@ -290,6 +295,10 @@ func (s *Session) start(ctx context.Context) error {
 		err = s.c.APOP(ctx, user, s.acct.Password)
 	case AuthPlain:
 		err = s.c.AuthPlain(ctx, "", user, s.acct.Password)
+	case AuthXOAUTH2:
+		err = s.c.AuthXOAUTH2(ctx, user, s.acct.Password)
+	case AuthOAuthBearer:
+		err = s.c.AuthOAuthBearer(ctx, user, s.acct.Password)
 	default:
 		if err = s.c.User(ctx, user); err == nil {
 			err = s.c.Pass(ctx, s.acct.Password)
@@ -313,6 +322,10 @@ func methodName(m string) string {
 		return "APOP"
 	case AuthPlain:
 		return "AUTH PLAIN"
+	case AuthXOAUTH2:
+		return "AUTH XOAUTH2"
+	case AuthOAuthBearer:
+		return "AUTH OAUTHBEARER"
 	}
 	return "USER/PASS"
 }

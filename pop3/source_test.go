@@ -635,7 +635,7 @@ func TestSourceConfigErrors(t *testing.T) {
 	}{
 		{SourceConfig{Name: "x", Address: "127.0.0.1:1"}, `pop3 source "x": tls mode "" is not one of "implicit", "starttls", "none"`},
 		{SourceConfig{Name: "x", Address: "127.0.0.1:1", TLS: "yes"}, `pop3 source "x": tls mode "yes" is not one of "implicit", "starttls", "none"`},
-		{SourceConfig{Name: "x", Address: "127.0.0.1:1", TLS: TLSNone, Auth: "cram-md5"}, `pop3 source "x": auth method "cram-md5" is not one of "user", "plain", "apop" or empty`},
+		{SourceConfig{Name: "x", Address: "127.0.0.1:1", TLS: TLSNone, Auth: "cram-md5"}, `pop3 source "x": auth method "cram-md5" is not one of "user", "plain", "apop", "xoauth2", "oauthbearer" or empty`},
 	} {
 		_, err := NewSource(tc.cfg, nil).Open(context.Background(), alice)
 		if err == nil || err.Error() != tc.want {

@@ -52,6 +52,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runHashPassword(rest, stdin, stdout, stderr)
 	case "health":
 		return runHealth(rest, stdout, stderr)
+	case "oauth2-login":
+		return runOAuth2Login(rest, stdout, stderr)
 	case "status":
 		return runStatus(rest, stdout, stderr)
 	case "version":
@@ -77,6 +79,8 @@ commands:
   demo                 serve a bundled sample mailbox on 127.0.0.1:1143 (user demo, password demo)
   hash-password        read a password on stdin and print a bcrypt hash for password_hash
   health [-url URL]    exit 0 if the bridge's /readyz answers ready (container HEALTHCHECK)
+  oauth2-login -config FILE -user NAME -account N
+                       get a user's first OAuth2 refresh token (device sign-in) and store it sealed
   status -config FILE [-json] [-user NAME]
                        show every user's readiness, read from the running server's admin listener
   version              print the version

@@ -145,11 +145,17 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 		sources[s.Name] = src
 		m.knownSource(s.Name)
 	}
+	userSources, err := oauth2Sources(cfg, reg, logger)
+	if err != nil {
+		a.closeStore()
+		return nil, err
+	}
 	loginOpts := login.Options{
 		Config:           cfg,
 		Bridge:           b,
 		Syncer:           a.syncer,
 		Sources:          sources,
+		UserSources:      userSources,
 		Logger:           logger,
 		Attempt:          m.authAttempt,
 		PasswordAccepted: pop3PasswordAccepted,
@@ -237,6 +243,12 @@ func startApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*ap
 }
 
 func newSource(s config.Source, logger *slog.Logger) (bridge.Source, error) {
+	return newSourceAuth(s, "", logger)
+}
+
+// newSourceAuth is newSource with a pop3 login method (pop3.AuthXOAUTH2
+// for an OAuth2 account; "" chooses as the server allows).
+func newSourceAuth(s config.Source, auth string, logger *slog.Logger) (bridge.Source, error) {
 	switch s.Type {
 	case "mbox":
 		return mboxstore.NewSource(mboxstore.Config{Name: s.Name, PathTemplate: s.Path, Locks: s.Lock}, logger), nil
@@ -247,6 +259,7 @@ func newSource(s config.Source, logger *slog.Logger) (bridge.Source, error) {
 			TLS:           s.TLS,
 			TLSSkipVerify: s.TLSSkipVerify,
 			Timeout:       s.Timeout,
+			Auth:          auth,
 		}, logger), nil
 	}
 	return nil, fmt.Errorf("source %q: unknown type %q", s.Name, s.Type)

@@ -107,6 +107,9 @@ func (p *parser) check(c *Config) {
 			continue
 		}
 		users[u.Name] = true
+		if u.SourceOAuth2 != nil {
+			p.checkOAuth2(key+".source_oauth2", u.SourceOAuth2, c.Secrets.Key != "")
+		}
 		for _, name := range slices.Compact(slices.Sorted(slices.Values(u.Sources))) {
 			usersOf[name]++
 		}
@@ -348,6 +351,11 @@ func (p *parser) checkUser(key string, u *User, sources map[string]*Source, deli
 	pwKey, failed := p.secret(key+".source_password", &u.SourcePassword, key+".source_password_file", &u.SourcePasswordFile, envSourcePassword+en)
 	switch {
 	case failed:
+	case u.SourceOAuth2 != nil && pwKey != "":
+		p.errorf(key+".source_oauth2", "set only one of source_oauth2 and %s", strings.TrimPrefix(pwKey, key+"."))
+	case u.SourceOAuth2 != nil && needPassword == "" && !p.isBad(key+".sources"):
+		p.warnf(key+".source_oauth2", "ignored: none of the user's sources is a pop3 source with auth static")
+	case u.SourceOAuth2 != nil:
 	case pwKey == "" && needPassword != "":
 		p.errorf(key+".source_password", "required by static-auth source %q (or source_password_file, or $%s%s)", needPassword, envSourcePassword, en)
 	case pwKey != "" && needPassword == "" && !p.isBad(key+".sources") && !p.index.has(key+".accounts"):

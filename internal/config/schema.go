@@ -174,6 +174,10 @@ type User struct {
 	// Accounts are the user's logins at pop3 sources, each feeding a
 	// folder (accounts.go); given instead of Sources.
 	Accounts []Account `yaml:"accounts"`
+	// SourceOAuth2 logs in to the user's static-auth pop3 sources with
+	// OAuth2 instead of SourcePassword (until per-user accounts carry
+	// their own oauth2).
+	SourceOAuth2 *OAuth2 `yaml:"source_oauth2"`
 	// Overrides change, for this user only, settings of the named sources
 	// (see retirement.go).
 	Overrides map[string]Override `yaml:"overrides"`

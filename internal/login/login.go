@@ -35,7 +35,11 @@ type Options struct {
 	Bridge  *bridge.Bridge
 	Syncer  *bridge.Syncer
 	Sources map[string]bridge.Source // by config name
-	Logger  *slog.Logger
+	// UserSources override Sources for one user: user → source name →
+	// source (an OAuth2Source over a pop3 source that logs in with
+	// XOAUTH2 or OAUTHBEARER).
+	UserSources map[string]map[string]bridge.Source
+	Logger      *slog.Logger
 	// Attempt, if set, is told the result of every login (Result*).
 	Attempt func(result string)
 	// PasswordAccepted, if set, reports whether a source's refusal of a
@@ -196,7 +200,11 @@ func (s *Service) feeds(name string, u config.User, password string) []bridge.Fe
 		if isPassthrough(sc) {
 			acct.SourceUser, acct.Password = name, password
 		}
-		out = append(out, feedOf(s.opts.Sources[sn], acct, u.Feed(sc)))
+		src := s.opts.Sources[sn]
+		if o := s.opts.UserSources[name][sn]; o != nil {
+			src = o
+		}
+		out = append(out, feedOf(src, acct, u.Feed(sc)))
 	}
 	return out
 }
