@@ -177,7 +177,11 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 			if hdr, ok := ix.header(); ok {
 				// The header block alone parses as the whole message's
 				// header does: the same bytes out, without the body.
-				bodySections[i] = section{data: imapserver.ExtractBodySection(bytes.NewReader(hdr), bs)}
+				data, ok := headerSection(hdr, bs)
+				if !ok {
+					data = imapserver.ExtractBodySection(bytes.NewReader(hdr), bs)
+				}
+				bodySections[i] = section{data: data}
 				continue
 			}
 		}

@@ -18,6 +18,8 @@ var headerItems = []*imap.FetchItemBodySection{
 	{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"X-Latin1", "x-mixed", "REFERENCES"}},
 	{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"No-Such-Field"}},
 	{Specifier: imap.PartSpecifierHeader, HeaderFieldsNot: []string{"Received", "Subject", "references"}},
+	{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"From", "Subject", "Date"}, HeaderFieldsNot: []string{"subject"}},
+	{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"\u212aey", "fr\u00f6m"}},
 	{Specifier: imap.PartSpecifierHeader, Partial: &imap.SectionPartial{Offset: 0, Size: 10}},
 	{Specifier: imap.PartSpecifierHeader, Partial: &imap.SectionPartial{Offset: 7, Size: 1 << 20}},
 	{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"From", "Subject"}, Partial: &imap.SectionPartial{Offset: 3, Size: 5}},
@@ -50,6 +52,9 @@ func checkHeaderFromIndex(t *testing.T, raw []byte) {
 		want := imapserver.ExtractBodySection(bytes.NewReader(raw), item)
 		if !bytes.Equal(got, want) {
 			t.Errorf("%+v:\n got %q\nwant %q", item, got, want)
+		}
+		if fast, ok := headerSection(hdr, item); ok && !bytes.Equal(fast, want) {
+			t.Errorf("%+v, without parsing:\n got %q\nwant %q", item, fast, want)
 		}
 	}
 }
