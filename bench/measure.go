@@ -401,17 +401,17 @@ func timedIMAP(ctx context.Context, srv server, user string, reps int, budget ti
 	})
 }
 
-// clientShapes are the FETCHes mail clients send on opening a folder,
-// each as the client's source or a protocol log of it shows:
-//   - Thunderbird desktop (nsImapProtocol, its default header list);
-//   - K-9 Mail / Thunderbird for Android (ImapFolder, UidFetchCommand tests);
-//   - mutt / neomutt (imap/message.c want_headers, neomutt's list);
-//   - Geary (ENVELOPE plus the References header: its BASIC_FETCH_FIELDS);
-//   - Outlook and Evolution take whole headers (BODY.PEEK[HEADER] with
-//     size, flags, date); Apple Mail / iOS a header-field list with
-//     size, flags and date (the shapes as protocol logs show them; their
-//     sources are not public);
-//   - mbsync, and every client resyncing on reconnect: UID FLAGS.
+// clientShapes are the FETCHes mail clients send on opening a folder:
+//   - Thunderbird desktop: its default header list, as issue 15 logged it;
+//   - K-9 Mail / Thunderbird for Android: thunderbird-android's ImapFolder
+//     (the UidFetchCommand test strings);
+//   - mutt / neomutt: imap/message.c want_headers (neomutt's list);
+//   - Geary: ENVELOPE plus the References header (its BASIC_FETCH_FIELDS);
+//   - Outlook and Evolution (whole headers with size, flags, date) and
+//     Apple Mail / iOS (a header-field list with size, flags, date): the
+//     shapes protocol logs of them commonly show, not checked against a
+//     source;
+//   - mbsync, and any client resyncing on reconnect: UID FLAGS.
 var clientShapes = []struct{ name, cmd, profile string }{
 	{"Thunderbird: UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To … Reply-To)])",
 		"UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To)])", "thunderbird"},
