@@ -401,6 +401,34 @@ func timedIMAP(ctx context.Context, srv server, user string, reps int, budget ti
 	})
 }
 
+// clientShapes are the FETCHes mail clients send on opening a folder:
+//   - Thunderbird desktop: its default header list, as issue 15 logged it;
+//   - K-9 Mail / Thunderbird for Android: thunderbird-android's ImapFolder
+//     (the UidFetchCommand test strings);
+//   - mutt / neomutt: imap/message.c want_headers (neomutt's list);
+//   - Geary: ENVELOPE plus the References header (its BASIC_FETCH_FIELDS);
+//   - Outlook and Evolution (whole headers with size, flags, date) and
+//     Apple Mail / iOS (a header-field list with size, flags, date): the
+//     shapes protocol logs of them commonly show, not checked against a
+//     source;
+//   - mbsync, and any client resyncing on reconnect: UID FLAGS.
+var clientShapes = []struct{ name, cmd, profile string }{
+	{"Thunderbird: UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To … Reply-To)])",
+		"UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To)])", "thunderbird"},
+	{"K-9 / Thunderbird for Android: UID INTERNALDATE RFC822.SIZE FLAGS + header fields",
+		"UID FETCH 1:* (UID INTERNALDATE RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (date subject from content-type to cc bcc reply-to message-id references in-reply-to list-post list-unsubscribe sender X-K9mail-Identity Chat-Version)])", ""},
+	{"mutt / neomutt: UID FLAGS INTERNALDATE RFC822.SIZE + header fields",
+		"UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (DATE FROM SENDER SUBJECT TO CC MESSAGE-ID REFERENCES CONTENT-TYPE CONTENT-DESCRIPTION IN-REPLY-TO REPLY-TO LINES LIST-POST LIST-SUBSCRIBE LIST-UNSUBSCRIBE X-LABEL X-ORIGINAL-TO)])", ""},
+	{"Apple Mail / iOS: UID FLAGS RFC822.SIZE INTERNALDATE + header fields",
+		"UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (DATE SUBJECT FROM TO CC MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE X-PRIORITY LIST-ID LIST-UNSUBSCRIBE)])", ""},
+	{"Outlook / Evolution: BODY.PEEK[HEADER] + RFC822.SIZE FLAGS INTERNALDATE",
+		"UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER])", "header"},
+	{"Geary: UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE + References",
+		"UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODY.PEEK[HEADER.FIELDS (REFERENCES)])", ""},
+	{"UID FETCH 1:* (UID FLAGS ENVELOPE)", "UID FETCH 1:* (UID FLAGS ENVELOPE)", "envelope"},
+	{"mbsync / resync on reconnect: UID FETCH 1:* (UID FLAGS)", "UID FETCH 1:* (UID FLAGS)", ""},
+}
+
 // imapSection compares imapbridge and Dovecot on the n-message mailbox:
 // warm open, FETCH BODY[] of everything, three SEARCHes.
 func (b *bench) imapSection(ctx context.Context, p *bridgeProc, n int) error {
@@ -441,6 +469,38 @@ func (b *bench) imapSection(ctx context.Context, p *bridgeProc, n int) error {
 	b.profileIMAP(ctx, p, fmt.Sprintf("open-%d", n), servers[0], user, nil, open)
 	b.add(timeRow(fmt.Sprintf("open: SELECT + UID FETCH 1:* (…ENVELOPE BODYSTRUCTURE), %d msgs, warm", n),
 		median(res["imapbridge"]), median(res["dovecot"]), "", "Dovecot, index built", "", 1.0, len(res["imapbridge"]), len(res["dovecot"])))
+
+	// What mail clients send when they open a folder (issue 15), each
+	// against Dovecot on the same spool, selected first, warm.
+	for _, shape := range clientShapes {
+		for _, s := range servers {
+			if _, err := timedIMAP(ctx, s, user, 1, time.Minute, sel, func(c *imapConn) error {
+				_, err := c.fetchCount(ctx, shape.cmd)
+				return err
+			}); err != nil {
+				return fmt.Errorf("%s: warm-up %s: %w", s.name, shape.name, err)
+			}
+			ds, err := timedIMAP(ctx, s, user, b.o.reps, time.Minute, sel, func(c *imapConn) error {
+				got, err := c.fetchCount(ctx, shape.cmd)
+				if err == nil && got != n {
+					err = fmt.Errorf("%s: %d responses, want %d", shape.name, got, n)
+				}
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %s: %w", s.name, shape.name, err)
+			}
+			res[s.name] = ds
+		}
+		if shape.profile != "" {
+			b.profileIMAP(ctx, p, fmt.Sprintf("%s-%d", shape.profile, n), servers[0], user, sel, func(c *imapConn) error {
+				_, err := c.fetchCount(ctx, shape.cmd)
+				return err
+			})
+		}
+		b.add(timeRow(fmt.Sprintf("%s, %d msgs", shape.name, n),
+			median(res["imapbridge"]), median(res["dovecot"]), "", "Dovecot", "", 1.0, len(res["imapbridge"]), len(res["dovecot"])))
+	}
 
 	// FETCH BODY[] of every message.
 	bodies := map[string]int64{}

@@ -84,3 +84,24 @@ func BenchmarkSearchFrom(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkFetchHeaderFields: Thunderbird's folder open (UID, size, flags
+// and its header-field list) on 10 000 messages, served from the header
+// blocks the ingest index keeps.
+func BenchmarkFetchHeaderFields(b *testing.B) {
+	const n = 10000
+	e := newEnv(b)
+	fillInbox(b, e, n)
+	c := e.raw()
+	c.login("alice")
+	c.ok("SELECT INBOX")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		got := c.ok("UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To)])")
+		if len(got) != n {
+			b.Fatalf("%d FETCH responses, want %d", len(got), n)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

@@ -51,7 +51,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, options *ima
 	if len(refs) == 0 {
 		return nil
 	}
-	needIndex := options.Envelope || options.BodyStructure != nil
+	needIndex := options.Envelope || options.BodyStructure != nil || wantsHeader(options)
 	msgs, err := sel.mb.Messages(s.ctx, refUIDs(refs), needIndex)
 	if err != nil {
 		return s.imapErr(cmd, sel.mb.Name(), err, false)
@@ -152,28 +152,14 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 	body := &messageBody{s: s, mb: s.sel.mb, uid: m.UID}
 	defer body.close()
 
-	var idx *messageIndex
-	if options.Envelope || options.BodyStructure != nil {
-		if m.Index != nil {
-			var err error
-			if idx, err = decodeIndex(m.Index); err != nil {
-				s.log.Debug("imap: unreadable index; parsing the message", "uid", m.UID, "err", err)
-				idx = nil
-			}
-		}
-		if idx == nil {
-			raw, err := body.bytes()
-			if err != nil {
-				return err
-			}
-			b, err := Index(bytes.NewReader(raw))
-			if err == nil {
-				idx, err = decodeIndex(b)
-			}
-			if err != nil {
-				idx = &messageIndex{Envelope: &imap.Envelope{}, BodyStructure: emptyTextPart()}
-			}
-		}
+	ix := fetchIndex{s: s, body: body, m: m}
+	var env *imap.Envelope
+	if options.Envelope {
+		env = ix.envelope()
+	}
+	var bstruct imap.BodyStructure
+	if options.BodyStructure != nil {
+		bstruct = ix.bodyStructure()
 	}
 
 	bodySections := make([]section, len(options.BodySection))
@@ -186,6 +172,18 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 			off, n := partialRange(size, bs.Partial)
 			bodySections[i] = section{stream: true, off: off, len: n}
 			continue
+		}
+		if len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader {
+			if hdr, ok := ix.header(); ok {
+				// The header block alone parses as the whole message's
+				// header does: the same bytes out, without the body.
+				data, ok := headerSection(hdr, bs)
+				if !ok {
+					data = imapserver.ExtractBodySection(bytes.NewReader(hdr), bs)
+				}
+				bodySections[i] = section{data: data}
+				continue
+			}
 		}
 		raw, err := body.bytes()
 		if err != nil {
@@ -234,10 +232,10 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 		rw.WriteRFC822Size(m.Size)
 	}
 	if options.Envelope {
-		rw.WriteEnvelope(idx.Envelope)
+		rw.WriteEnvelope(env)
 	}
 	if options.BodyStructure != nil {
-		rw.WriteBodyStructure(idx.BodyStructure)
+		rw.WriteBodyStructure(bstruct)
 	}
 	for i, bs := range options.BodySection {
 		sec := bodySections[i]
@@ -270,6 +268,102 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *bridge.Mess
 		return fmt.Errorf("%w: %w", errWrite, err)
 	}
 	return nil
+}
+
+// wantsHeader tells whether a FETCH asks for a message's header
+// (BODY[HEADER], BODY[HEADER.FIELDS …], RFC822.HEADER), which the ingest
+// index keeps.
+func wantsHeader(options *imap.FetchOptions) bool {
+	for _, bs := range options.BodySection {
+		if len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader {
+			return true
+		}
+	}
+	return false
+}
+
+// fetchIndex serves one message's ENVELOPE, BODYSTRUCTURE and header from
+// its ingest index, decoding only what is asked; a missing or unreadable
+// index is rebuilt from the message, once.
+type fetchIndex struct {
+	s      *session
+	body   *messageBody
+	m      *bridge.Message
+	stored *messageIndex
+	opened bool
+	parsed *messageIndex
+}
+
+func (ix *fetchIndex) storedIndex() *messageIndex {
+	if !ix.opened {
+		ix.opened = true
+		if ix.m.Index != nil {
+			mi, err := openMessageIndex(ix.m.Index)
+			if err != nil {
+				ix.s.log.Debug("imap: unreadable index; parsing the message", "uid", ix.m.UID, "err", err)
+			}
+			ix.stored = mi
+		}
+	}
+	return ix.stored
+}
+
+// reparsed indexes the message itself (nil when it cannot be read).
+func (ix *fetchIndex) reparsed() *messageIndex {
+	if ix.parsed != nil {
+		return ix.parsed
+	}
+	raw, err := ix.body.bytes()
+	if err != nil {
+		return nil
+	}
+	b, err := Index(bytes.NewReader(raw))
+	if err != nil {
+		return nil
+	}
+	mi, err := openMessageIndex(b)
+	if err != nil {
+		return nil
+	}
+	ix.parsed = mi
+	return mi
+}
+
+func (ix *fetchIndex) envelope() *imap.Envelope {
+	if mi := ix.storedIndex(); mi != nil {
+		if env, err := mi.Envelope(); err == nil {
+			return env
+		}
+	}
+	if mi := ix.reparsed(); mi != nil {
+		if env, err := mi.Envelope(); err == nil {
+			return env
+		}
+	}
+	return &imap.Envelope{}
+}
+
+func (ix *fetchIndex) bodyStructure() imap.BodyStructure {
+	if mi := ix.storedIndex(); mi != nil {
+		if bs, err := mi.BodyStructure(); err == nil {
+			return bs
+		}
+	}
+	if mi := ix.reparsed(); mi != nil {
+		if bs, err := mi.BodyStructure(); err == nil {
+			return bs
+		}
+	}
+	return emptyTextPart()
+}
+
+// header returns the stored header block; ok is false when the index does
+// not keep one (the caller reads the message).
+func (ix *fetchIndex) header() ([]byte, bool) {
+	if mi := ix.storedIndex(); mi != nil {
+		return mi.Header()
+	}
+	return nil, false
 }
 
 func writeLiteral(lw io.WriteCloser, data []byte) error {

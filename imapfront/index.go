@@ -27,18 +27,35 @@ import (
 // markers (an address with an empty host), which versions 1 and 2 dropped:
 // their ENVELOPE and BODYSTRUCTURE are not used (FETCH parses the message)
 // until Bridge.Reindex has rewritten them (IndexCurrent tells which).
+//
+// Version 4 makes every section length-prefixed, so a reader skips what
+// it was not asked for (FETCH (UID FLAGS ENVELOPE) never decodes the
+// BODYSTRUCTURE), and adds a fourth: the message's header block, byte for
+// byte as stored (up to and including the blank line that ends it), so
+// that BODY[HEADER], BODY[HEADER.FIELDS …] and RFC822.HEADER never open the
+// body. Its layout: version, search fields, ENVELOPE, BODYSTRUCTURE, header
+// block, each a uvarint length and the bytes. The header section is a byte
+// 1 and the header, or a byte 0 when the header exceeds maxHeaderKeep (such
+// a message's header fetches read the body). Version 3 records still serve
+// ENVELOPE and BODYSTRUCTURE; IndexCurrent is false for them, so
+// Bridge.Reindex rewrites them with the header block.
 const (
 	indexVersion1 = 1
 	indexVersion2 = 2
 	indexVersion3 = 3
+	indexVersion4 = 4
 )
 
 // IndexCurrent reports whether an index was written by this version of
 // Index: it is the bridge.Options.IndexCurrent to pass with Index, so that
 // Bridge.Reindex re-derives the records of older versions.
 func IndexCurrent(idx []byte) bool {
-	return len(idx) > 0 && idx[0] == indexVersion3
+	return len(idx) > 0 && idx[0] == indexVersion4
 }
+
+// maxHeaderKeep bounds the header block an index keeps. Headers are a few
+// KB; one larger than this is read from the message when fetched.
+const maxHeaderKeep = 64 << 10
 
 // searchFields are the header fields the index keeps for SEARCH (FROM, TO,
 // CC, BCC, SUBJECT): every occurrence, value as in the message, unfolded.
@@ -67,20 +84,44 @@ const maxIndexDepth = 64
 var _ bridge.Indexer = Index
 
 // Index computes a message's ENVELOPE and extended BODYSTRUCTURE once, at
-// ingest, and returns them serialised for the store. It is the
-// bridge.Indexer to pass in bridge.Options.Index; FETCH decodes the result
-// instead of re-parsing the message.
+// ingest, and keeps its header block; it returns them serialised for the
+// store. It is the bridge.Indexer to pass in bridge.Options.Index; FETCH
+// decodes the result instead of re-parsing the message.
 func Index(r io.Reader) ([]byte, error) {
-	return indexWith(r, indexVersion3, extractEnvelope)
+	return indexWith(r, indexVersion4, extractEnvelope)
+}
+
+// headerTap keeps the first bytes read through it (up to maxHeaderKeep+1),
+// so that the header block textproto.ReadHeader consumed can be cut out
+// exactly as stored.
+type headerTap struct {
+	r    io.Reader
+	kept []byte
+	read int64
+}
+
+func (t *headerTap) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if room := maxHeaderKeep + 1 - len(t.kept); room > 0 {
+		t.kept = append(t.kept, p[:min(n, room)]...)
+	}
+	t.read += int64(n)
+	return n, err
 }
 
 // indexWith writes an index record of the given version with the ENVELOPE
 // extract gives (the upgrade tests write older records with it).
 func indexWith(r io.Reader, version byte, extract func(textproto.Header) *imap.Envelope) ([]byte, error) {
-	br := bufio.NewReader(r)
+	tap := &headerTap{r: r}
+	br := bufio.NewReader(tap)
 	header, err := textproto.ReadHeader(br)
 	if err != nil {
 		return nil, fmt.Errorf("imapfront: index: read header: %w", err)
+	}
+	var headerBlock []byte
+	keptHeader := false
+	if n := tap.read - int64(br.Buffered()); n <= maxHeaderKeep && n <= int64(len(tap.kept)) {
+		headerBlock, keptHeader = tap.kept[:n], true
 	}
 	env := extract(header)
 	bs := sanitizeBodyStructure(bodyStructure(header, br), 0)
@@ -89,38 +130,139 @@ func indexWith(r io.Reader, version byte, extract func(textproto.Header) *imap.E
 	}
 	var w indexWriter
 	w.buf = append(w.buf, version)
+	if version < indexVersion4 {
+		if version >= indexVersion2 {
+			w.searchFields(header)
+		}
+		w.envelope(env)
+		w.body(bs, 0)
+		return w.buf, nil
+	}
 	w.searchFields(header)
-	w.envelope(env)
-	w.body(bs, 0)
+	w.section(func(s *indexWriter) { s.envelope(env) })
+	w.section(func(s *indexWriter) { s.body(bs, 0) })
+	w.section(func(s *indexWriter) {
+		if !keptHeader {
+			s.byte(0)
+			return
+		}
+		s.byte(1)
+		s.buf = append(s.buf, headerBlock...)
+	})
 	return w.buf, nil
 }
 
-// messageIndex is a decoded ingest index.
+// messageIndex is a stored ingest index, decoded lazily: each item on its
+// first use, and only the items asked for.
 type messageIndex struct {
-	Envelope      *imap.Envelope
-	BodyStructure imap.BodyStructure
+	version byte
+	env     []byte // the ENVELOPE's encoding
+	body    []byte // the BODYSTRUCTURE's encoding (version 3: runs to the end)
+	header  []byte // the header block, nil when not kept
+	hasHdr  bool
 }
 
 var errBadIndex = errors.New("imapfront: malformed index")
 
-// decodeIndex reads an index written by Index.
-func decodeIndex(b []byte) (*messageIndex, error) {
+// openMessageIndex splits an index written by Index into its sections,
+// decoding none of them. Versions before 3 are refused (their ENVELOPE
+// lost group markers).
+func openMessageIndex(b []byte) (*messageIndex, error) {
 	if len(b) == 0 {
 		return nil, errBadIndex
 	}
-	if !IndexCurrent(b) {
+	switch b[0] {
+	case indexVersion3:
+		r := indexReader{buf: b[1:]}
+		n := r.count()
+		if r.err != nil {
+			return nil, r.err
+		}
+		r.buf = r.buf[n:]
+		// The ENVELOPE has no length here: it is decoded to find where
+		// the BODYSTRUCTURE starts.
+		start := r.buf
+		r.envelope()
+		if r.err != nil {
+			return nil, r.err
+		}
+		return &messageIndex{version: b[0], env: start[:len(start)-len(r.buf)], body: r.buf}, nil
+	case indexVersion4:
+		r := indexReader{buf: b[1:]}
+		r.section() // search fields
+		m := &messageIndex{version: b[0], env: r.section(), body: r.section()}
+		hdr := r.section()
+		if r.err != nil {
+			return nil, r.err
+		}
+		if len(r.buf) != 0 {
+			return nil, fmt.Errorf("%w: %d bytes past the end", errBadIndex, len(r.buf))
+		}
+		if len(hdr) == 0 {
+			return nil, fmt.Errorf("%w: no header section", errBadIndex)
+		}
+		switch hdr[0] {
+		case 0:
+		case 1:
+			m.header, m.hasHdr = hdr[1:], true
+		default:
+			return nil, fmt.Errorf("%w: header section flag %d", errBadIndex, hdr[0])
+		}
+		return m, nil
+	case indexVersion1, indexVersion2:
 		return nil, fmt.Errorf("%w: version %d, from before groups were kept", errBadIndex, b[0])
-	}
-	r, ok := openIndex(b)
-	if !ok {
+	default:
 		return nil, fmt.Errorf("%w: unknown version %d", errBadIndex, b[0])
 	}
+}
+
+// Envelope decodes the ENVELOPE.
+func (m *messageIndex) Envelope() (*imap.Envelope, error) {
+	r := indexReader{buf: m.env}
 	env := r.envelope()
-	bs := r.body(0)
-	if r.err != nil {
-		return nil, r.err
+	if r.err == nil && len(r.buf) != 0 {
+		r.fail("envelope length")
 	}
-	return &messageIndex{Envelope: env, BodyStructure: bs}, nil
+	return env, r.err
+}
+
+// BodyStructure decodes the BODYSTRUCTURE.
+func (m *messageIndex) BodyStructure() (imap.BodyStructure, error) {
+	r := indexReader{buf: m.body}
+	bs := r.body(0)
+	if r.err == nil && len(r.buf) != 0 {
+		r.fail("body structure length")
+	}
+	return bs, r.err
+}
+
+// Header returns the message's header block as stored (ok false when the
+// index does not keep it).
+func (m *messageIndex) Header() (header []byte, ok bool) {
+	return m.header, m.hasHdr
+}
+
+// decodedIndex is an index with every item decoded (the tests' view).
+type decodedIndex struct {
+	Envelope      *imap.Envelope
+	BodyStructure imap.BodyStructure
+}
+
+// decodeIndex reads a whole index written by Index.
+func decodeIndex(b []byte) (*decodedIndex, error) {
+	m, err := openMessageIndex(b)
+	if err != nil {
+		return nil, err
+	}
+	env, err := m.Envelope()
+	if err != nil {
+		return nil, err
+	}
+	bs, err := m.BodyStructure()
+	if err != nil {
+		return nil, err
+	}
+	return &decodedIndex{Envelope: env, BodyStructure: bs}, nil
 }
 
 // indexSentDate returns only the Date header (the envelope's first field)
@@ -146,6 +288,9 @@ func openIndex(b []byte) (r *indexReader, ok bool) {
 	case indexVersion2, indexVersion3:
 		n := r.count()
 		r.buf = r.buf[n:]
+	case indexVersion4:
+		r.section()
+		r.buf = r.section()
 	default:
 		return nil, false
 	}
@@ -158,7 +303,7 @@ type indexField struct{ key, value string }
 // indexSearchFields returns the search fields of a version 2 index; ok is
 // false for an older or unreadable record, whose message must be read.
 func indexSearchFields(b []byte) (fields []indexField, ok bool) {
-	if len(b) == 0 || (b[0] != indexVersion2 && b[0] != indexVersion3) {
+	if len(b) == 0 || (b[0] != indexVersion2 && b[0] != indexVersion3 && b[0] != indexVersion4) {
 		return nil, false
 	}
 	r := indexReader{buf: b[1:]}
@@ -245,6 +390,14 @@ type indexWriter struct{ buf []byte }
 func (w *indexWriter) uvarint(v uint64) { w.buf = binary.AppendUvarint(w.buf, v) }
 func (w *indexWriter) varint(v int64)   { w.buf = binary.AppendVarint(w.buf, v) }
 func (w *indexWriter) byte(b byte)      { w.buf = append(w.buf, b) }
+
+// section writes what fill writes, length-prefixed.
+func (w *indexWriter) section(fill func(*indexWriter)) {
+	var sec indexWriter
+	fill(&sec)
+	w.uvarint(uint64(len(sec.buf)))
+	w.buf = append(w.buf, sec.buf...)
+}
 
 func (w *indexWriter) string(s string) {
 	w.uvarint(uint64(len(s)))
@@ -434,6 +587,18 @@ func (r *indexReader) count() int {
 		return 0
 	}
 	return int(n)
+}
+
+// section returns a length-prefixed section's bytes and moves past them.
+func (r *indexReader) section() []byte {
+	n := r.uvarint()
+	if n > uint64(len(r.buf)) {
+		r.fail("section")
+		return nil
+	}
+	b := r.buf[:n:n]
+	r.buf = r.buf[n:]
+	return b
 }
 
 func (r *indexReader) string() string {

@@ -104,7 +104,7 @@ func TestIndexMatchesExtract(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Index: %v", err)
 			}
-			if b[0] != indexVersion3 {
+			if b[0] != indexVersion4 {
 				t.Fatalf("version byte %d", b[0])
 			}
 			idx, err := decodeIndex(b)
@@ -150,40 +150,65 @@ func TestIndexMatchesExtract(t *testing.T) {
 // before the search fields; version 2, before groups were kept) are not
 // used for ENVELOPE or BODYSTRUCTURE (FETCH parses the message, and
 // IndexCurrent tells Bridge.Reindex to rewrite them), while their Date
-// and, from version 2, their search fields still serve SEARCH.
+// and, from version 2, their search fields still serve SEARCH. Version 3
+// records (no header block) serve ENVELOPE and BODYSTRUCTURE but are not
+// current, so Reindex adds the header block.
 func TestIndexOlderVersions(t *testing.T) {
 	raw := readTestdata(t)["multipart.eml"]
-	v3, err := Index(bytes.NewReader(raw))
+	v4, err := Index(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !IndexCurrent(v3) {
-		t.Fatalf("IndexCurrent(Index(...)) is false; version byte %d", v3[0])
+	if !IndexCurrent(v4) {
+		t.Fatalf("IndexCurrent(Index(...)) is false; version byte %d", v4[0])
 	}
-	r := indexReader{buf: v3[1:]}
-	n := r.count()
-	v1 := append([]byte{indexVersion1}, r.buf[n:]...)
-	v2 := append([]byte{indexVersion2}, v3[1:]...)
-	cur, err := decodeIndex(v3)
+	old := map[string][]byte{}
+	for name, v := range map[string]byte{"version 1": indexVersion1, "version 2": indexVersion2, "version 3": indexVersion3} {
+		b, err := indexWith(bytes.NewReader(raw), v, extractEnvelope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old[name] = b
+	}
+	cur, err := decodeIndex(v4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, old := range map[string][]byte{"version 1": v1, "version 2": v2} {
-		if IndexCurrent(old) {
+	for name, b := range old {
+		if IndexCurrent(b) {
 			t.Errorf("%s: IndexCurrent is true", name)
 		}
-		if _, err := decodeIndex(old); !errors.Is(err, errBadIndex) {
-			t.Errorf("%s: decodeIndex = %v, want errBadIndex", name, err)
-		}
-		if d, ok := indexSentDate(old); !ok || !d.Equal(cur.Envelope.Date) {
+		if d, ok := indexSentDate(b); !ok || !d.Equal(cur.Envelope.Date) {
 			t.Errorf("%s: sent date %v %v, want %v", name, d, ok, cur.Envelope.Date)
 		}
 	}
-	if _, ok := indexSearchFields(v1); ok {
+	for _, name := range []string{"version 1", "version 2"} {
+		if _, err := decodeIndex(old[name]); !errors.Is(err, errBadIndex) {
+			t.Errorf("%s: decodeIndex = %v, want errBadIndex", name, err)
+		}
+	}
+	v3, err := decodeIndex(old["version 3"])
+	if err != nil {
+		t.Fatalf("version 3: %v", err)
+	}
+	if !reflect.DeepEqual(v3, cur) {
+		t.Errorf("version 3 decodes to\n%#v\nwant\n%#v", v3, cur)
+	}
+	if mi, err := openMessageIndex(old["version 3"]); err != nil {
+		t.Fatal(err)
+	} else if _, ok := mi.Header(); ok {
+		t.Error("version 3: a header block read")
+	}
+	if _, ok := indexSearchFields(old["version 1"]); ok {
 		t.Error("search fields read from a version 1 record")
 	}
-	if f, ok := indexSearchFields(v2); !ok || len(f) == 0 {
-		t.Error("no search fields read from a version 2 record")
+	for _, name := range []string{"version 2", "version 3"} {
+		if f, ok := indexSearchFields(old[name]); !ok || len(f) == 0 {
+			t.Errorf("no search fields read from a %s record", name)
+		}
+	}
+	if f, ok := indexSearchFields(v4); !ok || len(f) == 0 {
+		t.Error("no search fields read from a version 4 record")
 	}
 }
 
