@@ -33,6 +33,14 @@ func TestDeployExampleAccounts(t *testing.T) {
 		}
 		text = strings.ReplaceAll(text, "/run/secrets/"+name, local)
 	}
+	// The example's admin.token_file is a file beside it in deploy/.
+	token, err := os.ReadFile(filepath.Join("..", "..", "deploy", "admin-token.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "admin-token.example"), token, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(dir, "imapbridge.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

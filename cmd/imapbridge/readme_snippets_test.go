@@ -134,7 +134,8 @@ func mapAt(m map[string]any, key string) map[string]any {
 // cannot use as written, and returns what it changed (for the log). For
 // loading (run false) that is only the files the config names, which
 // must exist for "check" to pass: secrets.key_file, imap.tls.cert_file
-// and key_file, users[].password_hash_file and source_password_file; the
+// and key_file, users[].password_hash_file, source_password_file and
+// accounts[].password_file; the
 // test writes them in dir. For running (run true) also:
 //   - data_dir, when absolute (/data, /var/lib/imapbridge): dir/data;
 //   - imap.listen, imap.tls_listen and admin.listen, when set:
@@ -191,6 +192,11 @@ func substitute(t *testing.T, m map[string]any, dir string, run bool) []string {
 		um, _ := u.(map[string]any)
 		file(um, "password_hash_file", fmt.Sprintf("users[%d].password_hash_file", i), fmt.Sprintf("hash%d", i), string(h)+"\n")
 		file(um, "source_password_file", fmt.Sprintf("users[%d].source_password_file", i), fmt.Sprintf("pop3pw%d", i), "pop3-password\n")
+		accounts, _ := um["accounts"].([]any)
+		for j, a := range accounts {
+			am, _ := a.(map[string]any)
+			file(am, "password_file", fmt.Sprintf("users[%d].accounts[%d].password_file", i, j), fmt.Sprintf("account%d-%d", i, j), "account-password\n")
+		}
 	}
 	if !run {
 		return notes
