@@ -663,6 +663,24 @@ func (g *guardConn) writeHeldLocked() error {
 	return g.heldErr
 }
 
+// Close writes what holdWrites gathered before it closes the connection:
+// go-imap's BYE at shutdown can be written between a FETCH's last message
+// and the release of its held writes, and both would be lost with the
+// connection. A write blocked on a client that reads nothing is cut by
+// the deadline, so Close never waits longer than closeFlushTimeout.
+func (g *guardConn) Close() error {
+	g.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+	g.wmu.Lock()
+	if len(g.held) > 0 {
+		g.writeHeldLocked()
+	}
+	g.wmu.Unlock()
+	return g.Conn.Close()
+}
+
+// closeFlushTimeout bounds how long Close tries to write held output.
+const closeFlushTimeout = 2 * time.Second
+
 // refuse says BYE (unless the refusal is silent), closes the connection and
 // returns errRefused for go-imap, which then ends the session.
 func (g *guardConn) refuse(r *refusal) error {
