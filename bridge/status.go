@@ -153,6 +153,14 @@ func (b *Bridge) recordPoll(ctx context.Context, u *User, feed Feed, sum pollSum
 	point := r.hostListed && (r.pointHolds != r.hostMessages || at-r.lastPoint >= int64(historyEvery/time.Second))
 	due := cur != r.saved || at-r.saved.lastPoll >= int64(feedSaveEvery/time.Second) || point
 	row := *r
+	// Points are kept by the second: a change within the second of the
+	// last point (a drain right after a poll that listed the mail) goes
+	// one second later rather than over that point, so the chart keeps
+	// both counts.
+	pointAt := at
+	if point && pointAt <= r.lastPoint {
+		pointAt = r.lastPoint + 1
+	}
 	b.feeds.mu.Unlock()
 	if !due {
 		return
@@ -166,7 +174,7 @@ func (b *Bridge) recordPoll(ctx context.Context, u *User, feed Feed, sum pollSum
 		if !point {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO feed_history(user_id, source, at, host_messages) VALUES (?,?,?,?)`, u.id, src, at, row.hostMessages); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO feed_history(user_id, source, at, host_messages) VALUES (?,?,?,?)`, u.id, src, pointAt, row.hostMessages); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM feed_history WHERE user_id=?1 AND source=?2 AND at <= (SELECT at FROM feed_history WHERE user_id=?1 AND source=?2 ORDER BY at DESC LIMIT 1 OFFSET ?3)`, u.id, src, historyPoints)
@@ -179,7 +187,7 @@ func (b *Bridge) recordPoll(ctx context.Context, u *User, feed Feed, sum pollSum
 	b.feeds.mu.Lock()
 	r.saved = cur
 	if point {
-		r.lastPoint, r.pointHolds = at, row.hostMessages
+		r.lastPoint, r.pointHolds = pointAt, row.hostMessages
 	}
 	b.feeds.mu.Unlock()
 }
