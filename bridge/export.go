@@ -275,24 +275,7 @@ func (s *ReadSnapshot) Subscriptions(ctx context.Context, user string) ([]string
 }
 
 func (s *ReadSnapshot) subscriptions(ctx context.Context, userID int64) ([]string, error) {
-	rows, err := s.tx.QueryContext(ctx, `SELECT name FROM subscriptions WHERE user_id=?`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("store: snapshot subscriptions: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, fmt.Errorf("store: snapshot subscriptions: %w", err)
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: snapshot subscriptions: %w", err)
-	}
-	sort.Slice(out, func(i, j int) bool { return nameLess(out[i], out[j]) })
-	return out, nil
+	return subscriptionsOf(ctx, s.tx, userID, "snapshot subscriptions")
 }
 
 // Messages returns the messages of a mailbox of the snapshot, ascending

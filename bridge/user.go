@@ -266,21 +266,30 @@ func nameLess(a, b string) bool {
 // first). A subscription outlives its mailbox: a deleted mailbox's name
 // stays until it is unsubscribed (RFC 9051 section 6.3.7).
 func (u *User) Subscriptions(ctx context.Context) ([]string, error) {
-	rows, err := u.b.rd.QueryContext(ctx, `SELECT name FROM subscriptions WHERE user_id=?`, u.id)
+	return subscriptionsOf(ctx, u.b.rd, u.id, "list subscriptions")
+}
+
+// subscriptionsOf reads a user's subscriptions through q (the store's
+// reader, or a snapshot's transaction), sorted as LIST sorts them; what
+// names the step in errors.
+func subscriptionsOf(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, userID int64, what string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM subscriptions WHERE user_id=?`, userID)
 	if err != nil {
-		return nil, fmt.Errorf("store: list subscriptions: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var name string
 		if err := rows.Scan(&name); err != nil {
-			return nil, fmt.Errorf("store: list subscriptions: %w", err)
+			return nil, fmt.Errorf("store: %s: %w", what, err)
 		}
 		out = append(out, name)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list subscriptions: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	sort.Slice(out, func(i, j int) bool { return nameLess(out[i], out[j]) })
 	return out, nil
